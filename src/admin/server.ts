@@ -1,0 +1,105 @@
+/**
+ * The admin API, on its own port (loopback by default). Reads are open so
+ * Prometheus and probes need no secret; every state-changing call needs the
+ * bearer token, compared in constant time. All errors go through one
+ * funnel so every refusal has the same JSON shape.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
+import type { Logger } from 'pino'
+import type { Metrics } from '../metrics/metrics.js'
+import { ConfigError } from '../config/errors.js'
+
+export interface AdminControl {
+  isReady: () => boolean
+  /** Config and live state of every route, with credentials redacted. */
+  routes: () => unknown
+  /** Re-reads the config file; throws ConfigError when it is invalid. */
+  reload: () => Promise<{ generation: number, routes: string[] }>
+}
+
+export interface AdminServerOptions {
+  logger: Logger
+  metrics: Metrics
+  control: AdminControl
+  /** Returns the current token, or undefined when none is configured. */
+  token: () => string | undefined
+}
+
+const READ_METHODS = new Set(['GET', 'HEAD'])
+
+function digest (value: string): Buffer {
+  return createHash('sha256').update(value).digest()
+}
+
+/** Constant-time comparison: hashing first makes both sides the same length. */
+export function tokenMatches (presented: string, expected: string): boolean {
+  return timingSafeEqual(digest(presented), digest(expected))
+}
+
+/** The single error funnel for the admin API. */
+export function adminError (reply: FastifyReply, status: number, error: string, message: string, extra: Record<string, unknown> = {}): FastifyReply {
+  return reply.code(status).header('cache-control', 'no-store').send({ error, message, ...extra })
+}
+
+export function createAdminServer (options: AdminServerOptions): FastifyInstance {
+  const { logger, metrics, control } = options
+  const app = Fastify({
+    loggerInstance: logger.child({ component: 'admin' }) as FastifyBaseLogger,
+    // One log line per request is ours (src/proxy/respond.ts), not fastify's.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 64 * 1024,
+    forceCloseConnections: true
+  })
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (READ_METHODS.has(request.method)) return
+    const expected = options.token()
+    if (expected === undefined) {
+      return adminError(reply, 403, 'admin_token_not_configured', 'state-changing admin calls are disabled until admin.token or admin.tokenFile is set')
+    }
+    const header = request.headers.authorization
+    const presented = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : ''
+    if (!tokenMatches(presented, expected)) {
+      request.log.warn({ method: request.method, url: request.url, remote: request.ip }, 'admin call refused: missing or wrong bearer token')
+      return adminError(reply.header('www-authenticate', 'Bearer realm="faultline-admin"'), 401, 'unauthorized', 'a valid "Authorization: Bearer <token>" header is required')
+    }
+  })
+
+  app.setErrorHandler((err: { statusCode?: number, message: string }, request, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
+    if (status === 500) request.log.error({ err }, 'admin call failed')
+    return adminError(reply, status, status === 500 ? 'internal_error' : 'bad_request', err.message)
+  })
+  app.setNotFoundHandler((request, reply) => adminError(reply, 404, 'not_found', `no admin endpoint ${request.method} ${request.url.split('?')[0]}`))
+
+  app.get('/healthz', async () => ({ status: 'ok' }))
+
+  app.get('/readyz', async (_request, reply) => {
+    if (control.isReady()) return { status: 'ready' }
+    return await reply.code(503).send({ status: 'not_ready' })
+  })
+
+  app.get('/metrics', async (_request, reply) => {
+    const body = await metrics.registry.metrics()
+    return await reply.header('content-type', metrics.registry.contentType).send(body)
+  })
+
+  app.get('/routes', async () => control.routes())
+
+  app.post('/reload', async (request, reply) => {
+    try {
+      const result = await control.reload()
+      request.log.info({ audit: 'reload', generation: result.generation }, 'admin: config reloaded')
+      return result
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        request.log.warn({ audit: 'reload', problems: err.problems }, 'admin: reload refused, the old config stays live')
+        return adminError(reply, 400, 'invalid_config', err.message, { problems: err.problems.map((p) => ({ file: err.file, ...p })) })
+      }
+      throw err
+    }
+  })
+
+  return app
+}

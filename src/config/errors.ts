@@ -1,0 +1,78 @@
+/**
+ * Config errors speak the user's language: the file, the path inside it in
+ * the notation they would write (`routes[1].upstream.url`) and what was
+ * expected, one line per problem.
+ */
+import type { z } from 'zod'
+
+export interface ConfigProblem {
+  path: string
+  message: string
+}
+
+export class ConfigError extends Error {
+  readonly file: string
+  readonly problems: ConfigProblem[]
+
+  constructor (file: string, problems: ConfigProblem[]) {
+    super(problems.map((p) => `${file}: ${p.path ? p.path + ': ' : ''}${p.message}`).join('\n'))
+    this.name = 'ConfigError'
+    this.file = file
+    this.problems = problems
+  }
+}
+
+export function formatPath (path: ReadonlyArray<PropertyKey>): string {
+  let out = ''
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`
+    else out += out ? `.${String(key)}` : String(key)
+  }
+  return out
+}
+
+function describe (value: unknown): string {
+  if (value === undefined) return 'nothing'
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'a list'
+  if (typeof value === 'object') return 'an object'
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? value.slice(0, 57) + '...' : value)
+  return String(value)
+}
+
+function bound (issue: { minimum?: unknown, maximum?: unknown, inclusive?: boolean, origin?: string }, small: boolean): string {
+  const limit = small ? issue.minimum : issue.maximum
+  const op = small ? (issue.inclusive === false ? '>' : '>=') : (issue.inclusive === false ? '<' : '<=')
+  switch (issue.origin) {
+    case 'array': return `${small ? 'at least' : 'at most'} ${String(limit)} item(s)`
+    case 'string': return `${small ? 'at least' : 'at most'} ${String(limit)} character(s)`
+    default: return `a number ${op} ${String(limit)}`
+  }
+}
+
+/** One zod issue as "expected X, got Y". */
+export function describeIssue (issue: z.core.$ZodIssue): string {
+  const input = (issue as { input?: unknown }).input
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected ${issue.expected === 'int' ? 'an integer' : issue.expected}, got ${describe(input)}`
+    case 'unrecognized_keys':
+      return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`
+    case 'invalid_value':
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(' | ')}, got ${describe(input)}`
+    case 'too_small':
+      return `expected ${bound(issue as never, true)}, got ${Array.isArray(input) ? `${input.length} item(s)` : describe(input)}`
+    case 'too_big':
+      return `expected ${bound(issue as never, false)}, got ${Array.isArray(input) ? `${input.length} item(s)` : describe(input)}`
+    case 'invalid_union': {
+      const discriminator = (issue as { note?: string }).note
+      return discriminator ? `${issue.message} (${discriminator})` : `${issue.message}, got ${describe(input)}`
+    }
+    default:
+      return issue.message
+  }
+}
+
+export function problemsFromZod (error: z.ZodError): ConfigProblem[] {
+  return error.issues.map((issue) => ({ path: formatPath(issue.path), message: describeIssue(issue) }))
+}

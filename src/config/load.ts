@@ -1,0 +1,91 @@
+/**
+ * Reading a config: file -> YAML/JSON document -> ${ENV} interpolation ->
+ * zod validation. Any failure is one ConfigError naming the file and paths;
+ * nothing here touches the running proxy, so a bad file can never replace a
+ * good one.
+ */
+import { readFile } from 'node:fs/promises'
+import { parseDocument, parse as parseYamlScalar } from 'yaml'
+import { configSchema, type Config } from './schema.js'
+import { ConfigError, formatPath, problemsFromZod, type ConfigProblem } from './errors.js'
+
+const WHOLE_VAR = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$/
+const ANY_VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
+const REMOVE = Symbol('remove')
+
+type Env = Record<string, string | undefined>
+
+/**
+ * Replaces `${VAR}` and `${VAR:-default}` in string values. A value that is
+ * exactly one variable takes the variable's YAML type (so `port: ${PORT}`
+ * is a number); an empty whole-value result drops the key, which lets
+ * `token: ${FAULTLINE_ADMIN_TOKEN:-}` mean "no token unless set".
+ */
+export function interpolate (node: unknown, env: Env, problems: ConfigProblem[], path: PropertyKey[] = []): unknown {
+  if (typeof node === 'string') {
+    const whole = WHOLE_VAR.exec(node)
+    if (whole) {
+      const value = env[whole[1]!] ?? whole[2]
+      if (value === undefined) {
+        problems.push({ path: formatPath(path), message: `environment variable ${whole[1]} is not set (write \${${whole[1]}:-default} for a default)` })
+        return node
+      }
+      if (value === '') return REMOVE
+      try {
+        const typed: unknown = parseYamlScalar(value)
+        return typeof typed === 'object' && typed !== null ? value : typed
+      } catch {
+        return value
+      }
+    }
+    return node.replace(ANY_VAR, (match, name: string, fallback: string | undefined) => {
+      const value = env[name] ?? fallback
+      if (value === undefined) {
+        problems.push({ path: formatPath(path), message: `environment variable ${name} is not set` })
+        return match
+      }
+      return value
+    })
+  }
+  if (Array.isArray(node)) {
+    return node.map((item, i) => interpolate(item, env, problems, [...path, i])).filter((v) => v !== REMOVE)
+  }
+  if (node !== null && typeof node === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(node)) {
+      const next = interpolate(value, env, problems, [...path, key])
+      if (next !== REMOVE) out[key] = next
+    }
+    return out
+  }
+  return node
+}
+
+/** Validates an already-parsed document. `file` only names the source in errors. */
+export function parseConfig (document: unknown, file: string, env: Env = process.env): Config {
+  const problems: ConfigProblem[] = []
+  const interpolated = interpolate(document, env, problems)
+  if (problems.length > 0) throw new ConfigError(file, problems)
+  const result = configSchema.safeParse(interpolated, { reportInput: true })
+  if (!result.success) throw new ConfigError(file, problemsFromZod(result.error))
+  return result.data
+}
+
+/** Parses YAML or JSON text (JSON is YAML 1.2) and validates it. */
+export function parseConfigText (text: string, file: string, env: Env = process.env): Config {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    throw new ConfigError(file, doc.errors.map((e) => ({ path: '', message: e.message.split('\n')[0] ?? e.message })))
+  }
+  return parseConfig(doc.toJS() ?? {}, file, env)
+}
+
+export async function loadConfigFile (file: string, env: Env = process.env): Promise<Config> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read the file: ${(err as Error).message}` }])
+  }
+  return parseConfigText(text, file, env)
+}

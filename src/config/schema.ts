@@ -1,0 +1,119 @@
+/**
+ * The one config schema. Every TypeScript type for configuration is derived
+ * from it with z.infer, so the validator and the code cannot drift apart.
+ * Objects are strict: a misspelt key is an error naming its path, not a
+ * silently ignored option.
+ */
+import { z } from 'zod'
+import { resilienceSchema } from '../policies/schema.js'
+
+const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'] as const
+
+/** Route names become metric label values: keep them short and bounded. */
+const routeName = z
+  .string()
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, {
+    error: 'expected a route name of letters, digits, "_", "." or "-" (at most 63 characters)'
+  })
+
+const pathPrefix = z
+  .string()
+  .regex(/^\/[^\s?#]*$/, { error: 'expected a path starting with "/" without query or fragment' })
+
+/** An upstream is an origin; path rewriting is explicit (rewritePrefix), never implied by the URL. */
+export const upstreamUrl = z.string().superRefine((value, ctx) => {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `expected a URL, got ${JSON.stringify(value)}` })
+    return
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    ctx.addIssue({ code: 'custom', message: `expected an http:// or https:// URL, got ${JSON.stringify(value)}` })
+  } else if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected an origin such as http://host:port without a path, got ${JSON.stringify(value)} (use match.rewritePrefix to change paths)`
+    })
+  } else if (url.username || url.password) {
+    ctx.addIssue({ code: 'custom', message: 'expected no credentials in the upstream URL; send them as headers from the service' })
+  }
+})
+
+const port = z.number().int().min(0).max(65535)
+
+export const listenSchema = z.strictObject({
+  host: z.string().default('0.0.0.0'),
+  port: port.default(8080),
+  /** Idle keep-alive connections from clients are closed after this long. */
+  keepAliveTimeoutMs: z.number().int().positive().default(72_000),
+  /** Cap on concurrent client connections; 0 means no cap. */
+  maxConnections: z.number().int().min(0).default(0),
+  /** Whether to trust X-Forwarded-For from the client (only behind another proxy). */
+  trustProxy: z.boolean().default(false)
+})
+
+export const adminSchema = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: port.default(9901),
+  /** Bearer token for state-changing calls. Usually `${FAULTLINE_ADMIN_TOKEN}`. */
+  token: z.string().min(16, { error: 'expected a token of at least 16 characters' }).optional(),
+  /** Read the token from a file (a mounted secret); wins over `token`. */
+  tokenFile: z.string().optional()
+})
+
+export const upstreamSchema = z.strictObject({
+  url: upstreamUrl,
+  /** Further origins, used by the `alternate` fallback in order. */
+  alternates: z.array(upstreamUrl).default([]),
+  /** Keep-alive connections per origin. */
+  connections: z.number().int().positive().max(4096).default(128),
+  connectTimeoutMs: z.number().int().positive().default(2_000),
+  keepAliveTimeoutMs: z.number().int().positive().default(4_000)
+})
+
+export const matchSchema = z.strictObject({
+  pathPrefix,
+  /** Exact Host header (without port) this route answers for; any host when absent. */
+  host: z.string().toLowerCase().optional(),
+  methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
+  /** Replaces pathPrefix in the upstream path (e.g. /payments -> /v1). */
+  rewritePrefix: pathPrefix.optional()
+})
+
+export const routeSchema = z.strictObject({
+  name: routeName,
+  match: matchSchema,
+  upstream: upstreamSchema,
+  resilience: resilienceSchema.prefault({})
+})
+
+export const configSchema = z
+  .strictObject({
+    listen: listenSchema.prefault({}),
+    admin: adminSchema.prefault({}),
+    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    shutdown: z.strictObject({ drainMs: z.number().int().min(0).default(10_000) }).prefault({}),
+    routes: z.array(routeSchema).min(1, { error: 'expected at least one route' })
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, number>()
+    config.routes.forEach((route, index) => {
+      const first = seen.get(route.name)
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['routes', index, 'name'], message: `expected a unique route name, "${route.name}" is also routes[${first}]` })
+      } else {
+        seen.set(route.name, index)
+      }
+    })
+    if (config.listen.port !== 0 && config.listen.port === config.admin.port) {
+      ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: `expected a port different from listen.port (${config.listen.port})` })
+    }
+  })
+
+export type Config = z.infer<typeof configSchema>
+export type ConfigInput = z.input<typeof configSchema>
+export type RouteConfig = z.infer<typeof routeSchema>
+export type UpstreamConfig = z.infer<typeof upstreamSchema>
+export type HttpMethod = (typeof HTTP_METHODS)[number]

@@ -1,0 +1,237 @@
+/**
+ * The running proxy: owns the listeners, the live config generation and
+ * the shared parts (upstream pools, metrics, logger). A reload validates a
+ * whole new config first and then swaps one reference; requests already in
+ * flight keep the route table they started with.
+ */
+import { readFileSync } from 'node:fs'
+import type { FastifyInstance } from 'fastify'
+import type { AddressInfo } from 'node:net'
+import type { Config } from './config/schema.js'
+import { loadConfigFile } from './config/load.js'
+import { ConfigError } from './config/errors.js'
+import { createLogger, type Logger } from './log.js'
+import { Metrics } from './metrics/metrics.js'
+import { UpstreamPools } from './proxy/upstreams.js'
+import { RouteRuntime } from './proxy/route.js'
+import { RouteTable } from './proxy/router.js'
+import { createProxyServer } from './proxy/server.js'
+import { createAdminServer } from './admin/server.js'
+
+export interface StartOptions {
+  /** Where the config came from; needed for reloads from the file. */
+  configFile?: string
+  logger?: Logger
+  metrics?: Metrics
+}
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost|\[::1\])$/i
+
+export function isLoopback (host: string): boolean {
+  return LOOPBACK.test(host)
+}
+
+/** The admin token in force: tokenFile wins, so mounted secrets can rotate on reload. */
+export function resolveAdminToken (config: Config): string | undefined {
+  if (config.admin.tokenFile !== undefined) {
+    let token: string
+    try {
+      token = readFileSync(config.admin.tokenFile, 'utf8').trim()
+    } catch (err) {
+      throw new ConfigError(config.admin.tokenFile, [{ path: '', message: `cannot read admin.tokenFile: ${(err as Error).message}` }])
+    }
+    if (token.length < 16) throw new ConfigError(config.admin.tokenFile, [{ path: '', message: 'expected a token of at least 16 characters in admin.tokenFile' }])
+    return token
+  }
+  return config.admin.token
+}
+
+export class Faultline {
+  readonly logger: Logger
+  readonly metrics: Metrics
+  private readonly pools = new UpstreamPools()
+  private readonly configFile: string | undefined
+  private config: Config
+  private table: RouteTable
+  private adminToken: string | undefined
+  private generation = 1
+  private ready = false
+  private closing: Promise<void> | undefined
+  private reloading: Promise<unknown> = Promise.resolve()
+  private proxy: FastifyInstance | undefined
+  private admin: FastifyInstance | undefined
+
+  private constructor (config: Config, options: StartOptions) {
+    this.config = config
+    this.configFile = options.configFile
+    this.logger = options.logger ?? createLogger(config.log.level)
+    this.metrics = options.metrics ?? new Metrics()
+    this.adminToken = resolveAdminToken(config)
+    if (!isLoopback(config.admin.host) && this.adminToken === undefined) {
+      throw new ConfigError(options.configFile ?? '<config>', [{
+        path: 'admin.host',
+        message: `expected a loopback address when no admin token is set, got "${config.admin.host}" (set admin.token or admin.tokenFile to expose the admin API)`
+      }])
+    }
+    this.table = this.buildTable(config)
+  }
+
+  /** Validates, binds both listeners and returns once the proxy is ready. */
+  static async start (config: Config, options: StartOptions = {}): Promise<Faultline> {
+    const faultline = new Faultline(config, options)
+    try {
+      await faultline.listen()
+    } catch (err) {
+      await faultline.close()
+      throw err
+    }
+    return faultline
+  }
+
+  private buildTable (config: Config): RouteTable {
+    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics }))
+    return new RouteTable(routes)
+  }
+
+  private async listen (): Promise<void> {
+    const { listen, admin } = this.config
+    this.admin = createAdminServer({
+      logger: this.logger,
+      metrics: this.metrics,
+      token: () => this.adminToken,
+      control: {
+        isReady: () => this.ready,
+        routes: () => this.describeRoutes(),
+        reload: async () => await this.reload()
+      }
+    })
+    this.proxy = createProxyServer({
+      logger: this.logger,
+      metrics: this.metrics,
+      routes: () => this.table,
+      keepAliveTimeoutMs: listen.keepAliveTimeoutMs,
+      maxConnections: listen.maxConnections
+    })
+    await this.admin.listen({ host: admin.host, port: admin.port })
+    await this.proxy.listen({ host: listen.host, port: listen.port })
+    this.metrics.routesConfigured.set(this.config.routes.length)
+    this.metrics.configLoaded.setToCurrentTime()
+    this.ready = true
+    this.logger.info({ proxy: this.proxyAddress, admin: this.adminAddress, routes: this.config.routes.map((r) => r.name) }, 'faultline ready')
+  }
+
+  get proxyAddress (): string { return addressOf(this.proxy) }
+  get adminAddress (): string { return addressOf(this.admin) }
+  get proxyPort (): number { return portOf(this.proxy) }
+  get adminPort (): number { return portOf(this.admin) }
+  get currentConfig (): Config { return this.config }
+  get isReady (): boolean { return this.ready }
+
+  /** Re-reads the config file; on any error the old config stays live and the error is thrown. */
+  async reload (): Promise<{ generation: number, routes: string[] }> {
+    const run = this.reloading.then(async () => {
+      if (this.configFile === undefined) throw new Error('faultline was started without a config file; nothing to reload')
+      try {
+        const next = await loadConfigFile(this.configFile)
+        return this.applyConfig(next)
+      } catch (err) {
+        this.metrics.configReloads.labels('failure').inc()
+        this.logger.error({ err: err instanceof ConfigError ? err.message : err, file: this.configFile }, 'config reload failed; the previous config stays live')
+        throw err
+      }
+    })
+    this.reloading = run.catch(() => {})
+    return await run
+  }
+
+  /** Swaps in an already-validated config. Listener and admin addresses need a restart to change. */
+  applyConfig (next: Config): { generation: number, routes: string[] } {
+    const token = resolveAdminToken(next)
+    if (!isLoopback(this.config.admin.host) && token === undefined) {
+      throw new ConfigError(this.configFile ?? '<config>', [{ path: 'admin.token', message: 'expected a token: the admin API listens on a non-loopback address' }])
+    }
+    for (const key of ['listen', 'admin', 'shutdown'] as const) {
+      const { token: _a, tokenFile: _b, ...before } = { ...this.config[key] } as Record<string, unknown>
+      const { token: _c, tokenFile: _d, ...after } = { ...next[key] } as Record<string, unknown>
+      if (JSON.stringify(before) !== JSON.stringify(after)) {
+        this.logger.warn({ section: key }, `config.${key} changed: it takes effect on restart`)
+      }
+    }
+    const table = this.buildTable(next)
+    const previous = this.table
+    this.table = table
+    this.config = next
+    this.adminToken = token
+    this.logger.level = next.log.level
+    this.generation++
+    for (const route of previous.routes) route.dispose()
+    void this.pools.retain(new Set(table.routes.map((r) => r.pool)))
+    this.metrics.configReloads.labels('success').inc()
+    this.metrics.configLoaded.setToCurrentTime()
+    this.metrics.routesConfigured.set(next.routes.length)
+    this.logger.info({ generation: this.generation, routes: next.routes.map((r) => r.name) }, 'config reloaded')
+    return { generation: this.generation, routes: next.routes.map((r) => r.name) }
+  }
+
+  describeRoutes (): { generation: number, routes: unknown[] } {
+    return {
+      generation: this.generation,
+      routes: this.table.routes.map((route) => ({
+        name: route.name,
+        match: route.config.match,
+        // Upstream URLs never carry credentials: the schema refuses them.
+        upstream: route.config.upstream,
+        resilience: route.config.resilience,
+        state: route.state()
+      }))
+    }
+  }
+
+  /**
+   * Graceful shutdown: not ready at once, stop accepting, let in-flight
+   * requests finish until the drain deadline, then cut what is left.
+   */
+  async close (): Promise<void> {
+    this.closing ??= this.shutdown()
+    await this.closing
+  }
+
+  private async shutdown (): Promise<void> {
+    this.ready = false
+    const drainMs = this.config.shutdown.drainMs
+    const proxy = this.proxy
+    if (proxy !== undefined) {
+      this.logger.info({ drainMs }, 'shutting down: draining in-flight requests')
+      // Connections whose last response just ended become idle: close them
+      // as they do, instead of waiting for their keep-alive timeout.
+      const sweep = setInterval(() => { proxy.server.closeIdleConnections() }, 50)
+      let deadline: NodeJS.Timeout | undefined
+      const expired = new Promise<'expired'>((resolve) => { deadline = setTimeout(() => { resolve('expired') }, drainMs) })
+      const result = await Promise.race([proxy.close().then(() => 'drained' as const), expired])
+      clearInterval(sweep)
+      clearTimeout(deadline)
+      if (result === 'expired') {
+        this.logger.warn({ drainMs }, 'drain deadline passed: closing the remaining connections')
+        proxy.server.closeAllConnections()
+        await this.pools.destroyAll()
+      }
+    }
+    await this.pools.closeAll()
+    for (const route of this.table.routes) route.dispose()
+    await this.admin?.close()
+    this.logger.info('faultline stopped')
+    this.logger.flush()
+  }
+}
+
+function addressOf (app: FastifyInstance | undefined): string {
+  const address = app?.server.address() as AddressInfo | null | undefined
+  if (!address) return ''
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `http://${host}:${address.port}`
+}
+
+function portOf (app: FastifyInstance | undefined): number {
+  const address = app?.server.address() as AddressInfo | null | undefined
+  return address?.port ?? 0
+}

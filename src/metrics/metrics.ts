@@ -1,0 +1,96 @@
+/**
+ * Every metric faultline exports, defined once. Names follow Prometheus
+ * conventions (base units, counters end in _total); label names are `as
+ * const` tuples so a wrong label fails to compile. Label values are always
+ * drawn from config or from fixed enums, never from raw paths or ids.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export const OUTCOMES = [
+  'ok',
+  'retried_ok',
+  'fallback_cache',
+  'fallback_alternate',
+  'fallback_static',
+  'deferred',
+  'failed',
+  'rejected_bulkhead',
+  'short_circuited',
+  // The client went away before the response was complete (Envoy's "DC" flag).
+  'cancelled'
+] as const
+export type Outcome = (typeof OUTCOMES)[number]
+
+/** Seconds; spans sub-millisecond sidecar hops to multi-second timeouts. */
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'])
+/** Keeps the method label bounded: extension methods are folded into OTHER. */
+export function methodLabel (method: string): string {
+  return METHODS.has(method) ? method : 'OTHER'
+}
+
+export function statusClass (status: number): string {
+  if (status >= 500) return '5xx'
+  if (status >= 400) return '4xx'
+  if (status >= 300) return '3xx'
+  if (status >= 200) return '2xx'
+  return status > 0 ? '1xx' : 'none'
+}
+
+export class Metrics {
+  readonly registry = new Registry()
+
+  readonly requests = new Counter({
+    name: 'faultline_requests_total',
+    help: 'Client requests handled, by route, upstream, method, response status class and outcome.',
+    labelNames: ['route', 'upstream', 'method', 'status_class', 'outcome'] as const,
+    registers: [this.registry]
+  })
+
+  readonly requestDuration = new Histogram({
+    name: 'faultline_request_duration_seconds',
+    help: 'Time from receiving a client request to the end of its response, as the client saw it.',
+    labelNames: ['route', 'outcome'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry]
+  })
+
+  readonly upstreamErrors = new Counter({
+    name: 'faultline_upstream_errors_total',
+    help: 'Failed upstream attempts, by route and error class.',
+    labelNames: ['route', 'error_class'] as const,
+    registers: [this.registry]
+  })
+
+  readonly unmatched = new Counter({
+    name: 'faultline_unmatched_requests_total',
+    help: 'Client requests that matched no route (answered 404).',
+    registers: [this.registry]
+  })
+
+  readonly configReloads = new Counter({
+    name: 'faultline_config_reloads_total',
+    help: 'Config reload attempts, by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
+  readonly configLoaded = new Gauge({
+    name: 'faultline_config_last_reload_success_timestamp_seconds',
+    help: 'Unix time of the last config that was loaded successfully.',
+    registers: [this.registry]
+  })
+
+  readonly routesConfigured = new Gauge({
+    name: 'faultline_routes',
+    help: 'Routes in the live config.',
+    registers: [this.registry]
+  })
+
+  constructor (options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry })
+    this.configReloads.labels('success').inc(0)
+    this.configReloads.labels('failure').inc(0)
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The request pipeline: policies wrap the upstream call, outermost first,
+ * cockatiel-style. Each policy gets the context and the next call inward;
+ * it may call next zero, one or many times (retry) and annotate the
+ * context. The chain is built once per route and config generation, so a
+ * request allocates nothing here but its own promises.
+ */
+import type { Readable } from 'node:stream'
+import type { RequestContext } from './context.js'
+
+export interface UpstreamResponse {
+  statusCode: number
+  headers: Record<string, string | string[] | undefined>
+  body: Readable
+}
+
+export type UpstreamCall = (ctx: RequestContext) => Promise<UpstreamResponse>
+
+export interface Policy {
+  /** Stable name, used in docs, logs and GET /routes. */
+  readonly name: string
+  execute: (ctx: RequestContext, next: UpstreamCall) => Promise<UpstreamResponse>
+  /** Live state for GET /routes (breaker state, in-flight count, ...). */
+  state?: () => Record<string, unknown>
+  /** Releases timers or handles when the route is replaced by a reload. */
+  dispose?: () => void
+}
+
+/** Nests policies around `call`; the first policy is the outermost. */
+export function composePipeline (policies: readonly Policy[], call: UpstreamCall): UpstreamCall {
+  let next = call
+  for (let i = policies.length - 1; i >= 0; i--) {
+    const policy = policies[i]!
+    const inner = next
+    next = async (ctx) => await policy.execute(ctx, inner)
+  }
+  return next
+}

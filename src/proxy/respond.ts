@@ -1,0 +1,103 @@
+/**
+ * Writing the answer to the client and closing the books on a request:
+ * metrics and the log line are written exactly once, from the context,
+ * when the client connection is done with the response.
+ */
+import type { ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream'
+import type { Logger } from 'pino'
+import type { RequestContext } from './context.js'
+import type { UpstreamResponse } from './pipeline.js'
+import { clientResponseHeaders } from './headers.js'
+import { UpstreamError, classifyError, statusForError } from './errors.js'
+
+const LOG_PATH_MAX = 256
+
+function pathForLog (url: string | undefined): string {
+  if (!url) return '/'
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  return path.length > LOG_PATH_MAX ? path.slice(0, LOG_PATH_MAX) + '...' : path
+}
+
+/** Records metrics and logs one line when the response is finished or aborted. */
+function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Logger): void {
+  res.once('close', () => {
+    if (!res.writableFinished && ctx.outcome !== 'failed') ctx.outcome = 'cancelled'
+    const ms = performance.now() - ctx.startedAt
+    const status = res.statusCode
+    ctx.route.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000)
+    log.info({
+      route: ctx.route.name,
+      method: ctx.method,
+      path: pathForLog(ctx.req.url),
+      status,
+      outcome: ctx.outcome,
+      durationMs: Math.round(ms * 1000) / 1000,
+      requestId: ctx.requestId,
+      attempts: ctx.attempts,
+      errorClass: ctx.errorClass,
+      fault: ctx.fault,
+      fallback: ctx.fallback
+    }, 'request')
+  })
+}
+
+export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, log: Logger): void {
+  settleOnClose(ctx, res, log)
+  if (upstream.statusCode >= 500 && ctx.outcome === 'ok') ctx.outcome = 'failed'
+  const headers = clientResponseHeaders(upstream.headers)
+  headers['x-request-id'] = ctx.requestId
+  // Registered before pipeline() so it runs before pipeline destroys `res`:
+  // that is how an upstream failure is told apart from a client that left.
+  upstream.body.once('error', (err) => {
+    if (res.destroyed) return
+    const failure = classifyError(err)
+    ctx.errorClass = failure.errorClass
+    ctx.outcome = 'failed'
+    ctx.route.metrics.upstreamError(failure.errorClass)
+  })
+  res.writeHead(upstream.statusCode, headers)
+  // On any error pipeline() destroys both sides: with the status line already
+  // sent, aborting the client's response is the only honest signal left.
+  pipeline(upstream.body, res, noop)
+}
+
+function noop (): void {}
+
+export interface ErrorBody {
+  error: string
+  message: string
+  [key: string]: unknown
+}
+
+export function sendJson (res: ServerResponse, status: number, body: ErrorBody, extraHeaders?: Record<string, string>): void {
+  const payload = JSON.stringify(body)
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(payload),
+    'cache-control': 'no-store',
+    ...extraHeaders
+  })
+  res.end(payload)
+}
+
+/** The client-facing answer for a failure no policy absorbed. */
+export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unknown, log: Logger): void {
+  settleOnClose(ctx, res, log)
+  const failure = err instanceof UpstreamError ? err : classifyError(err)
+  if (ctx.outcome === 'ok') ctx.outcome = 'failed'
+  ctx.errorClass ??= failure.errorClass
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  const status = statusForError(failure.errorClass)
+  sendJson(res, status, {
+    error: status === 504 ? 'upstream_timeout' : 'upstream_unavailable',
+    class: failure.errorClass,
+    message: failure.message,
+    route: ctx.route.name,
+    requestId: ctx.requestId
+  }, { 'x-request-id': ctx.requestId })
+}
