@@ -6,7 +6,7 @@
  */
 import type { Pool } from 'undici'
 import type { ErrorClass } from './errors.js'
-import { UpstreamError, classifyError } from './errors.js'
+import { classifyError } from './errors.js'
 import type { RequestContext } from './context.js'
 import type { UpstreamCall, UpstreamResponse } from './pipeline.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
@@ -20,21 +20,16 @@ export function responseErrorClass (status: number): ErrorClass | undefined {
 }
 
 export interface AttemptOptions {
-  /** Deadline for response headers of one attempt (the request's own deadline may cut it shorter). */
-  headersTimeoutMs: number
   /** Longest pause between body chunks. */
   bodyIdleTimeoutMs: number
+  /** undici's own (coarse) headers timeout, a backstop behind the attemptTimeout policy. */
+  backstopMs: number
 }
 
 export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: RouteMetrics): UpstreamCall {
-  const { headersTimeoutMs, bodyIdleTimeoutMs } = options
+  const { backstopMs, bodyIdleTimeoutMs } = options
   return async (ctx: RequestContext): Promise<UpstreamResponse> => {
     ctx.attempts++
-    const waitMs = Math.max(1, Math.min(headersTimeoutMs, ctx.deadline - performance.now()))
-    const abort = new AbortController()
-    // undici's own headersTimeout runs on a coarse (~1 s) timer wheel; a
-    // resilience deadline of 250 ms must mean 250 ms, so the clock is ours.
-    const timer = setTimeout(abortOnTimeout, waitMs, abort, waitMs)
     let response
     try {
       response = await pool.request({
@@ -42,17 +37,16 @@ export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: R
         method: ctx.method as 'GET',
         headers: ctx.upstreamHeaders,
         body: ctx.body,
-        signal: abort.signal,
-        headersTimeout: null,
+        signal: ctx.attemptSignal,
+        // The attempt timeout (a policy) owns the deadline; this is only a backstop.
+        headersTimeout: backstopMs,
         bodyTimeout: bodyIdleTimeoutMs
       })
     } catch (err) {
-      const failure = classifyError(abort.signal.aborted ? abort.signal.reason : err)
+      const failure = classifyError(ctx.attemptSignal?.aborted === true ? ctx.attemptSignal.reason : err)
       ctx.errorClass = failure.errorClass
       metrics.upstreamError(failure.errorClass)
       throw failure
-    } finally {
-      clearTimeout(timer)
     }
     const failed = responseErrorClass(response.statusCode)
     if (failed !== undefined) {
@@ -63,6 +57,3 @@ export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: R
   }
 }
 
-function abortOnTimeout (abort: AbortController, ms: number): void {
-  abort.abort(new UpstreamError('timeout', `the upstream did not send response headers within ${Math.round(ms)} ms`, { timeoutPhase: 'headers' }))
-}

@@ -27,6 +27,8 @@ export class RequestContext {
   readonly startedAt: number
   /** performance.now() by which response headers must be in hand (the route's timeoutMs). */
   readonly deadline: number
+  /** Aborts the current attempt (set by the attemptTimeout policy; injected delays listen to it too). */
+  attemptSignal: AbortSignal | undefined = undefined
   /** Upstream attempts made so far (0 before the first). */
   attempts = 0
   outcome: Outcome = 'ok'

@@ -9,6 +9,7 @@ import { RouteMetrics } from '../metrics/route-metrics.js'
 import type { UpstreamPools } from './upstreams.js'
 import { upstreamAttempt } from './attempt.js'
 import { composePipeline, type Policy, type UpstreamCall } from './pipeline.js'
+import { buildPolicies } from '../policies/index.js'
 
 export interface RouteDeps {
   pools: UpstreamPools
@@ -42,10 +43,10 @@ export class RouteRuntime {
     this.metrics = new RouteMetrics(deps.metrics, config.name)
     const resilience = config.resilience
     const attempt = upstreamAttempt(this.pool, {
-      headersTimeoutMs: resilience.attemptTimeoutMs ?? resilience.timeoutMs,
-      bodyIdleTimeoutMs: resilience.bodyIdleTimeoutMs
+      bodyIdleTimeoutMs: resilience.bodyIdleTimeoutMs,
+      backstopMs: resilience.timeoutMs + 1_000
     }, this.metrics)
-    this.policies = []
+    this.policies = buildPolicies(resilience)
     this.call = composePipeline(this.policies, attempt)
   }
 

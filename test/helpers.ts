@@ -1,0 +1,106 @@
+/**
+ * Shared test fixtures: real servers on 127.0.0.1, random ports, torn down
+ * by tap after each test. No mocks: the proxy under test is the real one.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
+import { request } from 'undici'
+import { Faultline } from '../src/faultline.js'
+import { parseConfig } from '../src/config/load.js'
+import type { ConfigInput } from '../src/config/schema.js'
+import { createLogger } from '../src/log.js'
+import { parsePrometheusText, sumOf, type Sample } from '../src/metrics/text.js'
+
+export { sumOf, type Sample }
+
+/** The part of tap's Test the fixtures need; avoids importing tap types here. */
+export interface Teardown { teardown: (fn: () => unknown) => void }
+
+export interface TestUpstream {
+  server: Server
+  url: string
+  port: number
+  /** Requests the upstream has received. */
+  hits: () => number
+  close: () => Promise<void>
+}
+
+export async function startUpstream (t: Teardown, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestUpstream> {
+  let hits = 0
+  const server = createServer((req, res) => { hits++; handler(req, res) })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  const close = async (): Promise<void> => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => { resolve() }))
+  }
+  t.teardown(close)
+  return { server, url: `http://127.0.0.1:${port}`, port, hits: () => hits, close }
+}
+
+/** A port nothing listens on (bound, then released). */
+export async function closedPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  await new Promise<void>((resolve) => server.close(() => { resolve() }))
+  return port
+}
+
+/** Collects log lines in memory so tests can assert on them. */
+export class LogCapture extends Writable {
+  readonly lines: Array<Record<string, unknown>> = []
+  override _write (chunk: Buffer, _enc: string, cb: () => void): void {
+    for (const line of chunk.toString('utf8').split('\n')) if (line) this.lines.push(JSON.parse(line) as Record<string, unknown>)
+    cb()
+  }
+}
+
+export interface StartedProxy {
+  faultline: Faultline
+  /** http://127.0.0.1:<proxy port> */
+  url: string
+  adminUrl: string
+  logs: LogCapture
+}
+
+/** Starts faultline on free loopback ports with the given config (validated like a file). */
+export async function startProxy (t: Teardown, config: Omit<ConfigInput, 'listen' | 'admin'> & Partial<Pick<ConfigInput, 'listen' | 'admin'>>, options: { configFile?: string } = {}): Promise<StartedProxy> {
+  const full = {
+    ...config,
+    listen: { host: '127.0.0.1', port: 0, ...config.listen },
+    admin: { host: '127.0.0.1', port: 0, ...config.admin }
+  }
+  const parsed = parseConfig(full, options.configFile ?? 'test-config')
+  const logs = new LogCapture()
+  const faultline = await Faultline.start(parsed, { configFile: options.configFile, logger: createLogger(parsed.log.level, logs) })
+  t.teardown(async () => { await faultline.close() })
+  return { faultline, url: `http://127.0.0.1:${faultline.proxyPort}`, adminUrl: `http://127.0.0.1:${faultline.adminPort}`, logs }
+}
+
+export async function scrape (proxy: StartedProxy): Promise<Sample[]> {
+  const res = await request(`${proxy.adminUrl}/metrics`)
+  return parsePrometheusText(await res.body.text())
+}
+
+export interface Fetched { status: number, headers: Record<string, string | string[] | undefined>, body: string, ms: number }
+
+/** One request with a fresh connection-less client; bounded by `timeoutMs`. */
+export async function fetchText (url: string, init: { method?: string, headers?: Record<string, string>, body?: string | Buffer, timeoutMs?: number } = {}): Promise<Fetched> {
+  const t0 = performance.now()
+  const res = await request(url, {
+    method: (init.method ?? 'GET') as 'GET',
+    headers: init.headers,
+    body: init.body,
+    headersTimeout: init.timeoutMs ?? 10_000,
+    bodyTimeout: init.timeoutMs ?? 10_000
+  })
+  const body = await res.body.text()
+  return { status: res.statusCode, headers: res.headers, body, ms: performance.now() - t0 }
+}
+
+/** A route config for one upstream, with overrides. */
+export function route (name: string, pathPrefix: string, url: string, extra: Record<string, unknown> = {}): NonNullable<ConfigInput['routes']>[number] {
+  return { name, match: { pathPrefix }, upstream: { url }, ...extra } as NonNullable<ConfigInput['routes']>[number]
+}
