@@ -102,8 +102,10 @@ export class Faultline {
       control: {
         isReady: () => this.ready,
         routes: () => this.describeRoutes(),
-        reload: async () => await this.reload()
-      }
+        reload: async () => await this.reload(),
+        table: () => this.table
+      },
+      extensions: []
     })
     this.proxy = createProxyServer({
       logger: this.logger,

@@ -5,10 +5,11 @@
  * funnel so every refusal has the same JSON shape.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Metrics } from '../metrics/metrics.js'
 import { ConfigError } from '../config/errors.js'
+import type { RouteTable } from '../proxy/router.js'
 
 export interface AdminControl {
   isReady: () => boolean
@@ -16,7 +17,16 @@ export interface AdminControl {
   routes: () => unknown
   /** Re-reads the config file; throws ConfigError when it is invalid. */
   reload: () => Promise<{ generation: number, routes: string[] }>
+  /** The live route table (read it per call: a reload replaces it). */
+  table: () => RouteTable
 }
+
+/**
+ * A feature's admin endpoints (chaos control, breaker control, ...), kept
+ * in the feature's own file and registered here. Mutating endpoints are
+ * already behind the bearer token when they run; they should call audit().
+ */
+export type AdminExtension = (app: FastifyInstance, control: AdminControl) => void
 
 export interface AdminServerOptions {
   logger: Logger
@@ -24,6 +34,7 @@ export interface AdminServerOptions {
   control: AdminControl
   /** Returns the current token, or undefined when none is configured. */
   token: () => string | undefined
+  extensions?: AdminExtension[]
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD'])
@@ -35,6 +46,11 @@ function digest (value: string): Buffer {
 /** Constant-time comparison: hashing first makes both sides the same length. */
 export function tokenMatches (presented: string, expected: string): boolean {
   return timingSafeEqual(digest(presented), digest(expected))
+}
+
+/** One audit line per accepted state-changing call: who (remote), what, to what. */
+export function audit (request: FastifyRequest, action: string, details: Record<string, unknown> = {}): void {
+  request.log.info({ audit: action, remote: request.ip, ...details }, `admin: ${action}`)
 }
 
 /** The single error funnel for the admin API. */
@@ -90,7 +106,7 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
   app.post('/reload', async (request, reply) => {
     try {
       const result = await control.reload()
-      request.log.info({ audit: 'reload', generation: result.generation }, 'admin: config reloaded')
+      audit(request, 'reload', { generation: result.generation })
       return result
     } catch (err) {
       if (err instanceof ConfigError) {
@@ -101,5 +117,6 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
     }
   })
 
+  for (const extend of options.extensions ?? []) extend(app, control)
   return app
 }
