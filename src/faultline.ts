@@ -17,6 +17,8 @@ import { RouteRuntime } from './proxy/route.js'
 import { RouteTable } from './proxy/router.js'
 import { createProxyServer } from './proxy/server.js'
 import { createAdminServer } from './admin/server.js'
+import { chaosAdmin } from './admin/chaos.js'
+import { ChaosSwitch } from './faults/switch.js'
 
 export interface StartOptions {
   /** Where the config came from; needed for reloads from the file. */
@@ -50,6 +52,8 @@ export class Faultline {
   readonly logger: Logger
   readonly metrics: Metrics
   private readonly pools = new UpstreamPools()
+  /** The kill switch: process-wide, outlives reloads. */
+  readonly chaos = new ChaosSwitch()
   private readonly configFile: string | undefined
   private config: Config
   private table: RouteTable
@@ -89,7 +93,7 @@ export class Faultline {
   }
 
   private buildTable (config: Config): RouteTable {
-    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics }))
+    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, chaos: this.chaos }))
     return new RouteTable(routes)
   }
 
@@ -105,7 +109,7 @@ export class Faultline {
         reload: async () => await this.reload(),
         table: () => this.table
       },
-      extensions: []
+      extensions: [chaosAdmin(this.chaos)]
     })
     this.proxy = createProxyServer({
       logger: this.logger,

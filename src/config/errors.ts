@@ -65,6 +65,12 @@ export function describeIssue (issue: z.core.$ZodIssue): string {
     case 'too_big':
       return `expected ${bound(issue as never, false)}, got ${Array.isArray(input) ? `${input.length} item(s)` : describe(input)}`
     case 'invalid_union': {
+      // A discriminated union (fault kinds) with an unknown tag: say which tags exist.
+      const tagged = issue as { discriminator?: string, options?: unknown[] }
+      if (tagged.discriminator !== undefined && tagged.options !== undefined) {
+        const tag = (input as Record<string, unknown> | undefined)?.[tagged.discriminator]
+        return `expected one of ${tagged.options.map((v) => JSON.stringify(v)).join(' | ')}, got ${describe(tag)}`
+      }
       const discriminator = (issue as { note?: string }).note
       return discriminator ? `${issue.message} (${discriminator})` : `${issue.message}, got ${describe(input)}`
     }

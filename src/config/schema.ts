@@ -6,8 +6,8 @@
  */
 import { z } from 'zod'
 import { resilienceSchema } from '../policies/schema.js'
-
-const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'] as const
+import { chaosSchema } from '../faults/schema.js'
+import { HTTP_METHODS } from './http-methods.js'
 
 /** Route names become metric label values: keep them short and bounded. */
 const routeName = z
@@ -86,7 +86,8 @@ export const routeSchema = z.strictObject({
   name: routeName,
   match: matchSchema,
   upstream: upstreamSchema,
-  resilience: resilienceSchema.prefault({})
+  resilience: resilienceSchema.prefault({}),
+  chaos: chaosSchema.prefault({})
 })
 
 export const configSchema = z
@@ -116,4 +117,4 @@ export type Config = z.infer<typeof configSchema>
 export type ConfigInput = z.input<typeof configSchema>
 export type RouteConfig = z.infer<typeof routeSchema>
 export type UpstreamConfig = z.infer<typeof upstreamSchema>
-export type HttpMethod = (typeof HTTP_METHODS)[number]
+export type { HttpMethod } from './http-methods.js'

@@ -63,6 +63,13 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly faultsInjected = new Counter({
+    name: 'faultline_faults_injected_total',
+    help: 'Faults injected, by route and fault (its configured name, or its kind). Counted per attempt.',
+    labelNames: ['route', 'fault'] as const,
+    registers: [this.registry]
+  })
+
   readonly unmatched = new Counter({
     name: 'faultline_unmatched_requests_total',
     help: 'Client requests that matched no route (answered 404).',

@@ -20,12 +20,17 @@ function pathForLog (url: string | undefined): string {
   return path.length > LOG_PATH_MAX ? path.slice(0, LOG_PATH_MAX) + '...' : path
 }
 
-/** Records metrics and logs one line when the response is finished or aborted. */
-function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Logger): void {
+/**
+ * Records metrics and logs one line when the response is finished or
+ * aborted. Registered when the request arrives: a response's 'close' that
+ * happened before a listener was added is never seen again.
+ */
+export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Logger): void {
   res.once('close', () => {
     if (!res.writableFinished && ctx.outcome !== 'failed') ctx.outcome = 'cancelled'
     const ms = performance.now() - ctx.startedAt
-    const status = res.statusCode
+    // No status line went out (the client left, or a fault cut the connection): status 0.
+    const status = res.headersSent ? res.statusCode : 0
     ctx.route.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000)
     log.info({
       route: ctx.route.name,
@@ -43,11 +48,11 @@ function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Logger): 
   })
 }
 
-export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, log: Logger): void {
-  settleOnClose(ctx, res, log)
+export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, _log: Logger): void {
   if (upstream.statusCode >= 500 && ctx.outcome === 'ok') ctx.outcome = 'failed'
   const headers = clientResponseHeaders(upstream.headers)
   headers['x-request-id'] = ctx.requestId
+  if (ctx.fault !== undefined && ctx.route.faults.exposeHeaders) headers['x-faultline-fault'] = ctx.fault
   // Registered before pipeline() so it runs before pipeline destroys `res`:
   // that is how an upstream failure is told apart from a client that left.
   upstream.body.once('error', (err) => {
@@ -83,8 +88,7 @@ export function sendJson (res: ServerResponse, status: number, body: ErrorBody, 
 }
 
 /** The client-facing answer for a failure no policy absorbed. */
-export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unknown, log: Logger): void {
-  settleOnClose(ctx, res, log)
+export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unknown, _log: Logger): void {
   const failure = err instanceof UpstreamError ? err : classifyError(err)
   if (ctx.outcome === 'ok') ctx.outcome = 'failed'
   ctx.errorClass ??= failure.errorClass
@@ -99,5 +103,7 @@ export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unkn
     message: failure.message,
     route: ctx.route.name,
     requestId: ctx.requestId
-  }, { 'x-request-id': ctx.requestId })
+  }, ctx.fault !== undefined && ctx.route.faults.exposeHeaders
+    ? { 'x-request-id': ctx.requestId, 'x-faultline-fault': ctx.fault }
+    : { 'x-request-id': ctx.requestId })
 }

@@ -10,10 +10,14 @@ import type { UpstreamPools } from './upstreams.js'
 import { upstreamAttempt } from './attempt.js'
 import { composePipeline, type Policy, type UpstreamCall } from './pipeline.js'
 import { buildPolicies } from '../policies/index.js'
+import { RouteFaults } from '../faults/route-faults.js'
+import { ChaosSwitch } from '../faults/switch.js'
 
 export interface RouteDeps {
   pools: UpstreamPools
   metrics: Metrics
+  /** The process-wide kill switch; a route on its own gets a switch of its own. */
+  chaos?: ChaosSwitch
 }
 
 export class RouteRuntime {
@@ -28,8 +32,9 @@ export class RouteRuntime {
   readonly upstreamLabel: string
   readonly metrics: RouteMetrics
   readonly policies: readonly Policy[]
-  /** The whole pipeline: policies around one upstream attempt. */
-  readonly call: UpstreamCall
+  readonly faults: RouteFaults
+  /** The whole pipeline: policies around one upstream attempt. Recomposed when chaos is switched on or off here. */
+  call: UpstreamCall
 
   constructor (config: RouteConfig, deps: RouteDeps) {
     this.name = config.name
@@ -46,8 +51,15 @@ export class RouteRuntime {
       bodyIdleTimeoutMs: resilience.bodyIdleTimeoutMs,
       backstopMs: resilience.timeoutMs + 1_000
     }, this.metrics)
-    this.policies = buildPolicies(resilience)
-    this.call = composePipeline(this.policies, attempt)
+    const policies = buildPolicies(resilience)
+    this.faults = new RouteFaults(config.name, config.chaos, this.metrics, deps.chaos ?? new ChaosSwitch())
+    // Faults innermost, just inside the attempt timeout: every attempt re-rolls, an injected hang is cut
+    // by the attempt timeout, and the policies see an injected failure exactly like a real one.
+    this.policies = [...policies, this.faults.stage]
+    // With nothing to inject upstream-side the stage is left out of the chain: it costs nothing per request.
+    const compose = (): UpstreamCall => composePipeline(this.faults.active ? this.policies : policies, attempt)
+    this.call = compose()
+    this.faults.onActiveChange(() => { this.call = compose() })
   }
 
   /** The upstream path for a client URL that matched this route (prefix rewrite, query kept). */

@@ -13,7 +13,8 @@ import type { RouteTable } from './router.js'
 import { hostOf } from './router.js'
 import { RequestContext } from './context.js'
 import { hasRequestBody, upstreamRequestHeaders } from './headers.js'
-import { sendFailure, sendJson, sendUpstreamResponse } from './respond.js'
+import { sendFailure, sendJson, sendUpstreamResponse, settleOnClose } from './respond.js'
+import { serveWithClientFaults } from '../faults/client.js'
 import type { Metrics } from '../metrics/metrics.js'
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE']
@@ -73,6 +74,13 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
       hasRequestBody(req) ? req : null,
       startedAt
     )
+    // From the start, so a client that leaves before any answer is still counted and logged.
+    settleOnClose(ctx, res, logger)
+    // Client-side faults and trigger headers wrap the whole exchange; without them this is one property read.
+    if (route.faults.clientSide) {
+      serveWithClientFaults(ctx, res, logger)
+      return
+    }
     route.call(ctx).then(
       (upstream) => { sendUpstreamResponse(ctx, res, upstream, logger) },
       (err: unknown) => { sendFailure(ctx, res, err, logger) }

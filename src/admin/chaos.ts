@@ -1,0 +1,132 @@
+/**
+ * Chaos control on the admin API. Reads are open; every change needs the
+ * bearer token (enforced by the admin server), is validated with the same
+ * zod schemas as the config, audited, and visible in GET /routes.
+ *
+ *   GET    /chaos                                  kill switch and every route's chaos
+ *   POST   /chaos/off | /chaos/on                  the process-wide kill switch
+ *   GET    /chaos/routes/:route                    one route's chaos
+ *   PATCH  /chaos/routes/:route                    { enabled?, seed? }
+ *   GET    /chaos/routes/:route/faults             its faults, with ids
+ *   POST   /chaos/routes/:route/faults             add one (body: a fault, as in the config)
+ *   PUT    /chaos/routes/:route/faults/:id         replace one
+ *   DELETE /chaos/routes/:route/faults/:id         remove one
+ *
+ * The config file is the source of truth: a reload rebuilds every route's
+ * chaos from it, dropping runtime changes. The kill switch is not config
+ * and survives reloads (a reload never re-arms chaos an operator stopped).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { z } from 'zod'
+import { adminError, audit, type AdminExtension } from './server.js'
+import { problemsFromZod } from '../config/errors.js'
+import { faultSchema } from '../faults/schema.js'
+import { DuplicateFault, type RouteFaults } from '../faults/route-faults.js'
+import type { ChaosSwitch } from '../faults/switch.js'
+
+const RUNTIME_NOTE = 'runtime change: a config reload replaces this route\'s chaos with the config file\'s'
+
+const routePatch = z.strictObject({
+  enabled: z.boolean().optional(),
+  seed: z.number().int().min(0).max(0xffffffff).optional()
+})
+
+interface RouteParams { route: string }
+interface FaultParams { route: string, id: string }
+
+function invalid (reply: FastifyReply, error: z.ZodError): FastifyReply {
+  const problems = problemsFromZod(error)
+  return adminError(reply, 400, 'invalid_fault', problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; '), { problems })
+}
+
+export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
+  return (app, control) => {
+    const faultsOf = (request: FastifyRequest<{ Params: RouteParams }>, reply: FastifyReply): RouteFaults | undefined => {
+      const route = control.table().get(request.params.route)
+      if (route === undefined) {
+        void adminError(reply, 404, 'no_route', `no route named ${JSON.stringify(request.params.route)}`)
+        return undefined
+      }
+      return route.faults
+    }
+
+    app.get('/chaos', async () => ({
+      killSwitch: chaosSwitch.enabled ? 'on' : 'off',
+      routes: control.table().routes.map((r) => ({ route: r.name, ...r.faults.state() }))
+    }))
+
+    app.post('/chaos/off', async (request) => {
+      const changed = chaosSwitch.turnOff()
+      audit(request, 'chaos.off', { changed })
+      return { killSwitch: 'off', changed }
+    })
+
+    app.post('/chaos/on', async (request) => {
+      const changed = chaosSwitch.turnOn()
+      audit(request, 'chaos.on', { changed })
+      return { killSwitch: 'on', changed }
+    })
+
+    app.get<{ Params: RouteParams }>('/chaos/routes/:route', async (request, reply) => {
+      const faults = faultsOf(request, reply)
+      return faults === undefined ? reply : { route: faults.route, ...faults.state() }
+    })
+
+    app.patch<{ Params: RouteParams }>('/chaos/routes/:route', async (request, reply) => {
+      const faults = faultsOf(request, reply)
+      if (faults === undefined) return reply
+      const body = routePatch.safeParse(request.body ?? {}, { reportInput: true })
+      if (!body.success) return invalid(reply, body.error)
+      if (body.data.enabled !== undefined) faults.setEnabled(body.data.enabled)
+      if (body.data.seed !== undefined) faults.reseed(body.data.seed)
+      audit(request, 'chaos.route', { route: faults.route, ...body.data })
+      return { route: faults.route, ...faults.state(), note: RUNTIME_NOTE }
+    })
+
+    app.get<{ Params: RouteParams }>('/chaos/routes/:route/faults', async (request, reply) => {
+      const faults = faultsOf(request, reply)
+      return faults === undefined ? reply : { route: faults.route, faults: faults.list() }
+    })
+
+    app.post<{ Params: RouteParams }>('/chaos/routes/:route/faults', async (request, reply) => {
+      const faults = faultsOf(request, reply)
+      if (faults === undefined) return reply
+      const body = faultSchema.safeParse(request.body, { reportInput: true })
+      if (!body.success) return invalid(reply, body.error)
+      let armed
+      try {
+        armed = faults.add(body.data)
+      } catch (err) {
+        if (err instanceof DuplicateFault) return adminError(reply, 409, 'duplicate_fault', err.message)
+        throw err
+      }
+      audit(request, 'chaos.fault.add', { route: faults.route, id: armed.id, fault: armed.config })
+      return await reply.code(201).send({ route: faults.route, fault: { id: armed.id, ...armed.config }, enabled: faults.isEnabled, note: RUNTIME_NOTE })
+    })
+
+    app.put<{ Params: FaultParams }>('/chaos/routes/:route/faults/:id', async (request, reply) => {
+      const faults = faultsOf(request, reply)
+      if (faults === undefined) return reply
+      const body = faultSchema.safeParse(request.body, { reportInput: true })
+      if (!body.success) return invalid(reply, body.error)
+      let armed
+      try {
+        armed = faults.replace(request.params.id, body.data)
+      } catch (err) {
+        if (err instanceof DuplicateFault) return adminError(reply, 409, 'duplicate_fault', err.message)
+        throw err
+      }
+      if (armed === undefined) return adminError(reply, 404, 'no_fault', `route ${faults.route} has no fault ${JSON.stringify(request.params.id)}`)
+      audit(request, 'chaos.fault.replace', { route: faults.route, id: request.params.id, newId: armed.id, fault: armed.config })
+      return { route: faults.route, fault: { id: armed.id, ...armed.config }, enabled: faults.isEnabled, note: RUNTIME_NOTE }
+    })
+
+    app.delete<{ Params: FaultParams }>('/chaos/routes/:route/faults/:id', async (request, reply) => {
+      const faults = faultsOf(request, reply)
+      if (faults === undefined) return reply
+      if (!faults.remove(request.params.id)) return adminError(reply, 404, 'no_fault', `route ${faults.route} has no fault ${JSON.stringify(request.params.id)}`)
+      audit(request, 'chaos.fault.remove', { route: faults.route, id: request.params.id })
+      return { route: faults.route, removed: request.params.id, note: RUNTIME_NOTE }
+    })
+  }
+}

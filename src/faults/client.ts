@@ -1,0 +1,38 @@
+/**
+ * The client-side seam. `at: client` faults hit the calling service
+ * directly: they wrap the whole pipeline (timeouts, retries, fallback
+ * included) and act on what goes back to the client, so no policy can
+ * absorb them. A fault that ends the exchange without an answer resets or
+ * closes the client's connection. The listener takes this path only while
+ * `route.faults.clientSide` is true; otherwise it never runs.
+ */
+import type { ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import type { RequestContext } from '../proxy/context.js'
+import { sendFailure, sendJson, sendUpstreamResponse } from '../proxy/respond.js'
+import { ClientCut, ClientGone, cutSocket } from './io.js'
+import { TriggerError } from './trigger.js'
+
+export function serveWithClientFaults (ctx: RequestContext, res: ServerResponse, log: Logger): void {
+  const route = ctx.route
+  let chosen
+  try {
+    chosen = route.faults.choose(ctx, 'client')
+  } catch (err) {
+    if (!(err instanceof TriggerError)) throw err
+    sendJson(res, 400, { error: 'invalid_fault_trigger', message: err.message, route: route.name, requestId: ctx.requestId }, { 'x-request-id': ctx.requestId })
+    return
+  }
+  const answer = chosen === undefined ? route.call(ctx) : route.faults.inject(ctx, chosen, route.call, route.faults.clientIO)
+  answer.then(
+    (upstream) => { sendUpstreamResponse(ctx, res, upstream, log) },
+    (err: unknown) => {
+      if (err instanceof ClientCut) {
+        ctx.outcome = 'failed'
+        cutSocket(ctx.req.socket, err.how)
+      } else if (!(err instanceof ClientGone)) {
+        sendFailure(ctx, res, err, log)
+      }
+    }
+  )
+}

@@ -1,0 +1,92 @@
+/**
+ * The one Fault interface and the envelope every fault shares.
+ *
+ * A fault acts on one exchange the way a policy does: it gets the context
+ * and `next` (the upstream attempt, or for `at: client` the whole
+ * pipeline) and may wait, answer instead of `next`, fail, or call `next`
+ * and alter what comes back. Where it acts is not its business: the
+ * FaultIO it is handed says what "wait", "fail" and "cut the body" mean at
+ * that side. Whether it fires at all is not its business either: the
+ * probability and the matchers live in the envelope, outside the fault
+ * (Toxiproxy's toxicity), so no fault carries an `if` for them.
+ */
+import { z } from 'zod'
+import type { RequestContext } from '../proxy/context.js'
+import type { UpstreamCall, UpstreamResponse } from '../proxy/pipeline.js'
+import { HTTP_METHODS } from '../config/http-methods.js'
+import type { FaultIO } from './io.js'
+import type { FaultConfig } from './registry.js'
+import type { Matcher } from './match.js'
+
+export const FAULT_SIDES = ['upstream', 'client'] as const
+export type FaultSide = (typeof FAULT_SIDES)[number]
+
+export interface Fault {
+  apply: (ctx: RequestContext, next: UpstreamCall, io: FaultIO) => Promise<UpstreamResponse>
+}
+
+/** A fault with its envelope, ready to be chosen. */
+export interface ArmedFault {
+  /** Stable handle for the admin API: the fault's name, or f1, f2, ... */
+  readonly id: string
+  /** Its metric label and log name: the configured name, or the kind. */
+  readonly label: string
+  readonly config: FaultConfig
+  readonly fault: Fault
+  readonly matches: Matcher | undefined
+}
+
+/** A fault's name is a metric label value: short and bounded, like route names. */
+export const faultName = z
+  .string()
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, {
+    error: 'expected a fault name of letters, digits, "_", "." or "-" (at most 63 characters)'
+  })
+
+export const faultMatchSchema = z.strictObject({
+  methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
+  /** A glob on the client's request path (before any rewrite, without the query): `/users/*`, `/**\/export`. */
+  path: z.string().min(1).optional(),
+  /** Header name → exact value, or `true` for "present with any value". */
+  headers: z.record(z.string().min(1), z.union([z.string(), z.literal(true)])).optional()
+})
+export type FaultMatch = z.infer<typeof faultMatchSchema>
+
+/** The shared envelope: every fault kind has these keys besides its own. */
+export const envelope = {
+  /** Names the fault in metrics, logs, headers and the admin API; the kind when absent. */
+  name: faultName.optional(),
+  probability: z.number().min(0).max(1).default(1),
+  at: z.enum(FAULT_SIDES).default('upstream'),
+  match: faultMatchSchema.optional()
+}
+
+/** The schema of one kind: its literal `kind`, the envelope, and its own parameters. */
+export function faultObject<const K extends string, P extends z.ZodRawShape> (kind: K, params: P) {
+  return z.strictObject({ kind: z.literal(kind), ...envelope, ...params })
+}
+
+/** How the trigger header's short form maps onto a kind's parameters (`latency=200ms` sets `ms`). */
+export interface HeaderForm {
+  /** The parameter `kind=value` sets. */
+  value?: string
+  /** Parameters that take a list: `drop=a;drop=b`. */
+  lists?: readonly string[]
+  /** Parameters that take a map: `rename=id:userId`. */
+  maps?: readonly string[]
+}
+
+export interface FaultKind<S extends z.ZodObject = z.ZodObject> {
+  readonly kind: z.infer<S>['kind']
+  readonly schema: S
+  readonly create: (config: z.infer<S>) => Fault
+  readonly header?: HeaderForm
+  /** What the fault does, one line, for docs and error messages. */
+  readonly summary: string
+}
+
+/** A kind file is `export const x = defineFault({ ... })`; the kind's name is read from its schema. */
+export function defineFault<S extends z.ZodObject> (def: Omit<FaultKind<S>, 'kind'>): FaultKind<S> {
+  const kind = (def.schema.shape as { kind: z.ZodLiteral<string> }).kind.value as z.infer<S>['kind']
+  return { ...def, kind }
+}

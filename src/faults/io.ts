@@ -1,0 +1,219 @@
+/**
+ * What a fault's actions mean at each side. A fault says "wait 200 ms",
+ * "fail as a reset", "answer 503" or "cut the body here"; the FaultIO it
+ * is handed turns that into the right thing:
+ *
+ *   upstream  the dependency misbehaves. A wait is cut by the attempt
+ *             timeout; a failure is a thrown UpstreamError and an answer
+ *             with a failure status sets ctx.errorClass, both counted in
+ *             faultline_upstream_errors_total like real ones, so retry,
+ *             breaker and fallback see exactly what a real failure shows.
+ *   client    the calling service is hit directly, after the pipeline: a
+ *             failure resets or closes the client's connection, nothing
+ *             is counted as an upstream error, no policy is involved.
+ *
+ * Every wait also ends when the kill switch goes off or chaos is switched
+ * off on the route (the request then goes on normally), and when the
+ * client goes away. Listeners and timers are removed on every path.
+ */
+import type { Socket } from 'node:net'
+import { Readable, type Transform } from 'node:stream'
+import type { RequestContext } from '../proxy/context.js'
+import type { UpstreamResponse } from '../proxy/pipeline.js'
+import { UpstreamError, classifyError, type ErrorClass } from '../proxy/errors.js'
+import { responseErrorClass } from '../proxy/attempt.js'
+import type { RouteMetrics } from '../metrics/route-metrics.js'
+import type { ChaosSwitch } from './switch.js'
+import type { FaultSide } from './fault.js'
+
+/** How a connection is ended: `reset` sends a TCP RST, `close` a FIN. */
+export type CutHow = 'reset' | 'close'
+
+/** Marks errors that are ours, in logs and in the error's `code`. */
+export const INJECTED_CODE = 'FAULTLINE_INJECTED'
+
+/** Thrown by a client-side fault that ends the exchange without an answer; the client seam cuts the connection. */
+export class ClientCut extends Error {
+  readonly how: CutHow
+  constructor (how: CutHow, message: string) {
+    super(message)
+    this.name = 'ClientCut'
+    this.how = how
+  }
+}
+
+/** The client went away during an injected wait at the client side: nothing is left to answer. */
+export class ClientGone extends Error {
+  constructor () {
+    super('the client closed the connection during an injected fault')
+    this.name = 'ClientGone'
+  }
+}
+
+/** What a FaultIO needs from its route's chaos state. */
+export interface ChaosLink {
+  /** The route's seeded source: every random choice a fault makes comes from here, so a seed replays. */
+  readonly random: () => number
+  /** Aborted when chaos is switched off on the route. */
+  readonly routeRelease: () => AbortSignal
+  readonly chaosSwitch: ChaosSwitch
+  readonly metrics: RouteMetrics
+}
+
+export type WaitResult = 'elapsed' | 'released'
+
+const EMPTY = Buffer.alloc(0)
+
+/** Ends the client's connection after what was already written has been flushed to it. */
+export function cutSocket (socket: Socket, how: CutHow): void {
+  if (socket.destroyed) return
+  socket.write(EMPTY, () => {
+    if (how === 'reset') socket.resetAndDestroy()
+    else socket.destroy()
+  })
+}
+
+export abstract class FaultIO {
+  abstract readonly at: FaultSide
+  protected readonly link: ChaosLink
+
+  constructor (link: ChaosLink) {
+    this.link = link
+  }
+
+  /** The route's seeded source, bound so it can be passed around. */
+  readonly random = (): number => this.link.random()
+
+  /** The longest an open-ended hang lasts at this side. */
+  abstract hangLimitMs (ctx: RequestContext): number
+  /** The error to throw to fail the exchange before any response. */
+  abstract fail (ctx: RequestContext, errorClass: ErrorClass, message: string, how: CutHow): Error
+  /** Ends a response body early, once what `stream` already pushed has gone out. */
+  abstract cut (ctx: RequestContext, stream: Transform, errorClass: ErrorClass, message: string, how: CutHow): void
+  /** The error a wait rejects with when the exchange is abandoned. */
+  protected abstract abandoned (ctx: RequestContext, reason: unknown): Error
+  /** Notes an injected answer (an upstream-side failure status is counted). */
+  protected abstract answered (ctx: RequestContext, status: number): void
+
+  /**
+   * Waits `ms` (Infinity: until something else ends it). Resolves `elapsed`,
+   * or `released` when chaos is switched off; rejects when the attempt
+   * times out (upstream side) or the client leaves.
+   */
+  async wait (ctx: RequestContext, ms: number): Promise<WaitResult> {
+    const routeRelease = this.link.routeRelease()
+    const globalRelease = this.link.chaosSwitch.releaseSignal
+    if (routeRelease.aborted || globalRelease.aborted) return 'released'
+    const attempt = this.at === 'upstream' ? ctx.attemptSignal : undefined
+    if (attempt?.aborted === true) throw this.abandoned(ctx, attempt.reason)
+    const socket = ctx.req.socket
+    if (socket.destroyed) throw this.abandoned(ctx, undefined)
+    return await new Promise<WaitResult>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
+      const settle = (): void => {
+        clearTimeout(timer)
+        attempt?.removeEventListener('abort', onAbort)
+        socket.off('close', onGone)
+        routeRelease.removeEventListener('abort', onRelease)
+        globalRelease.removeEventListener('abort', onRelease)
+      }
+      const onAbort = (): void => { settle(); reject(this.abandoned(ctx, attempt?.reason)) }
+      const onGone = (): void => { settle(); reject(this.abandoned(ctx, undefined)) }
+      const onRelease = (): void => { settle(); resolve('released') }
+      if (Number.isFinite(ms)) timer = setTimeout(() => { settle(); resolve('elapsed') }, Math.max(0, ms))
+      attempt?.addEventListener('abort', onAbort)
+      socket.once('close', onGone)
+      routeRelease.addEventListener('abort', onRelease)
+      globalRelease.addEventListener('abort', onRelease)
+    })
+  }
+
+  /** Calls `fn` once when chaos is switched off (route or global); returns the unsubscribe. */
+  onRelease (fn: () => void): () => void {
+    const routeRelease = this.link.routeRelease()
+    const globalRelease = this.link.chaosSwitch.releaseSignal
+    if (routeRelease.aborted || globalRelease.aborted) {
+      fn()
+      return noop
+    }
+    const once = (): void => { off(); fn() }
+    const off = (): void => {
+      routeRelease.removeEventListener('abort', once)
+      globalRelease.removeEventListener('abort', once)
+    }
+    routeRelease.addEventListener('abort', once)
+    globalRelease.addEventListener('abort', once)
+    return off
+  }
+
+  /** An answer made here instead of by the upstream. */
+  respond (ctx: RequestContext, status: number, headers: Record<string, string>, body: string): UpstreamResponse {
+    const payload = Buffer.from(body)
+    this.answered(ctx, status)
+    return {
+      statusCode: status,
+      headers: { ...headers, 'content-length': String(payload.length) },
+      body: Readable.from(payload.length > 0 ? [payload] : [])
+    }
+  }
+}
+
+function noop (): void {}
+
+export class UpstreamSideIO extends FaultIO {
+  readonly at = 'upstream' as const
+
+  // The attempt timeout bounds every upstream-side hang.
+  hangLimitMs (): number { return Infinity }
+
+  fail (ctx: RequestContext, errorClass: ErrorClass, message: string): Error {
+    ctx.errorClass = errorClass
+    this.link.metrics.upstreamError(errorClass)
+    return new UpstreamError(errorClass, message, { code: INJECTED_CODE })
+  }
+
+  cut (_ctx: RequestContext, stream: Transform, errorClass: ErrorClass, message: string): void {
+    // The responder counts a body error as a failed attempt and closes the
+    // client's response, as it does when a real upstream dies mid-body.
+    setImmediate(() => { stream.destroy(new UpstreamError(errorClass, message, { code: INJECTED_CODE })) })
+  }
+
+  protected abandoned (ctx: RequestContext, reason: unknown): Error {
+    if (reason === undefined) return new UpstreamError('timeout', 'the client went away during an injected delay', { code: INJECTED_CODE })
+    // The attempt timed out while the fault held it: a failed attempt, as if the upstream were that slow.
+    const failure = classifyError(reason)
+    ctx.errorClass = failure.errorClass
+    this.link.metrics.upstreamError(failure.errorClass)
+    return failure
+  }
+
+  protected answered (ctx: RequestContext, status: number): void {
+    const failed = responseErrorClass(status)
+    if (failed !== undefined) {
+      ctx.errorClass = failed
+      this.link.metrics.upstreamError(failed)
+    }
+  }
+}
+
+export class ClientSideIO extends FaultIO {
+  readonly at = 'client' as const
+
+  // Nothing downstream of the pipeline bounds a client-side hang: the route's timeout does, so a socket is never held forever.
+  hangLimitMs (ctx: RequestContext): number { return ctx.route.config.resilience.timeoutMs }
+
+  fail (_ctx: RequestContext, _errorClass: ErrorClass, message: string, how: CutHow): Error {
+    return new ClientCut(how, message)
+  }
+
+  cut (ctx: RequestContext, _stream: Transform, _errorClass: ErrorClass, _message: string, how: CutHow): void {
+    ctx.outcome = 'failed'
+    setImmediate(cutSocket, ctx.req.socket, how)
+  }
+
+  protected abandoned (): Error {
+    return new ClientGone()
+  }
+
+  protected answered (): void {}
+}

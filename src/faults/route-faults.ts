@@ -1,0 +1,248 @@
+/**
+ * A route's chaos: its faults with their envelopes, its seeded random
+ * source, the upstream-side fault stage (a Policy) and the switch for the
+ * client-side seam. Built from config with the route; the admin API
+ * changes it at runtime until the next reload replaces it.
+ *
+ * Choosing: faults are tried in list order and each rolls its own
+ * probability; every one that fires is applied, stacked in list order
+ * (first outermost), as Toxiproxy stacks toxics. A trigger header, where
+ * allowed, replaces the configured faults for its request.
+ */
+import { randomInt } from 'node:crypto'
+import type { RequestContext } from '../proxy/context.js'
+import type { Policy, UpstreamCall, UpstreamResponse } from '../proxy/pipeline.js'
+import type { RouteMetrics } from '../metrics/route-metrics.js'
+import { seededRandom } from '../util/random.js'
+import type { ArmedFault, FaultSide } from './fault.js'
+import type { ChaosConfig, FaultConfig } from './schema.js'
+import { createFault } from './registry.js'
+import { compileMatch } from './match.js'
+import { ClientSideIO, UpstreamSideIO, type ChaosLink, type FaultIO } from './io.js'
+import { TRIGGER_HEADER, TriggerError, parseTrigger } from './trigger.js'
+import type { ChaosSwitch } from './switch.js'
+
+interface Inc { inc: (value?: number) => void }
+
+export class RouteFaults {
+  readonly route: string
+  readonly allowHeaderTriggers: boolean
+  readonly exposeHeaders: boolean
+  /** The upstream-side stage, innermost in the route's pipeline while `active`. */
+  readonly stage: Policy
+  /**
+   * True while a client-side fault or a trigger header could fire here;
+   * the listener's one check per request before it takes the client seam.
+   */
+  clientSide = false
+  /** True while the upstream-side stage has anything to do (else it is left out of the chain). */
+  active = false
+
+  private enabled: boolean
+  private seed: number
+  private random: () => number
+  private armed: ArmedFault[] = []
+  private upstreamFaults: ArmedFault[] = []
+  private clientFaults: ArmedFault[] = []
+  private nextId = 1
+  private release = new AbortController()
+  private readonly counters = new Map<string, Inc>()
+  private readonly metrics: RouteMetrics
+  private readonly chaosSwitch: ChaosSwitch
+  private readonly upstreamIO: FaultIO
+  readonly clientIO: FaultIO
+  private readonly listeners: Array<() => void> = []
+
+  constructor (route: string, config: ChaosConfig, metrics: RouteMetrics, chaosSwitch: ChaosSwitch) {
+    this.route = route
+    this.metrics = metrics
+    this.chaosSwitch = chaosSwitch
+    this.enabled = config.enabled
+    this.allowHeaderTriggers = config.allowHeaderTriggers
+    this.exposeHeaders = config.exposeHeaders
+    this.seed = config.seed ?? randomInt(0, 0xffffffff)
+    this.random = seededRandom(this.seed)
+    const link: ChaosLink = {
+      random: () => this.random(),
+      routeRelease: () => this.release.signal,
+      chaosSwitch,
+      metrics
+    }
+    this.upstreamIO = new UpstreamSideIO(link)
+    this.clientIO = new ClientSideIO(link)
+    for (const fault of config.faults) this.armed.push(this.arm(fault))
+    this.stage = {
+      name: 'faults',
+      execute: async (ctx, next) => {
+        const chosen = this.choose(ctx, 'upstream')
+        return chosen === undefined ? await next(ctx) : await this.inject(ctx, chosen, next, this.upstreamIO)
+      },
+      state: () => this.state()
+    }
+    this.refresh()
+  }
+
+  /** Called whenever `active` may have changed (the route recomposes its pipeline). */
+  onActiveChange (listener: () => void): void {
+    this.listeners.push(listener)
+  }
+
+  /**
+   * The faults that fire for this exchange at `side`, or undefined (the
+   * common case, allocation-free). Throws TriggerError for a bad trigger header.
+   */
+  choose (ctx: RequestContext, side: FaultSide): ArmedFault[] | undefined {
+    if (!this.enabled || !this.chaosSwitch.enabled) return undefined
+    let list = side === 'upstream' ? this.upstreamFaults : this.clientFaults
+    if (this.allowHeaderTriggers) {
+      const header = ctx.req.headers[TRIGGER_HEADER]
+      if (typeof header === 'string') {
+        try {
+          list = parseTrigger(header).filter((f) => f.config.at === side)
+        } catch (err) {
+          // The client seam answers a bad header with a 400 before the pipeline runs.
+          if (side === 'client' || !(err instanceof TriggerError)) throw err
+          return undefined
+        }
+      }
+    }
+    let chosen: ArmedFault[] | undefined
+    for (const f of list) {
+      if (f.matches !== undefined && !f.matches(ctx)) continue
+      const p = f.config.probability
+      if (p < 1 && (p <= 0 || this.random() >= p)) continue
+      (chosen ??= []).push(f)
+    }
+    return chosen
+  }
+
+  /** Applies the chosen faults around `next`, first outermost, and records them. */
+  async inject (ctx: RequestContext, chosen: ArmedFault[], next: UpstreamCall, io: FaultIO): Promise<UpstreamResponse> {
+    let call = next
+    for (let i = chosen.length - 1; i >= 0; i--) {
+      const f = chosen[i]!
+      this.record(ctx, f)
+      const inner = call
+      call = async (c) => await f.fault.apply(c, inner, io)
+    }
+    return await call(ctx)
+  }
+
+  private record (ctx: RequestContext, f: ArmedFault): void {
+    // "No fault" is chosen like a fault but injects nothing: not counted, not named.
+    if (f.config.kind === 'none') return
+    this.counter(f.label).inc()
+    ctx.fault = ctx.fault === undefined ? f.label : `${ctx.fault},${f.label}`
+  }
+
+  private counter (label: string): Inc {
+    let child = this.counters.get(label)
+    if (child === undefined) {
+      child = this.metrics.metrics.faultsInjected.labels(this.route, label)
+      this.counters.set(label, child)
+    }
+    return child
+  }
+
+  private arm (config: FaultConfig, id?: string): ArmedFault {
+    const label = config.name ?? config.kind
+    // Pre-bound, so the series shows 0 before the first injection and the hot path skips the label hash.
+    if (config.kind !== 'none') this.counter(label)
+    return {
+      id: config.name ?? id ?? `f${this.nextId++}`,
+      label,
+      config,
+      fault: createFault(config),
+      matches: compileMatch(config.match)
+    }
+  }
+
+  private refresh (): void {
+    this.upstreamFaults = this.armed.filter((f) => f.config.at === 'upstream')
+    this.clientFaults = this.armed.filter((f) => f.config.at === 'client')
+    const active = this.enabled && (this.upstreamFaults.length > 0 || this.allowHeaderTriggers)
+    this.clientSide = this.enabled && (this.clientFaults.length > 0 || this.allowHeaderTriggers)
+    if (active !== this.active) {
+      this.active = active
+      for (const listener of this.listeners) listener()
+    }
+  }
+
+  // ---- runtime control (admin API) ----
+
+  get isEnabled (): boolean { return this.enabled }
+
+  /** Switches chaos on or off here; off releases this route's in-flight delays and hangs. */
+  setEnabled (enabled: boolean): void {
+    if (enabled === this.enabled) return
+    this.enabled = enabled
+    if (enabled) this.release = new AbortController()
+    else this.release.abort()
+    this.refresh()
+  }
+
+  /** Restarts the random sequence from `seed`. */
+  reseed (seed: number): void {
+    this.seed = seed
+    this.random = seededRandom(seed)
+  }
+
+  list (): Array<{ id: string } & FaultConfig> {
+    return this.armed.map((f) => ({ id: f.id, ...f.config }))
+  }
+
+  get (id: string): ArmedFault | undefined {
+    return this.armed.find((f) => f.id === id)
+  }
+
+  /** Adds a fault at the end; throws DuplicateFault if its name is taken. */
+  add (config: FaultConfig): ArmedFault {
+    this.assertFreeName(config.name, undefined)
+    const armed = this.arm(config)
+    this.armed = [...this.armed, armed]
+    this.refresh()
+    return armed
+  }
+
+  /** Replaces a fault in place; its id becomes the new name, if it has one. Undefined when there is no such fault. */
+  replace (id: string, config: FaultConfig): ArmedFault | undefined {
+    const index = this.armed.findIndex((f) => f.id === id)
+    if (index === -1) return undefined
+    this.assertFreeName(config.name, id)
+    const armed = this.arm(config, id)
+    this.armed = this.armed.map((f, i) => (i === index ? armed : f))
+    this.refresh()
+    return armed
+  }
+
+  remove (id: string): boolean {
+    const before = this.armed.length
+    this.armed = this.armed.filter((f) => f.id !== id)
+    if (this.armed.length === before) return false
+    this.refresh()
+    return true
+  }
+
+  private assertFreeName (name: string | undefined, except: string | undefined): void {
+    if (name !== undefined && this.armed.some((f) => f.id === name && f.id !== except)) throw new DuplicateFault(name)
+  }
+
+  state (): Record<string, unknown> {
+    return {
+      enabled: this.enabled,
+      killSwitch: this.chaosSwitch.enabled ? 'on' : 'off',
+      injecting: this.enabled && this.chaosSwitch.enabled,
+      seed: this.seed,
+      allowHeaderTriggers: this.allowHeaderTriggers,
+      exposeHeaders: this.exposeHeaders,
+      faults: this.list()
+    }
+  }
+}
+
+export class DuplicateFault extends Error {
+  constructor (name: string) {
+    super(`a fault named "${name}" already exists on this route`)
+    this.name = 'DuplicateFault'
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * A route's `chaos` block. Fault kinds and their parameters live in their
+ * own files; the union of them comes from the registry. Issue 5 adds
+ * `budget` and intent-derived plans beside `faults`.
+ */
+import { z } from 'zod'
+import { faultSchema } from './registry.js'
+
+export const chaosSchema = z.strictObject({
+  /** Off by default: a route injects nothing until chaos is enabled (here or on the admin API). */
+  enabled: z.boolean().default(false),
+  /** Seeds the route's random source: the same seed and request sequence give the same decisions. Random when absent (shown in GET /routes). */
+  seed: z.number().int().min(0).max(0xffffffff).optional(),
+  /** Lets a request pick its own faults with `x-faultline-fault`. Never in production: any client could inject. */
+  allowHeaderTriggers: z.boolean().default(false),
+  /** Names the injected fault(s) in an `x-faultline-fault` response header. */
+  exposeHeaders: z.boolean().default(false),
+  faults: z.array(faultSchema).max(64).default([])
+}).superRefine((chaos, ctx) => {
+  const seen = new Map<string, number>()
+  chaos.faults.forEach((fault, index) => {
+    if (fault.name === undefined) return
+    const first = seen.get(fault.name)
+    if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['faults', index, 'name'], message: `expected a unique fault name, "${fault.name}" is also faults[${first}]` })
+    else seen.set(fault.name, index)
+  })
+})
+
+export type ChaosConfig = z.infer<typeof chaosSchema>
+export { faultSchema, type FaultConfig } from './registry.js'
