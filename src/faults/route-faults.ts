@@ -116,14 +116,20 @@ export class RouteFaults {
     return chosen
   }
 
-  /** Applies the chosen faults around `next`, first outermost, and records them. */
+  /**
+   * Applies the chosen faults around `next`, first outermost. Each is
+   * recorded when it starts to act: behind an abort, a stacked fault never
+   * runs and is not counted.
+   */
   async inject (ctx: RequestContext, chosen: ArmedFault[], next: UpstreamCall, io: FaultIO): Promise<UpstreamResponse> {
     let call = next
     for (let i = chosen.length - 1; i >= 0; i--) {
       const f = chosen[i]!
-      this.record(ctx, f)
       const inner = call
-      call = async (c) => await f.fault.apply(c, inner, io)
+      call = async (c) => {
+        this.record(c, f)
+        return await f.fault.apply(c, inner, io)
+      }
     }
     return await call(ctx)
   }

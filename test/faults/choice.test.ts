@@ -1,0 +1,62 @@
+import t from 'tap'
+import { scrape, sumOf } from '../helpers.js'
+import { chaosProxy, jsonUpstream, see } from './fixtures.js'
+
+const N = 20
+
+async function faulted (url: string, n: number, init: Parameters<typeof see>[1] = {}): Promise<boolean[]> {
+  const out: boolean[] = []
+  for (let i = 0; i < n; i++) out.push((await see(url, init)).status === 503)
+  return out
+}
+
+t.test('probability 0 never fires, probability 1 always does', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const never = await chaosProxy(t, upstream.url, { faults: [{ kind: 'abort', probability: 0 }] })
+  t.same(await faulted(`${never.url}/svc/x`, N), Array(N).fill(false))
+  t.equal(sumOf(await scrape(never), 'faultline_faults_injected_total', { route: 'svc', fault: 'abort' }), 0, 'the series exists at 0')
+  const always = await chaosProxy(t, upstream.url, { faults: [{ kind: 'abort', probability: 1 }] })
+  t.same(await faulted(`${always.url}/svc/x`, N), Array(N).fill(true))
+  t.equal(sumOf(await scrape(always), 'faultline_faults_injected_total', { route: 'svc', fault: 'abort' }), N)
+})
+
+t.test('chaos disabled on the route: nothing fires', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, { enabled: false, faults: [{ kind: 'abort' }] })
+  t.same(await faulted(`${proxy.url}/svc/x`, 5), Array(5).fill(false))
+})
+
+t.test('matchers: methods, a path glob, a header value or presence', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, {
+    faults: [
+      { kind: 'latency', ms: 1, name: 'slow', match: { headers: { 'x-slow': true } } },
+      { kind: 'abort', name: 'posts', match: { methods: ['POST'] } },
+      { kind: 'abort', name: 'exports', match: { path: '/svc/**/export' } },
+      { kind: 'abort', name: 'tenant', match: { headers: { 'X-Tenant': 'chaos' } } },
+      { kind: 'abort', name: 'canary', match: { headers: { 'x-canary': true } } }
+    ]
+  })
+  const status = async (path: string, init: Parameters<typeof see>[1] = {}): Promise<[number | undefined, unknown]> => {
+    const res = await see(`${proxy.url}${path}`, init)
+    return [res.status, res.headers['x-faultline-fault']]
+  }
+  t.same(await status('/svc/a'), [200, undefined], 'no matcher holds')
+  t.same(await status('/svc/a', { method: 'POST', body: '{}' }), [503, 'posts'])
+  t.same(await status('/svc/a/b/export?x=1'), [503, 'exports'], 'glob on the path, query ignored')
+  t.same(await status('/svc/export-all'), [200, undefined])
+  t.same(await status('/svc/a', { headers: { 'x-tenant': 'chaos' } }), [503, 'tenant'])
+  t.same(await status('/svc/a', { headers: { 'x-tenant': 'other' } }), [200, undefined])
+  t.same(await status('/svc/a', { headers: { 'x-canary': '' } }), [503, 'canary'], 'present with any value')
+  t.same(await status('/svc/a/export', { headers: { 'x-slow': '1' } }), [503, 'slow,exports'], 'faults that fire stack, in list order')
+  t.same(await status('/svc/a/export', { method: 'POST', body: '{}' }), [503, 'posts'], 'a fault behind an abort never acts, and is not named')
+})
+
+t.test('every attempt re-rolls, and the fault stage is innermost: one decision per attempt', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, { seed: 1, faults: [{ kind: 'abort', probability: 0.5 }] })
+  const results = await faulted(`${proxy.url}/svc/x`, 40)
+  const hits = results.filter(Boolean).length
+  t.ok(hits > 8 && hits < 32, `${hits} of 40 faulted at p=0.5`)
+  t.equal(upstream.hits(), 40 - hits, 'the upstream saw exactly the others')
+})
