@@ -1,0 +1,134 @@
+import t from 'tap'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { route, startProxy, type StartedProxy } from '../helpers.js'
+import { TOKEN, auth, chaosProxy, jsonUpstream, see } from './fixtures.js'
+
+async function admin (proxy: StartedProxy, method: string, path: string, body?: unknown, headers: Record<string, string> = auth): Promise<{ status: number, body: any }> {
+  const res = await request(`${proxy.adminUrl}${path}`, {
+    method: method as 'GET',
+    headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  })
+  const text = await res.body.text()
+  return { status: res.statusCode, body: text ? JSON.parse(text) : undefined }
+}
+
+t.test('faults are added, replaced and removed at runtime, behind the token, and audited', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, { enabled: false })
+
+  const refused = await admin(proxy, 'POST', '/chaos/routes/svc/faults', { kind: 'abort' }, {})
+  t.equal(refused.status, 401, 'no token, no change')
+  const wrong = await admin(proxy, 'POST', '/chaos/routes/svc/faults', { kind: 'abort' }, { authorization: 'Bearer not-the-token-at-all' })
+  t.equal(wrong.status, 401)
+
+  const invalid = await admin(proxy, 'POST', '/chaos/routes/svc/faults', { kind: 'abort', probability: 2 })
+  t.equal(invalid.status, 400)
+  t.equal(invalid.body.error, 'invalid_fault')
+  t.match(invalid.body.message, 'probability: expected a number <= 1, got 2')
+  const unknownKind = await admin(proxy, 'POST', '/chaos/routes/svc/faults', { kind: 'meteor' })
+  t.match(unknownKind.body.message, /^kind: expected one of "none" \| "latency" .* got "meteor"$/)
+  t.equal((await admin(proxy, 'POST', '/chaos/routes/nope/faults', { kind: 'abort' })).status, 404)
+
+  const added = await admin(proxy, 'POST', '/chaos/routes/svc/faults', { kind: 'abort', status: 503, name: 'outage' })
+  t.equal(added.status, 201)
+  t.match(added.body, { route: 'svc', fault: { id: 'outage', kind: 'abort', status: 503, probability: 1, at: 'upstream' }, enabled: false })
+  t.match(added.body.note, /reload replaces/)
+  t.equal((await admin(proxy, 'POST', '/chaos/routes/svc/faults', { kind: 'latency', ms: 1, name: 'outage' })).status, 409, 'names are unique per route')
+  t.equal((await see(`${proxy.url}/svc/x`)).status, 200, 'chaos is still off on the route')
+
+  t.equal((await admin(proxy, 'PATCH', '/chaos/routes/svc', { enabled: true })).status, 200)
+  t.equal((await see(`${proxy.url}/svc/x`)).status, 503, 'switched on at runtime: the stage joined the pipeline')
+
+  const replaced = await admin(proxy, 'PUT', '/chaos/routes/svc/faults/outage', { kind: 'abort', status: 500, name: 'outage' })
+  t.equal(replaced.status, 200)
+  t.equal((await see(`${proxy.url}/svc/x`)).status, 500)
+  t.equal((await admin(proxy, 'PUT', '/chaos/routes/svc/faults/ghost', { kind: 'abort' })).status, 404)
+
+  const anon = await admin(proxy, 'POST', '/chaos/routes/svc/faults', { kind: 'latency', ms: 1, at: 'client' })
+  t.equal(anon.body.fault.id, 'f1', 'unnamed faults get an id')
+  const listed = await admin(proxy, 'GET', '/chaos/routes/svc/faults', undefined, {})
+  t.same(listed.body.faults.map((f: { id: string }) => f.id), ['outage', 'f1'], 'reads need no token')
+
+  const routes = await admin(proxy, 'GET', '/routes', undefined, {})
+  t.match(routes.body.routes[0].state.faults, { enabled: true, killSwitch: 'on', faults: [{ id: 'outage', status: 500 }, { id: 'f1' }] }, 'GET /routes shows chaos state')
+
+  t.equal((await admin(proxy, 'DELETE', '/chaos/routes/svc/faults/outage')).status, 200)
+  t.equal((await admin(proxy, 'DELETE', '/chaos/routes/svc/faults/outage')).status, 404)
+  t.equal((await see(`${proxy.url}/svc/x`)).status, 200, 'removed: no more aborts')
+
+  t.equal((await admin(proxy, 'PATCH', '/chaos/routes/svc', { enabled: 'yes' })).status, 400)
+
+  await proxy.faultline.close()
+  const audits = proxy.logs.lines.filter((l) => typeof l.audit === 'string').map((l) => l.audit)
+  t.same(audits, ['chaos.fault.add', 'chaos.route', 'chaos.fault.replace', 'chaos.fault.add', 'chaos.fault.remove'])
+  t.notOk(proxy.logs.lines.some((l) => JSON.stringify(l).includes(TOKEN)), 'the token is never logged')
+})
+
+t.test('the kill switch stops all injection and releases an in-flight delay', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, {
+    faults: [
+      { kind: 'latency', ms: 8_000, match: { path: '/svc/slow' } },
+      { kind: 'timeout', at: 'client', match: { path: '/svc/hang' } },
+      { kind: 'abort', status: 503, match: { path: '/svc/abort' } }
+    ]
+  }, { resilience: { timeoutMs: 20_000 } })
+  t.equal((await see(`${proxy.url}/svc/abort`)).status, 503)
+
+  const slow = see(`${proxy.url}/svc/slow`)
+  const hang = see(`${proxy.url}/svc/hang`)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const off = await admin(proxy, 'POST', '/chaos/off')
+  t.same(off.body, { killSwitch: 'off', changed: true })
+  const [released, unhung] = await Promise.all([slow, hang])
+  t.equal(released.status, 200, 'the delayed request went on to the upstream')
+  t.ok(released.ms < 3_000, `released after ${Math.round(released.ms)} ms, not 8 s`)
+  t.equal(unhung.status, 200, 'a client-side hang is released too')
+  t.equal(upstream.hits(), 2)
+
+  t.equal((await see(`${proxy.url}/svc/abort`)).status, 200, 'no injection while off')
+  t.equal((await admin(proxy, 'GET', '/chaos', undefined, {})).body.killSwitch, 'off')
+  t.equal((await admin(proxy, 'POST', '/chaos/off', undefined, {})).status, 401, 'the switch needs the token too')
+  t.equal((await admin(proxy, 'POST', '/chaos/on')).status, 200)
+  t.equal((await see(`${proxy.url}/svc/abort`)).status, 503, 'back on')
+})
+
+t.test('disabling chaos on a route releases its in-flight delays', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'latency', ms: 8_000 }] }, { resilience: { timeoutMs: 20_000 } })
+  const slow = see(`${proxy.url}/svc/x`)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.equal((await admin(proxy, 'PATCH', '/chaos/routes/svc', { enabled: false })).status, 200)
+  const res = await slow
+  t.equal(res.status, 200)
+  t.ok(res.ms < 3_000, `released after ${Math.round(res.ms)} ms`)
+})
+
+t.test('a reload replaces runtime changes with the file; the kill switch survives it', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-chaos-'))
+  const file = join(dir, 'config.json')
+  const config = {
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0, token: TOKEN },
+    routes: [route('svc', '/svc', upstream.url, { chaos: { enabled: true, faults: [{ kind: 'abort', status: 503, name: 'from-file' }] } })]
+  }
+  await writeFile(file, JSON.stringify(config))
+  const proxy = await startProxy(t, config, { configFile: file })
+  await admin(proxy, 'DELETE', '/chaos/routes/svc/faults/from-file')
+  await admin(proxy, 'POST', '/chaos/routes/svc/faults', { kind: 'rateLimit', name: 'runtime' })
+  t.equal((await see(`${proxy.url}/svc/x`)).status, 429)
+
+  t.equal((await admin(proxy, 'POST', '/reload')).status, 200)
+  const faults = (await admin(proxy, 'GET', '/chaos/routes/svc/faults', undefined, {})).body.faults
+  t.same(faults.map((f: { id: string }) => f.id), ['from-file'], 'the file is the source of truth')
+  t.equal((await see(`${proxy.url}/svc/x`)).status, 503)
+
+  await admin(proxy, 'POST', '/chaos/off')
+  t.equal((await admin(proxy, 'POST', '/reload')).status, 200)
+  t.equal((await see(`${proxy.url}/svc/x`)).status, 200, 'a reload does not re-arm chaos')
+})
