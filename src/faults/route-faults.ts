@@ -20,7 +20,7 @@ import { createFault } from './registry.js'
 import { compileMatch } from './match.js'
 import { ClientSideIO, UpstreamSideIO, type ChaosLink, type FaultIO } from './io.js'
 import { TRIGGER_HEADER, TriggerError, parseTrigger } from './trigger.js'
-import type { ChaosSwitch } from './switch.js'
+import { releaser, type ChaosSwitch } from './switch.js'
 
 interface Inc { inc: (value?: number) => void }
 
@@ -45,7 +45,7 @@ export class RouteFaults {
   private upstreamFaults: ArmedFault[] = []
   private clientFaults: ArmedFault[] = []
   private nextId = 1
-  private release = new AbortController()
+  private release = releaser()
   private readonly counters = new Map<string, Inc>()
   private readonly metrics: RouteMetrics
   private readonly chaosSwitch: ChaosSwitch
@@ -182,7 +182,7 @@ export class RouteFaults {
   setEnabled (enabled: boolean): void {
     if (enabled === this.enabled) return
     this.enabled = enabled
-    if (enabled) this.release = new AbortController()
+    if (enabled) this.release = releaser()
     else this.release.abort()
     this.refresh()
   }

@@ -7,9 +7,21 @@
  * It belongs to the Faultline instance, not to a config generation: a
  * reload never turns chaos back on behind an operator's back.
  */
+import { setMaxListeners } from 'node:events'
+
+/**
+ * An AbortController whose signal takes any number of listeners: every
+ * in-flight injected delay listens, and Node would warn past ten.
+ */
+export function releaser (): AbortController {
+  const controller = new AbortController()
+  setMaxListeners(0, controller.signal)
+  return controller
+}
+
 export class ChaosSwitch {
   private isOn = true
-  private release = new AbortController()
+  private release = releaser()
 
   get enabled (): boolean { return this.isOn }
 
@@ -28,7 +40,7 @@ export class ChaosSwitch {
   turnOn (): boolean {
     if (this.isOn) return false
     this.isOn = true
-    this.release = new AbortController()
+    this.release = releaser()
     return true
   }
 }

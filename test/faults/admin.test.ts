@@ -97,6 +97,17 @@ t.test('the kill switch stops all injection and releases an in-flight delay', as
   t.equal((await see(`${proxy.url}/svc/abort`)).status, 503, 'back on')
 })
 
+t.test('the kill switch lets a throttled body finish at full speed', async (t) => {
+  const upstream = await jsonUpstream(t, { data: 'x'.repeat(1_000) })
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'throttle', bytesPerSecond: 100 }] })
+  const slow = see(`${proxy.url}/svc/x`)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  await admin(proxy, 'POST', '/chaos/off')
+  const res = await slow
+  t.equal(res.body.toString(), JSON.stringify({ data: 'x'.repeat(1_000) }), 'the whole body')
+  t.ok(res.ms < 3_000, `done after ${Math.round(res.ms)} ms, not 10 s`)
+})
+
 t.test('disabling chaos on a route releases its in-flight delays', async (t) => {
   const upstream = await jsonUpstream(t)
   const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'latency', ms: 8_000 }] }, { resilience: { timeoutMs: 20_000 } })
