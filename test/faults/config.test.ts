@@ -53,3 +53,10 @@ t.test('every registered kind has a one-line summary and validates its minimal f
     t.same(problems({ faults: [{ kind: kind.kind, ...minimal[kind.kind] }] }), [], `${kind.kind} minimal config is valid`)
   }
 })
+
+t.test('config/chaos.example.yaml is valid', async (t) => {
+  const { loadConfigFile } = await import('../../src/config/load.js')
+  const config = await loadConfigFile(new URL('../../config/chaos.example.yaml', import.meta.url).pathname, {})
+  t.equal(config.routes[0]?.chaos.faults.length, 5)
+  t.equal(config.routes[0]?.chaos.seed, 42)
+})
