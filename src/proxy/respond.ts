@@ -48,11 +48,17 @@ export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Lo
   })
 }
 
+/** The x-faultline-fault value for this response, when the route exposes it and a fault acted. */
+function exposedFault (ctx: RequestContext): string | undefined {
+  return ctx.route.faults.exposeHeaders ? ctx.fault : undefined
+}
+
 export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, _log: Logger): void {
   if (upstream.statusCode >= 500 && ctx.outcome === 'ok') ctx.outcome = 'failed'
   const headers = clientResponseHeaders(upstream.headers)
   headers['x-request-id'] = ctx.requestId
-  if (ctx.fault !== undefined && ctx.route.faults.exposeHeaders) headers['x-faultline-fault'] = ctx.fault
+  const fault = exposedFault(ctx)
+  if (fault !== undefined) headers['x-faultline-fault'] = fault
   // Registered before pipeline() so it runs before pipeline destroys `res`:
   // that is how an upstream failure is told apart from a client that left.
   upstream.body.once('error', (err) => {
@@ -97,13 +103,14 @@ export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unkn
     return
   }
   const status = statusForError(failure.errorClass)
+  const headers: Record<string, string> = { 'x-request-id': ctx.requestId }
+  const fault = exposedFault(ctx)
+  if (fault !== undefined) headers['x-faultline-fault'] = fault
   sendJson(res, status, {
     error: status === 504 ? 'upstream_timeout' : 'upstream_unavailable',
     class: failure.errorClass,
     message: failure.message,
     route: ctx.route.name,
     requestId: ctx.requestId
-  }, ctx.fault !== undefined && ctx.route.faults.exposeHeaders
-    ? { 'x-request-id': ctx.requestId, 'x-faultline-fault': ctx.fault }
-    : { 'x-request-id': ctx.requestId })
+  }, headers)
 }
