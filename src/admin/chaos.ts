@@ -20,7 +20,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { adminError, audit, type AdminExtension } from './server.js'
 import { problemsFromZod } from '../config/errors.js'
-import { faultSchema } from '../faults/schema.js'
+import { faultSchema, type FaultConfig } from '../faults/schema.js'
+import type { ArmedFault } from '../faults/fault.js'
 import { DuplicateFault, type RouteFaults } from '../faults/route-faults.js'
 import type { ChaosSwitch } from '../faults/switch.js'
 
@@ -88,38 +89,39 @@ export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
       return faults === undefined ? reply : { route: faults.route, faults: faults.list() }
     })
 
-    app.post<{ Params: RouteParams }>('/chaos/routes/:route/faults', async (request, reply) => {
+    /**
+     * Validates the body as a fault and hands it to `change` (add or
+     * replace); answers 400 (invalid), 409 (name taken) or 404 (no such
+     * fault) itself, and the audited success otherwise.
+     */
+    const changeFault = async (
+      request: FastifyRequest<{ Params: RouteParams & { id?: string } }>,
+      reply: FastifyReply,
+      action: string,
+      change: (faults: RouteFaults, config: FaultConfig) => ArmedFault | undefined
+    ): Promise<FastifyReply> => {
       const faults = faultsOf(request, reply)
       if (faults === undefined) return reply
       const body = faultSchema.safeParse(request.body, { reportInput: true })
       if (!body.success) return invalid(reply, body.error)
       let armed
       try {
-        armed = faults.add(body.data)
-      } catch (err) {
-        if (err instanceof DuplicateFault) return adminError(reply, 409, 'duplicate_fault', err.message)
-        throw err
-      }
-      audit(request, 'chaos.fault.add', { route: faults.route, id: armed.id, fault: armed.config })
-      return await reply.code(201).send({ route: faults.route, fault: { id: armed.id, ...armed.config }, enabled: faults.isEnabled, note: RUNTIME_NOTE })
-    })
-
-    app.put<{ Params: FaultParams }>('/chaos/routes/:route/faults/:id', async (request, reply) => {
-      const faults = faultsOf(request, reply)
-      if (faults === undefined) return reply
-      const body = faultSchema.safeParse(request.body, { reportInput: true })
-      if (!body.success) return invalid(reply, body.error)
-      let armed
-      try {
-        armed = faults.replace(request.params.id, body.data)
+        armed = change(faults, body.data)
       } catch (err) {
         if (err instanceof DuplicateFault) return adminError(reply, 409, 'duplicate_fault', err.message)
         throw err
       }
       if (armed === undefined) return adminError(reply, 404, 'no_fault', `route ${faults.route} has no fault ${JSON.stringify(request.params.id)}`)
-      audit(request, 'chaos.fault.replace', { route: faults.route, id: request.params.id, newId: armed.id, fault: armed.config })
-      return { route: faults.route, fault: { id: armed.id, ...armed.config }, enabled: faults.isEnabled, note: RUNTIME_NOTE }
-    })
+      audit(request, action, { route: faults.route, id: armed.id, replaced: request.params.id, fault: armed.config })
+      return await reply.code(request.params.id === undefined ? 201 : 200)
+        .send({ route: faults.route, fault: { id: armed.id, ...armed.config }, enabled: faults.isEnabled, note: RUNTIME_NOTE })
+    }
+
+    app.post<{ Params: RouteParams }>('/chaos/routes/:route/faults', async (request, reply) =>
+      await changeFault(request, reply, 'chaos.fault.add', (faults, config) => faults.add(config)))
+
+    app.put<{ Params: FaultParams }>('/chaos/routes/:route/faults/:id', async (request, reply) =>
+      await changeFault(request, reply, 'chaos.fault.replace', (faults, config) => faults.replace(request.params.id, config)))
 
     app.delete<{ Params: FaultParams }>('/chaos/routes/:route/faults/:id', async (request, reply) => {
       const faults = faultsOf(request, reply)
