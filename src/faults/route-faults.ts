@@ -145,6 +145,8 @@ export class RouteFaults {
     let child = this.counters.get(label)
     if (child === undefined) {
       child = this.metrics.metrics.faultsInjected.labels(this.route, label)
+      // prom-client creates a series on its first inc: start at 0, so dashboards show it before the first injection.
+      child.inc(0)
       this.counters.set(label, child)
     }
     return child
@@ -152,7 +154,7 @@ export class RouteFaults {
 
   private arm (config: FaultConfig, id?: string): ArmedFault {
     const label = config.name ?? config.kind
-    // Pre-bound, so the series shows 0 before the first injection and the hot path skips the label hash.
+    // Bound up front, so the series exists (at 0) as soon as the fault is configured.
     if (config.kind !== 'none') this.counter(label)
     return {
       id: config.name ?? id ?? `f${this.nextId++}`,
