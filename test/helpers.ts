@@ -104,3 +104,21 @@ export async function fetchText (url: string, init: { method?: string, headers?:
 export function route (name: string, pathPrefix: string, url: string, extra: Record<string, unknown> = {}): NonNullable<ConfigInput['routes']>[number] {
   return { name, match: { pathPrefix }, upstream: { url }, ...extra } as NonNullable<ConfigInput['routes']>[number]
 }
+
+/**
+ * Sends raw bytes on a fresh TCP connection and returns everything the
+ * server sent until it closed (or `timeoutMs` passed). For requests no
+ * well-behaved client library would send.
+ */
+export async function rawExchange (port: number, payload: string, timeoutMs = 5_000): Promise<string> {
+  const { connect } = await import('node:net')
+  return await new Promise<string>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    const timer = setTimeout(() => { socket.destroy(); resolve(Buffer.concat(chunks).toString('latin1')) }, timeoutMs)
+    socket.on('data', (c: Buffer) => chunks.push(c))
+    socket.on('error', (err) => { clearTimeout(timer); reject(err) })
+    socket.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(chunks).toString('latin1')) })
+    socket.write(payload)
+  })
+}
