@@ -6,11 +6,11 @@ import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { closedPort, fetchText, route, startUpstream } from './helpers.js'
+import { closedPort, fetchText, route, startUpstream, type Teardown } from './helpers.js'
 
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli.ts')]
 
-async function startCli (t: Tap.Test, file: string): Promise<{ child: ChildProcess, output: () => string, exited: Promise<number | null> }> {
+async function startCli (t: Teardown, file: string): Promise<{ child: ChildProcess, output: () => string, exited: Promise<number | null> }> {
   const child = spawn(process.execPath, [...CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout?.on('data', (c: Buffer) => { output += c.toString() })
