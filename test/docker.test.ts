@@ -114,7 +114,7 @@ async function realSeries (t: Teardown): Promise<{ adminUrl: string, labelsOf: M
 // ---- docker/faultline.yaml ----
 
 t.test('docker/faultline.yaml is valid and exposes the admin API only behind a token', async (t) => {
-  t.notOk(isLoopback(dockerConfig.admin.host), `admin.host ${dockerConfig.admin.host} is reachable from the Prometheus container`)
+  t.notOk(isLoopback(dockerConfig.admin.host), `admin.host (${dockerConfig.admin.host}) is not loopback: Prometheus, in another container, must reach it`)
   t.equal(dockerConfig.admin.token, TEST_TOKEN, 'admin.token comes from FAULTLINE_ADMIN_TOKEN')
   t.notOk(isLoopback(dockerConfig.listen.host), 'the proxy listens beyond loopback, so the published port reaches it')
   t.equal(dockerConfig.listen.port, defaults.listen.port, 'proxy port is the product default')
@@ -349,6 +349,7 @@ const dashboardSchema = z.object({
       name: z.string(),
       type: z.string(),
       datasource: z.object({ uid: z.string() }).loose(),
+      definition: z.string(),
       query: z.object({ query: z.string() }).loose()
     }).loose())
   }),
@@ -381,6 +382,7 @@ t.test('the Grafana dashboard reads only metrics and labels faultline exports', 
     const v = vars.get(name)
     t.equal(v?.type, 'query', `variable ${name} is a query`)
     t.equal(v?.datasource.uid, uid, `variable ${name} uses the provisioned datasource`)
+    t.equal(v?.definition, v?.query.query, `variable ${name}: the query shown is the query run`)
     const m = /^label_values\(([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$/.exec(v?.query.query ?? '')
     t.ok(m && metricOf(m[1]!), `${name}: label_values over an exported metric (${v?.query.query})`)
     t.ok(m && labelsOf.get(m[1]!)?.has(m[2]!), `${name}: the metric has the label ${m?.[2]}`)
