@@ -145,9 +145,11 @@ export function startDemoClient (options: DemoClientOptions): DemoClient {
   }
 
   // Sends whatever is due by now, so timer jitter changes when calls go out
-  // but never how many: the rate holds over any window.
+  // but never how many: the rate holds over any window, and a full run
+  // makes exactly rate x duration calls however late the timers fire.
+  const durationMs = durationS * 1000
   const tick = (): void => {
-    const due = Math.floor((performance.now() - started) * rate / 1000)
+    const due = Math.floor(Math.min(performance.now() - started, durationMs) * rate / 1000)
     for (; sent < due; sent++) {
       const p: Promise<void> = send(DEMO_CALLS[sent % DEMO_CALLS.length]!).finally(() => { pending.delete(p) })
       pending.add(p)
@@ -166,6 +168,7 @@ export function startDemoClient (options: DemoClientOptions): DemoClient {
   let stopping: Promise<Tally> | undefined
   const stop = async (): Promise<Tally> => {
     stopping ??= (async () => {
+      tick()
       clearInterval(ticker)
       clearInterval(reporter)
       clearTimeout(deadline)
@@ -182,7 +185,7 @@ export function startDemoClient (options: DemoClientOptions): DemoClient {
   const ticker = setInterval(tick, Math.min(100, Math.max(5, 1000 / rate)))
   const reporter = setInterval(report, reportEveryMs)
   // setTimeout fires at once beyond 2^31-1 ms (~24.8 days): clamp, not surprise.
-  const deadline = setTimeout(() => { void stop() }, Math.min(durationS * 1000, 2 ** 31 - 1))
+  const deadline = setTimeout(() => { void stop() }, Math.min(durationMs, 2 ** 31 - 1))
   log(`demo client: ${rate} requests/s to ${target} for ${durationS} s (routes: ${DEMO_CALLS.map((c) => c.route).join(', ')})`)
   return { done, stop }
 }
