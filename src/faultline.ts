@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
-import type { Config } from './config/schema.js'
+import { isLoopbackHost, type Config } from './config/schema.js'
 import { loadConfigFile } from './config/load.js'
 import { ConfigError } from './config/errors.js'
 import { createLogger, type Logger } from './log.js'
@@ -25,11 +25,6 @@ export interface StartOptions {
   metrics?: Metrics
 }
 
-const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost|\[::1\])$/i
-
-export function isLoopback (host: string): boolean {
-  return LOOPBACK.test(host)
-}
 
 /** The admin token in force: tokenFile wins, so mounted secrets can rotate on reload. */
 export function resolveAdminToken (config: Config): string | undefined {
@@ -67,7 +62,7 @@ export class Faultline {
     this.logger = options.logger ?? createLogger(config.log.level)
     this.metrics = options.metrics ?? new Metrics()
     this.adminToken = resolveAdminToken(config)
-    if (!isLoopback(config.admin.host) && this.adminToken === undefined) {
+    if (!isLoopbackHost(config.admin.host) && this.adminToken === undefined) {
       throw new ConfigError(options.configFile ?? '<config>', [{
         path: 'admin.host',
         message: `expected a loopback address when no admin token is set, got "${config.admin.host}" (set admin.token or admin.tokenFile to expose the admin API)`
@@ -149,7 +144,7 @@ export class Faultline {
   /** Swaps in an already-validated config. Listener and admin addresses need a restart to change. */
   applyConfig (next: Config): { generation: number, routes: string[] } {
     const token = resolveAdminToken(next)
-    if (!isLoopback(this.config.admin.host) && token === undefined) {
+    if (!isLoopbackHost(this.config.admin.host) && token === undefined) {
       throw new ConfigError(this.configFile ?? '<config>', [{ path: 'admin.token', message: 'expected a token: the admin API listens on a non-loopback address' }])
     }
     for (const key of ['listen', 'admin', 'shutdown'] as const) {

@@ -57,9 +57,9 @@ t.test('without a configured token, state-changing calls are refused outright', 
 })
 
 t.test('the proxy refuses to start with a non-loopback admin address and no token', async (t) => {
-  const config = parseConfig({ admin: { host: '0.0.0.0', port: 0 }, listen: { port: 0, host: '127.0.0.1' }, routes: [route('a', '/a', 'http://127.0.0.1:1')] }, 'x.yaml')
-  const err = await Faultline.start(config, { logger: createLogger('silent') }).then(async (f) => { await f.close(); return null }, (e: unknown) => e)
-  t.ok(err instanceof ConfigError)
+  const input = { admin: { host: '0.0.0.0', port: 0 }, listen: { port: 0, host: '127.0.0.1' }, routes: [route('a', '/a', 'http://127.0.0.1:1')] }
+  const err = await (async () => await Faultline.start(parseConfig(input, 'x.yaml'), { logger: createLogger('silent') }))().then(async (f) => { await f.close(); return null }, (e: unknown) => e)
+  t.ok(err instanceof ConfigError, 'refused by validation, so `faultline check` refuses it too')
   t.match((err as Error).message, /admin\.host: expected a loopback address when no admin token is set, got "0\.0\.0\.0"/)
 })
 
