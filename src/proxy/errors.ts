@@ -71,7 +71,8 @@ export function classifyError (err: unknown): UpstreamError {
     case 'UND_ERR_INFO':
       return new UpstreamError('invalid_response', `the upstream sent an invalid response (${code})`, opts)
     default:
-      if (code?.startsWith('HPE_')) {
+      // undici 7's HTTPParserError carries no code; its name is the signal.
+      if (code?.startsWith('HPE_') || (err as Error | undefined)?.name === 'HTTPParserError') {
         return new UpstreamError('invalid_response', `the upstream sent malformed HTTP (${code})`, opts)
       }
       if (/ContentLength|content-length/i.test(message)) {
@@ -79,6 +80,19 @@ export function classifyError (err: unknown): UpstreamError {
       }
       return new UpstreamError('reset', `the upstream connection failed: ${message}`, opts)
   }
+}
+
+/**
+ * A failure while the response body streams. An upstream that closes the
+ * connection before the Content-Length it announced sent a truncated
+ * (invalid) response, not merely a reset.
+ */
+export function classifyBodyError (err: unknown, declaredLength: boolean): UpstreamError {
+  const failure = classifyError(err)
+  if (declaredLength && failure.errorClass === 'reset') {
+    return new UpstreamError('invalid_response', 'the upstream closed the connection before sending the whole body its Content-Length announced', { cause: err, code: failure.code })
+  }
+  return failure
 }
 
 /**

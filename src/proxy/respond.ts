@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { UpstreamResponse } from './pipeline.js'
 import { clientResponseHeaders } from './headers.js'
-import { PolicyRejection, UpstreamError, classifyError, statusForError } from './errors.js'
+import { PolicyRejection, UpstreamError, classifyBodyError, classifyError, statusForError } from './errors.js'
 
 const LOG_PATH_MAX = 256
 
@@ -55,7 +55,7 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
   // that is how an upstream failure is told apart from a client that left.
   upstream.body.once('error', (err) => {
     if (res.destroyed) return
-    const failure = classifyError(err)
+    const failure = classifyBodyError(err, upstream.headers['content-length'] !== undefined)
     ctx.errorClass = failure.errorClass
     ctx.outcome = 'failed'
     ctx.route.metrics.upstreamError(failure.errorClass)
