@@ -73,7 +73,7 @@ export class AuthGuard {
 }
 
 export function authGuardPolicy (guard: AuthGuard, events: PolicyEvents, release: () => void): Policy {
-  const unsubscribe = guard.onTrip(events.authGuardTripped)
+  const unsubscribe = guard.onTrip(() => { events.authGuardTripped() })
   return {
     name: 'authGuard',
     async execute (ctx, next) {

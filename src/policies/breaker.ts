@@ -157,7 +157,7 @@ export function isBreakerPolicy (policy: Policy): policy is BreakerPolicy {
 /** The policy around one shared CircuitBreaker; `release` is called on dispose. */
 export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, events: PolicyEvents, release: () => void): BreakerPolicy {
   const rule = new FailureRule(config.on)
-  const unsubscribe = breaker.onTransition(events.breakerTransition)
+  const unsubscribe = breaker.onTransition((from, to) => { events.breakerTransition(from, to) })
   events.breakerTransition(breaker.state.name, breaker.state.name)
   return {
     name: 'breaker',

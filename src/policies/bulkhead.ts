@@ -90,7 +90,7 @@ export class Bulkhead {
 }
 
 export function bulkheadPolicy (bulkhead: Bulkhead, events: PolicyEvents, release: () => void): Policy {
-  const unsubscribe = bulkhead.onChange(events.bulkheadChanged)
+  const unsubscribe = bulkhead.onChange((inFlight, queued) => { events.bulkheadChanged(inFlight, queued) })
   events.bulkheadChanged(bulkhead.inFlight, bulkhead.queued)
   return {
     name: 'bulkhead',
