@@ -109,7 +109,7 @@ t.test('cache: an entry over maxEntryBytes or a truncated body is not stored', a
   t.equal((await fetchText(`${proxy.url}/c/big`)).body.length, 2048, 'streamed to the client in full')
   await fetchText(`${proxy.url}/c/big`)
   t.equal((await fetchText(`${proxy.url}/c/big`)).status, 503, 'but not stored')
-  await t.rejects(fetchText(`${proxy.url}/c/truncated`), undefined, 'a truncated body aborts the client response')
+  await t.rejects(fetchText(`${proxy.url}/c/truncated`), 'a truncated body aborts the client response')
   await new Promise((resolve) => setTimeout(resolve, 50))
   const m = await scrape(proxy)
   t.equal(sumOf(m, 'faultline_cache_stores_total', { route: 'c' }), 0)
