@@ -1,4 +1,5 @@
 import t from 'tap'
+import { request } from 'undici'
 import { fetchText, route, scrape, startProxy, startUpstream, sumOf } from '../helpers.js'
 
 t.test('a saturated route A does not slow route B (same upstream, shared pool)', async (t) => {
@@ -59,16 +60,26 @@ t.test('the queue holds up to maxQueue and hands freed slots over in order', asy
   t.equal((await second).status, 200)
 })
 
-t.test('a queued request gives up at the deadline with a 504', async (t) => {
-  const upstream = await startUpstream(t, () => {})
+t.test('a slot is held until the body is done; a queued request gives up at its deadline with a 504', async (t) => {
+  // Headers at once, then a body that never ends: the holder keeps its slot.
+  const upstream = await startUpstream(t, (_req, res) => { res.writeHead(200); res.write('start') })
   const proxy = await startProxy(t, {
     routes: [route('q', '/q', upstream.url, { resilience: { timeoutMs: 300, bulkhead: { maxConcurrent: 1, maxQueue: 5 } } })]
   })
-  const [a, b] = await Promise.all([fetchText(`${proxy.url}/q`), fetchText(`${proxy.url}/q`)])
-  t.equal(a.status, 504)
-  t.equal(b.status, 504)
+  const holder = await request(`${proxy.url}/q`)
+  t.equal(holder.statusCode, 200)
+  const queued = await fetchText(`${proxy.url}/q`)
+  t.equal(queued.status, 504)
+  t.match(JSON.parse(queued.body).message, /bulkhead queue/)
   t.equal(upstream.hits(), 1, 'the queued one never reached the upstream')
-  const m = await scrape(proxy)
+  let m = await scrape(proxy)
   t.equal(sumOf(m, 'faultline_bulkhead_queued', { route: 'q' }), 0)
-  t.equal(sumOf(m, 'faultline_bulkhead_in_flight', { route: 'q' }), 0)
+  t.equal(sumOf(m, 'faultline_bulkhead_in_flight', { route: 'q' }), 1, 'still held by the streaming body')
+  holder.body.destroy()
+  for (let i = 0; i < 100; i++) {
+    m = await scrape(proxy)
+    if (sumOf(m, 'faultline_bulkhead_in_flight', { route: 'q' }) === 0) break
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  t.equal(sumOf(m, 'faultline_bulkhead_in_flight', { route: 'q' }), 0, 'released once the client left and the body closed')
 })
