@@ -17,6 +17,8 @@ import { RouteRuntime } from './proxy/route.js'
 import { RouteTable } from './proxy/router.js'
 import { createProxyServer } from './proxy/server.js'
 import { createAdminServer } from './admin/server.js'
+import { PolicyRegistry } from './policies/registry.js'
+import { policyAdmin } from './admin/policies.js'
 
 export interface StartOptions {
   /** Where the config came from; needed for reloads from the file. */
@@ -45,6 +47,8 @@ export class Faultline {
   readonly logger: Logger
   readonly metrics: Metrics
   private readonly pools = new UpstreamPools()
+  /** Breakers, caches, bulkheads and budgets, kept across reloads while their config is unchanged. */
+  private readonly policyState = new PolicyRegistry()
   private readonly configFile: string | undefined
   private config: Config
   private table: RouteTable
@@ -84,7 +88,7 @@ export class Faultline {
   }
 
   private buildTable (config: Config): RouteTable {
-    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics }))
+    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState }))
     return new RouteTable(routes)
   }
 
@@ -100,7 +104,7 @@ export class Faultline {
         reload: async () => await this.reload(),
         table: () => this.table
       },
-      extensions: []
+      extensions: [policyAdmin]
     })
     this.proxy = createProxyServer({
       logger: this.logger,
@@ -162,7 +166,7 @@ export class Faultline {
     this.logger.level = next.log.level
     this.generation++
     for (const route of previous.routes) route.dispose()
-    void this.pools.retain(new Set(table.routes.map((r) => r.pool)))
+    void this.pools.retain(new Set(table.routes.flatMap((r) => r.pools)))
     this.metrics.configReloads.labels('success').inc()
     this.metrics.configLoaded.setToCurrentTime()
     this.metrics.routesConfigured.set(next.routes.length)

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream'
 import { request } from 'undici'
 import { Faultline } from '../src/faultline.js'
 import { parseConfig } from '../src/config/load.js'
-import type { ConfigInput } from '../src/config/schema.js'
+import type { ConfigInput, RouteConfig } from '../src/config/schema.js'
 import { createLogger } from '../src/log.js'
 import { parsePrometheusText, sumOf, type Sample } from '../src/metrics/text.js'
 
@@ -66,11 +66,15 @@ export interface StartedProxy {
 }
 
 /** Starts faultline on free loopback ports with the given config (validated like a file). */
-export async function startProxy (t: Teardown, config: Omit<ConfigInput, 'listen' | 'admin'> & Partial<Pick<ConfigInput, 'listen' | 'admin'>>, options: { configFile?: string } = {}): Promise<StartedProxy> {
+/** Config for startProxy: an input config (listen/admin optional), or routes taken from an already-parsed one. */
+export type ProxyTestConfig = (Omit<ConfigInput, 'listen' | 'admin'> & Partial<Pick<ConfigInput, 'listen' | 'admin'>>) | { routes: RouteConfig[], [key: string]: unknown }
+
+export async function startProxy (t: Teardown, config: ProxyTestConfig, options: { configFile?: string } = {}): Promise<StartedProxy> {
+  const given = config as { listen?: object, admin?: object }
   const full = {
     ...config,
-    listen: { host: '127.0.0.1', port: 0, ...config.listen },
-    admin: { host: '127.0.0.1', port: 0, ...config.admin }
+    listen: { host: '127.0.0.1', port: 0, ...given.listen },
+    admin: { host: '127.0.0.1', port: 0, ...given.admin }
   }
   const parsed = parseConfig(full, options.configFile ?? 'test-config')
   const logs = new LogCapture()

@@ -5,7 +5,7 @@
  * silently ignored option.
  */
 import { z } from 'zod'
-import { resilienceSchema } from '../policies/schema.js'
+import { checkRouteResilience, resilienceSchema } from '../policies/schema.js'
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'] as const
 
@@ -93,7 +93,7 @@ export const routeSchema = z.strictObject({
   match: matchSchema,
   upstream: upstreamSchema,
   resilience: resilienceSchema.prefault({})
-})
+}).superRefine(checkRouteResilience)
 
 export const configSchema = z
   .strictObject({

@@ -10,10 +10,13 @@ import type { UpstreamPools } from './upstreams.js'
 import { upstreamAttempt } from './attempt.js'
 import { composePipeline, type Policy, type UpstreamCall } from './pipeline.js'
 import { buildPolicies } from '../policies/index.js'
+import type { PolicyRegistry } from '../policies/registry.js'
 
 export interface RouteDeps {
   pools: UpstreamPools
   metrics: Metrics
+  /** Policy state kept across reloads (breakers, caches, bulkheads, budgets). */
+  policyState: PolicyRegistry
 }
 
 export class RouteRuntime {
@@ -24,6 +27,8 @@ export class RouteRuntime {
   readonly methods: ReadonlySet<string> | undefined
   readonly rewritePrefix: string | undefined
   readonly pool: Pool
+  /** Every pool this route may use: the primary, then the alternates its fallback may call. */
+  readonly pools: readonly Pool[]
   /** Bounded label for the primary upstream: its host:port. */
   readonly upstreamLabel: string
   readonly metrics: RouteMetrics
@@ -42,11 +47,23 @@ export class RouteRuntime {
     this.upstreamLabel = new URL(config.upstream.url).host
     this.metrics = new RouteMetrics(deps.metrics, config.name)
     const resilience = config.resilience
-    const attempt = upstreamAttempt(this.pool, {
+    const attemptOptions = {
       bodyIdleTimeoutMs: resilience.bodyIdleTimeoutMs,
       backstopMs: resilience.timeoutMs + 1_000
-    }, this.metrics)
-    this.policies = buildPolicies(resilience)
+    }
+    const attempt = upstreamAttempt(this.pool, attemptOptions, this.metrics)
+    const alternates = resilience.fallback.some((f) => f.kind === 'alternate')
+      ? config.upstream.alternates.map((url) => ({ label: new URL(url).host, pool: deps.pools.forUpstream(config.upstream, url) }))
+      : []
+    this.pools = [this.pool, ...alternates.map((a) => a.pool)]
+    this.policies = buildPolicies(config, {
+      registry: deps.policyState,
+      metrics: deps.metrics,
+      routeMetrics: this.metrics,
+      upstreamLabel: this.upstreamLabel,
+      alternates,
+      attemptOptions
+    })
     this.call = composePipeline(this.policies, attempt)
   }
 

@@ -74,24 +74,29 @@ t.test('an upstream slower than the route timeout gives 504 in time', async (t) 
   t.ok(res.ms < 1_000, `answered soon after the 200 ms deadline (${res.ms.toFixed(0)} ms), not at undici's coarse timer`)
 })
 
-t.test('an upstream that dies mid-body aborts the client response cleanly and is counted as reset', async (t) => {
-  const upstream = await startUpstream(t, (_req, res) => {
-    res.writeHead(200, { 'content-length': '100000' })
+t.test('an upstream that dies mid-body aborts the client response cleanly: reset, or invalid_response when it promised a length', async (t) => {
+  const upstream = await startUpstream(t, (req, res) => {
+    // Chunked (no length promised): dying mid-way is a reset. With a
+    // Content-Length, the same death is a truncated, invalid response.
+    res.writeHead(200, req.url === '/dies/chunked' ? {} : { 'content-length': '100000' })
     res.write(Buffer.alloc(1000, 97))
     setTimeout(() => res.socket?.destroy(), 50)
   })
   const proxy = await startProxy(t, { routes: [route('dies', '/dies', upstream.url)] })
   const { request } = await import('undici')
-  const res = await request(`${proxy.url}/dies`)
-  t.equal(res.statusCode, 200, 'the status line was already sent')
-  await t.rejects(res.body.text(), 'the client sees the body fail, not a silently short body')
+  for (const path of ['/dies/chunked', '/dies/sized']) {
+    const res = await request(`${proxy.url}${path}`)
+    t.equal(res.statusCode, 200, 'the status line was already sent')
+    await t.rejects(res.body.text(), `${path}: the client sees the body fail, not a silently short body`)
+  }
   const { scrape, sumOf } = await import('../helpers.js')
   // The close is recorded once the proxy sees the client connection end.
   let samples = await scrape(proxy)
-  for (let i = 0; i < 20 && sumOf(samples, 'faultline_requests_total', { route: 'dies' }) === 0; i++) {
+  for (let i = 0; i < 40 && sumOf(samples, 'faultline_requests_total', { route: 'dies' }) < 2; i++) {
     await new Promise((resolve) => setTimeout(resolve, 25))
     samples = await scrape(proxy)
   }
   t.equal(sumOf(samples, 'faultline_upstream_errors_total', { route: 'dies', error_class: 'reset' }), 1)
-  t.equal(sumOf(samples, 'faultline_requests_total', { route: 'dies', outcome: 'failed' }), 1)
+  t.equal(sumOf(samples, 'faultline_upstream_errors_total', { route: 'dies', error_class: 'invalid_response' }), 1)
+  t.equal(sumOf(samples, 'faultline_requests_total', { route: 'dies', outcome: 'failed' }), 2)
 })
