@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
-import type { Config } from './config/schema.js'
+import { isLoopbackHost, type Config } from './config/schema.js'
 import { loadConfigFile } from './config/load.js'
 import { ConfigError } from './config/errors.js'
 import { createLogger, type Logger } from './log.js'
@@ -17,6 +17,8 @@ import { RouteRuntime } from './proxy/route.js'
 import { RouteTable } from './proxy/router.js'
 import { createProxyServer } from './proxy/server.js'
 import { createAdminServer } from './admin/server.js'
+import { PolicyRegistry } from './policies/registry.js'
+import { policyAdmin } from './admin/policies.js'
 import { chaosAdmin } from './admin/chaos.js'
 import { ChaosSwitch } from './faults/switch.js'
 
@@ -27,11 +29,6 @@ export interface StartOptions {
   metrics?: Metrics
 }
 
-const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost|\[::1\])$/i
-
-export function isLoopback (host: string): boolean {
-  return LOOPBACK.test(host)
-}
 
 /** The admin token in force: tokenFile wins, so mounted secrets can rotate on reload. */
 export function resolveAdminToken (config: Config): string | undefined {
@@ -52,6 +49,8 @@ export class Faultline {
   readonly logger: Logger
   readonly metrics: Metrics
   private readonly pools = new UpstreamPools()
+  /** Breakers, caches, bulkheads and budgets, kept across reloads while their config is unchanged. */
+  private readonly policyState = new PolicyRegistry()
   /** The kill switch: process-wide, outlives reloads. */
   readonly chaos = new ChaosSwitch()
   private readonly configFile: string | undefined
@@ -71,7 +70,7 @@ export class Faultline {
     this.logger = options.logger ?? createLogger(config.log.level)
     this.metrics = options.metrics ?? new Metrics()
     this.adminToken = resolveAdminToken(config)
-    if (!isLoopback(config.admin.host) && this.adminToken === undefined) {
+    if (!isLoopbackHost(config.admin.host) && this.adminToken === undefined) {
       throw new ConfigError(options.configFile ?? '<config>', [{
         path: 'admin.host',
         message: `expected a loopback address when no admin token is set, got "${config.admin.host}" (set admin.token or admin.tokenFile to expose the admin API)`
@@ -93,7 +92,7 @@ export class Faultline {
   }
 
   private buildTable (config: Config): RouteTable {
-    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, chaos: this.chaos }))
+    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos }))
     return new RouteTable(routes)
   }
 
@@ -109,7 +108,7 @@ export class Faultline {
         reload: async () => await this.reload(),
         table: () => this.table
       },
-      extensions: [chaosAdmin(this.chaos)]
+      extensions: [policyAdmin, chaosAdmin(this.chaos)]
     })
     this.proxy = createProxyServer({
       logger: this.logger,
@@ -153,7 +152,7 @@ export class Faultline {
   /** Swaps in an already-validated config. Listener and admin addresses need a restart to change. */
   applyConfig (next: Config): { generation: number, routes: string[] } {
     const token = resolveAdminToken(next)
-    if (!isLoopback(this.config.admin.host) && token === undefined) {
+    if (!isLoopbackHost(this.config.admin.host) && token === undefined) {
       throw new ConfigError(this.configFile ?? '<config>', [{ path: 'admin.token', message: 'expected a token: the admin API listens on a non-loopback address' }])
     }
     for (const key of ['listen', 'admin', 'shutdown'] as const) {
@@ -171,7 +170,7 @@ export class Faultline {
     this.logger.level = next.log.level
     this.generation++
     for (const route of previous.routes) route.dispose()
-    void this.pools.retain(new Set(table.routes.map((r) => r.pool)))
+    void this.pools.retain(new Set(table.routes.flatMap((r) => r.pools)))
     this.metrics.configReloads.labels('success').inc()
     this.metrics.configLoaded.setToCurrentTime()
     this.metrics.routesConfigured.set(next.routes.length)

@@ -26,6 +26,8 @@ export function createLogger (level: string, destination?: DestinationStream): L
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime
     },
-    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 })
+    // Async, not buffered to a size: lines batch up by themselves while a write
+    // is in flight under load, and a quiet proxy's lines still appear at once.
+    destination ?? pino.destination({ dest: 1, sync: false })
   )
 }

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream'
 import { request } from 'undici'
 import { Faultline } from '../src/faultline.js'
 import { parseConfig } from '../src/config/load.js'
-import type { ConfigInput } from '../src/config/schema.js'
+import type { ConfigInput, RouteConfig } from '../src/config/schema.js'
 import { createLogger } from '../src/log.js'
 import { parsePrometheusText, sumOf, type Sample } from '../src/metrics/text.js'
 
@@ -66,11 +66,15 @@ export interface StartedProxy {
 }
 
 /** Starts faultline on free loopback ports with the given config (validated like a file). */
-export async function startProxy (t: Teardown, config: Omit<ConfigInput, 'listen' | 'admin'> & Partial<Pick<ConfigInput, 'listen' | 'admin'>>, options: { configFile?: string } = {}): Promise<StartedProxy> {
+/** Config for startProxy: an input config (listen/admin optional), or routes taken from an already-parsed one. */
+export type ProxyTestConfig = (Omit<ConfigInput, 'listen' | 'admin'> & Partial<Pick<ConfigInput, 'listen' | 'admin'>>) | { routes: RouteConfig[], [key: string]: unknown }
+
+export async function startProxy (t: Teardown, config: ProxyTestConfig, options: { configFile?: string } = {}): Promise<StartedProxy> {
+  const given = config as { listen?: object, admin?: object }
   const full = {
     ...config,
-    listen: { host: '127.0.0.1', port: 0, ...config.listen },
-    admin: { host: '127.0.0.1', port: 0, ...config.admin }
+    listen: { host: '127.0.0.1', port: 0, ...given.listen },
+    admin: { host: '127.0.0.1', port: 0, ...given.admin }
   }
   const parsed = parseConfig(full, options.configFile ?? 'test-config')
   const logs = new LogCapture()
@@ -103,4 +107,22 @@ export async function fetchText (url: string, init: { method?: string, headers?:
 /** A route config for one upstream, with overrides. */
 export function route (name: string, pathPrefix: string, url: string, extra: Record<string, unknown> = {}): NonNullable<ConfigInput['routes']>[number] {
   return { name, match: { pathPrefix }, upstream: { url }, ...extra } as NonNullable<ConfigInput['routes']>[number]
+}
+
+/**
+ * Sends raw bytes on a fresh TCP connection and returns everything the
+ * server sent until it closed (or `timeoutMs` passed). For requests no
+ * well-behaved client library would send.
+ */
+export async function rawExchange (port: number, payload: string, timeoutMs = 5_000): Promise<string> {
+  const { connect } = await import('node:net')
+  return await new Promise<string>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    const timer = setTimeout(() => { socket.destroy(); resolve(Buffer.concat(chunks).toString('latin1')) }, timeoutMs)
+    socket.on('data', (c: Buffer) => chunks.push(c))
+    socket.on('error', (err) => { clearTimeout(timer); reject(err) })
+    socket.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(chunks).toString('latin1')) })
+    socket.write(payload)
+  })
 }

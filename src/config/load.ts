@@ -20,6 +20,9 @@ type Env = Record<string, string | undefined>
  * exactly one variable takes the variable's YAML type (so `port: ${PORT}`
  * is a number); an empty whole-value result drops the key, which lets
  * `token: ${FAULTLINE_ADMIN_TOKEN:-}` mean "no token unless set".
+ * Substitution happens on parsed values, never on the text, so a value
+ * can't inject YAML structure. Inside a flow mapping (`{ ... }`) quote it:
+ * `{ port: "${PORT}" }` (still a number once substituted).
  */
 export function interpolate (node: unknown, env: Env, problems: ConfigProblem[], path: PropertyKey[] = []): unknown {
   if (typeof node === 'string') {
@@ -75,7 +78,10 @@ export function parseConfig (document: unknown, file: string, env: Env = process
 export function parseConfigText (text: string, file: string, env: Env = process.env): Config {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
   if (doc.errors.length > 0) {
-    throw new ConfigError(file, doc.errors.map((e) => ({ path: '', message: e.message.split('\n')[0] ?? e.message })))
+    // Later YAML errors are mostly echoes of the first; one clear line beats a wall.
+    const first = doc.errors[0]!
+    const more = doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more YAML error(s) after it)` : ''
+    throw new ConfigError(file, [{ path: '', message: `invalid YAML: ${first.message.split('\n')[0] ?? first.message}${more}` }])
   }
   return parseConfig(doc.toJS() ?? {}, file, env)
 }

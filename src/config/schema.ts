@@ -5,7 +5,7 @@
  * silently ignored option.
  */
 import { z } from 'zod'
-import { resilienceSchema } from '../policies/schema.js'
+import { checkRouteResilience, resilienceSchema } from '../policies/schema.js'
 import { chaosSchema } from '../faults/schema.js'
 import { HTTP_METHODS } from './http-methods.js'
 
@@ -42,6 +42,12 @@ export const upstreamUrl = z.string().superRefine((value, ctx) => {
 })
 
 const port = z.number().int().min(0).max(65535)
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost|\[::1\])$/i
+
+export function isLoopbackHost (host: string): boolean {
+  return LOOPBACK.test(host)
+}
 
 export const listenSchema = z.strictObject({
   host: z.string().default('0.0.0.0'),
@@ -88,7 +94,7 @@ export const routeSchema = z.strictObject({
   upstream: upstreamSchema,
   resilience: resilienceSchema.prefault({}),
   chaos: chaosSchema.prefault({})
-})
+}).superRefine(checkRouteResilience)
 
 export const configSchema = z
   .strictObject({
@@ -108,6 +114,14 @@ export const configSchema = z
         seen.set(route.name, index)
       }
     })
+    // Here, not only at start-up, so `faultline check` refuses what `run` would.
+    if (!isLoopbackHost(config.admin.host) && config.admin.token === undefined && config.admin.tokenFile === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['admin', 'host'],
+        message: `expected a loopback address when no admin token is set, got "${config.admin.host}" (set admin.token or admin.tokenFile to expose the admin API)`
+      })
+    }
     if (config.listen.port !== 0 && config.listen.port === config.admin.port) {
       ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: `expected a port different from listen.port (${config.listen.port})` })
     }

@@ -11,6 +11,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { pathToFileURL } from 'node:url'
 import { seededRandom } from '../util/random.js'
 
 function json (res: ServerResponse, status: number, body: unknown): void {
@@ -74,7 +75,7 @@ export async function startDemoUpstream (options: { port?: number, host?: string
 }
 
 // `node dist/demo/upstream.js` runs it standalone (the docker-compose demo upstream).
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const port = Number(process.env.PORT ?? 9000)
   startDemoUpstream({ port, host: process.env.HOST ?? '0.0.0.0', seed: Number(process.env.SEED ?? 42) })
     .then((u) => { process.stdout.write(`demo upstream listening on ${u.url}\n`) })

@@ -95,6 +95,69 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly retries = new Counter({
+    name: 'faultline_retries_total',
+    help: 'Retries made (attempts after the first), by route and the error class that caused them.',
+    labelNames: ['route', 'error_class'] as const,
+    registers: [this.registry]
+  })
+
+  readonly retryBudgetExhausted = new Counter({
+    name: 'faultline_retry_budget_exhausted_total',
+    help: 'Retries not made because the route\'s retry budget was spent.',
+    labelNames: ['route'] as const,
+    registers: [this.registry]
+  })
+
+  readonly breakerState = new Gauge({
+    name: 'faultline_breaker_state',
+    help: 'Circuit breaker state of a route\'s upstream: 1 for the current state, 0 for the others.',
+    labelNames: ['route', 'upstream', 'state'] as const,
+    registers: [this.registry]
+  })
+
+  readonly breakerTransitions = new Counter({
+    name: 'faultline_breaker_transitions_total',
+    help: 'Circuit breaker state changes, by route, upstream and the states left and entered.',
+    labelNames: ['route', 'upstream', 'from', 'to'] as const,
+    registers: [this.registry]
+  })
+
+  readonly authGuardTrips = new Counter({
+    name: 'faultline_auth_guard_trips_total',
+    help: 'Times repeated 401/403 answers made the auth guard hold requests back.',
+    labelNames: ['route', 'upstream'] as const,
+    registers: [this.registry]
+  })
+
+  readonly bulkheadInFlight = new Gauge({
+    name: 'faultline_bulkhead_in_flight',
+    help: 'Requests holding a bulkhead slot, by route.',
+    labelNames: ['route'] as const,
+    registers: [this.registry]
+  })
+
+  readonly bulkheadQueued = new Gauge({
+    name: 'faultline_bulkhead_queued',
+    help: 'Requests waiting for a bulkhead slot, by route.',
+    labelNames: ['route'] as const,
+    registers: [this.registry]
+  })
+
+  readonly cacheLookups = new Counter({
+    name: 'faultline_cache_lookups_total',
+    help: 'Last-known-good cache lookups made for failed requests, by result: hit (fresh), stale (served past freshness) or miss.',
+    labelNames: ['route', 'result'] as const,
+    registers: [this.registry]
+  })
+
+  readonly cacheStores = new Counter({
+    name: 'faultline_cache_stores_total',
+    help: 'Responses stored in the last-known-good cache.',
+    labelNames: ['route'] as const,
+    registers: [this.registry]
+  })
+
   constructor (options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry })
     this.configReloads.labels('success').inc(0)

@@ -10,17 +10,22 @@
 import { UpstreamError } from '../proxy/errors.js'
 import type { Policy } from '../proxy/pipeline.js'
 
-function abortOnTimeout (abort: AbortController, ms: number): void {
-  abort.abort(new UpstreamError('timeout', `the upstream did not send response headers within ${Math.round(ms)} ms`, { timeoutPhase: 'headers' }))
+function abortOnTimeout (abort: AbortController, ms: number, total: boolean): void {
+  // When the request's deadline is what ran out, say so: a retry must not try again.
+  abort.abort(total
+    ? new UpstreamError('timeout', `no response within the route's timeoutMs (the last attempt waited ${Math.round(ms)} ms)`, { timeoutPhase: 'total' })
+    : new UpstreamError('timeout', `the upstream did not send response headers within ${Math.round(ms)} ms`, { timeoutPhase: 'headers' }))
 }
 
 export function attemptTimeout (attemptTimeoutMs: number): Policy {
   return {
     name: 'attemptTimeout',
     async execute (ctx, next) {
-      const waitMs = Math.max(1, Math.min(attemptTimeoutMs, ctx.deadline - performance.now()))
+      const left = ctx.deadline - performance.now()
+      const total = left <= attemptTimeoutMs
+      const waitMs = Math.max(1, total ? left : attemptTimeoutMs)
       const abort = new AbortController()
-      const timer = setTimeout(abortOnTimeout, waitMs, abort, waitMs)
+      const timer = setTimeout(abortOnTimeout, waitMs, abort, waitMs, total)
       const outer = ctx.attemptSignal
       ctx.attemptSignal = abort.signal
       try {

@@ -1,12 +1,103 @@
 /**
  * The resilience policies of a route, outermost first. See DESIGN.md and
  * docs/POLICIES.md for why this order:
- *   fallback( bulkhead( total timeout( retry( breaker( attempt timeout( ...faults( upstream call )))))))
+ *   fallback( bulkhead( total timeout( retry( auth guard( breaker( attempt timeout( ...faults( upstream call ))))))))
+ * Only the configured policies are in a route's pipeline: a route without
+ * retry, breaker, bulkhead or fallback pays for none of them.
  */
-import type { ResilienceConfig } from './schema.js'
-import type { Policy } from '../proxy/pipeline.js'
+import type { Pool } from 'undici'
+import type { RouteConfig } from '../config/schema.js'
+import type { Metrics } from '../metrics/metrics.js'
+import type { RouteMetrics } from '../metrics/route-metrics.js'
+import { PolicyMetrics } from '../metrics/policy-metrics.js'
+import { composePipeline, type Policy } from '../proxy/pipeline.js'
+import { upstreamAttempt, type AttemptOptions } from '../proxy/attempt.js'
 import { attemptTimeout } from './attempt-timeout.js'
+import { totalTimeout } from './total-timeout.js'
+import { retry } from './retry.js'
+import { RetryBudget } from './retry-budget.js'
+import { CircuitBreaker, breakerPolicy } from './breaker.js'
+import { AuthGuard, authGuardPolicy } from './auth-guard.js'
+import { Bulkhead, bulkheadPolicy } from './bulkhead.js'
+import { fallback, type Alternate } from './fallback.js'
+import { LastKnownGood } from './cache.js'
+import { MemoryCacheStore } from './memory-cache-store.js'
+import { optionsKey, type PolicyRegistry } from './registry.js'
+import type { CacheConfig } from './schema.js'
 
-export function buildPolicies (config: ResilienceConfig): Policy[] {
-  return [attemptTimeout(config.attemptTimeoutMs ?? config.timeoutMs)]
+export interface PolicyDeps {
+  /** State that survives reloads (breakers, caches, bulkheads, budgets). */
+  registry: PolicyRegistry
+  metrics: Metrics
+  routeMetrics: RouteMetrics
+  /** host:port of the primary upstream. */
+  upstreamLabel: string
+  /** Pools of upstream.alternates, in order (empty unless the alternate fallback is used). */
+  alternates: ReadonlyArray<{ label: string, pool: Pool }>
+  attemptOptions: AttemptOptions
+}
+
+export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
+  const r = route.resilience
+  const { registry } = deps
+  const origin = new URL(route.upstream.url).origin
+  const cacheConfig = r.fallback.find((f): f is CacheConfig => f.kind === 'cache')
+  const events = new PolicyMetrics(deps.metrics, route.name, deps.upstreamLabel, {
+    retry: r.retry !== undefined,
+    breaker: r.breaker !== undefined,
+    authGuard: r.authGuard !== undefined,
+    bulkhead: r.bulkhead !== undefined,
+    cache: cacheConfig !== undefined
+  })
+  const perAttempt = attemptTimeout(r.attemptTimeoutMs ?? r.timeoutMs)
+  const policies: Policy[] = []
+
+  if (r.fallback.length > 0) {
+    const lease = cacheConfig !== undefined
+      ? registry.acquire(`cache|${route.name}|${origin}|${route.match.rewritePrefix ?? ''}|${optionsKey(cacheConfig)}`,
+        () => new MemoryCacheStore(cacheConfig))
+      : undefined
+    const alternates: Alternate[] = deps.alternates.map(({ label, pool }) => ({
+      label,
+      call: composePipeline([perAttempt], upstreamAttempt(pool, deps.attemptOptions, deps.routeMetrics))
+    }))
+    policies.push(fallback({
+      steps: r.fallback,
+      cache: lease !== undefined && cacheConfig !== undefined ? new LastKnownGood(lease.value, cacheConfig, events) : undefined,
+      alternates,
+      maxReplayBytes: r.maxReplayBytes,
+      nonIdempotent: r.retry?.nonIdempotent ?? false,
+      release: () => { lease?.release() }
+    }))
+  }
+
+  if (r.bulkhead !== undefined) {
+    const config = r.bulkhead
+    const lease = registry.acquire(`bulkhead|${route.name}|${optionsKey(config)}`, () => new Bulkhead(config))
+    policies.push(bulkheadPolicy(lease.value, events, lease.release))
+  }
+
+  if (r.retry !== undefined) {
+    const config = r.retry
+    const budgetOptions = { ratio: config.budgetRatio, windowMs: config.budgetWindowMs, minRetries: config.budgetMinRetries }
+    const lease = registry.acquire(`budget|${route.name}|${optionsKey(budgetOptions)}`, () => new RetryBudget(budgetOptions))
+    policies.push(totalTimeout())
+    policies.push({ ...retry({ config, budget: lease.value, maxReplayBytes: r.maxReplayBytes, events }), dispose: lease.release })
+  }
+
+  if (r.authGuard !== undefined) {
+    const config = r.authGuard
+    const lease = registry.acquire(`authGuard|${origin}|${optionsKey(config)}`, () => new AuthGuard(deps.upstreamLabel, config))
+    policies.push(authGuardPolicy(lease.value, events, lease.release))
+  }
+
+  if (r.breaker !== undefined) {
+    const config = r.breaker
+    const lease = registry.acquire(`breaker|${origin}|${optionsKey(config)}`, () => new CircuitBreaker(deps.upstreamLabel, config))
+    policies.push(breakerPolicy(lease.value, config, events, lease.release))
+  }
+
+  // Innermost of ours; the fault stage (src/faults) goes after it, inside the attempt timeout.
+  policies.push(perAttempt)
+  return policies
 }

@@ -1,16 +1,142 @@
 /**
  * Per-route resilience options. Each policy's own options live in this file
- * so src/config/schema.ts only composes them.
+ * so src/config/schema.ts only composes them. Every option and its default
+ * is described in docs/POLICIES.md.
  */
 import { z } from 'zod'
+import { ERROR_CLASSES } from '../proxy/errors.js'
+
+const errorClass = z.enum(ERROR_CLASSES)
+
+/** What a retry may be triggered by: an error class, or one exact status (e.g. 503). */
+const retryTrigger = z.union([errorClass, z.number().int().min(400).max(599)])
+
+export const backoffSchema = z.strictObject({
+  /** First delay before jitter; doubles on every further retry. */
+  baseMs: z.number().int().min(0).default(25),
+  /** Cap on one delay. */
+  maxMs: z.number().int().min(0).default(1_000),
+  /** `full`: a uniform draw in [0, delay] (AWS "full jitter"); `none`: exactly the delay. */
+  jitter: z.enum(['full', 'none']).default('full')
+})
+
+export const retrySchema = z.strictObject({
+  /** Tries in all, the first included. */
+  attempts: z.number().int().min(1).max(10).default(3),
+  backoff: backoffSchema.prefault({}),
+  /** Failures worth another try. `auth` is not in the default: retrying bad credentials only risks a lockout. */
+  on: z.array(retryTrigger).min(1).default(['connect', 'reset', 'timeout', 'invalid_response', 'rate_limited', 502, 503, 504]),
+  /** Retry POST and PATCH even without an Idempotency-Key header (the upstream must de-duplicate). */
+  nonIdempotent: z.boolean().default(false),
+  /** Retries allowed as a share of requests over the budget window. */
+  budgetRatio: z.number().min(0).max(10).default(0.2),
+  budgetWindowMs: z.number().int().positive().default(10_000),
+  /** Retries always allowed per window on top of the ratio, so a quiet route can still retry. */
+  budgetMinRetries: z.number().int().min(0).default(3),
+  /** A Retry-After longer than this ends the retries (the upstream asked for more patience than we have). */
+  maxRetryAfterMs: z.number().int().min(0).default(5_000)
+})
+
+export const breakerSchema = z.strictObject({
+  /** Consecutive mode: opens after this many failures in a row (the default mode, with 5). */
+  consecutiveFailures: z.number().int().positive().optional(),
+  /** Rate mode: opens when this share of the attempts in windowMs failed, with at least minRequests of them. */
+  failureRate: z.number().gt(0).max(1).optional(),
+  windowMs: z.number().int().positive().default(10_000),
+  minRequests: z.number().int().positive().default(20),
+  /** How long the first trip stays open; doubles on every trip in a row, up to maxOpenMs. */
+  openMs: z.number().int().positive().default(5_000),
+  maxOpenMs: z.number().int().positive().default(60_000),
+  /** Trial requests let through when half-open; all must succeed to close. */
+  halfOpenProbes: z.number().int().positive().max(100).default(1),
+  /** What counts as a failure. auth and rate_limited are not: the upstream is up and answering. */
+  on: z.array(errorClass).min(1).default(['timeout', 'connect', 'reset', 'invalid_response', 'http_5xx'])
+}).superRefine((b, ctx) => {
+  if (b.consecutiveFailures !== undefined && b.failureRate !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['failureRate'], message: 'expected either consecutiveFailures or failureRate, not both' })
+  }
+  if (b.maxOpenMs < b.openMs) {
+    ctx.addIssue({ code: 'custom', path: ['maxOpenMs'], message: `expected maxOpenMs >= openMs (${b.openMs})` })
+  }
+})
+
+export const authGuardSchema = z.strictObject({
+  /** 401/403 answers in a row that stop further attempts. */
+  failures: z.number().int().positive().default(3),
+  /** How long requests are held back (fast 503) once tripped. */
+  blockMs: z.number().int().positive().default(30_000)
+})
+
+export const bulkheadSchema = z.strictObject({
+  maxConcurrent: z.number().int().positive().default(64),
+  /** Requests that may wait for a slot (bounded by the route's timeoutMs); 0 rejects at once. */
+  maxQueue: z.number().int().min(0).default(0),
+  /** Retry-After (seconds) on a rejection. */
+  retryAfterS: z.number().int().min(0).default(1)
+})
+
+export const cacheSchema = z.strictObject({
+  maxEntries: z.number().int().positive().default(1_000),
+  maxBytes: z.number().int().positive().default(16 * 1024 * 1024),
+  /** Larger responses are streamed to the client but not stored. */
+  maxEntryBytes: z.number().int().positive().default(1024 * 1024),
+  /** How long past its freshness an entry may still be served on failure (a response's stale-if-error wins). */
+  maxStaleMs: z.number().int().min(0).default(300_000)
+})
+
+export const staticSchema = z.strictObject({
+  status: z.number().int().min(200).max(599).default(503),
+  headers: z.record(z.string(), z.string()).default({}),
+  body: z.string().default('')
+})
+
+/** `cache`, `alternate`, `{ cache: {...} }` or `{ static: {...} }`, normalised to one tagged shape. */
+const fallbackItem = z.union([
+  z.literal('cache').transform(() => ({ kind: 'cache' as const, ...cacheSchema.parse({}) })),
+  z.literal('alternate').transform(() => ({ kind: 'alternate' as const })),
+  z.strictObject({ cache: cacheSchema.prefault({}) }).transform((v) => ({ kind: 'cache' as const, ...v.cache })),
+  z.strictObject({ static: staticSchema.prefault({}) }).transform((v) => ({ kind: 'static' as const, ...v.static }))
+])
 
 export const resilienceSchema = z.strictObject({
-  /** Deadline for the whole request, all attempts and backoff included: 504 when exceeded. */
+  /** Deadline for the whole request, all attempts, backoff and queueing included: 504 when exceeded. */
   timeoutMs: z.number().int().positive().default(15_000),
   /** Deadline for one attempt to receive response headers; defaults to timeoutMs. */
   attemptTimeoutMs: z.number().int().positive().optional(),
   /** Longest pause between two body chunks from the upstream before the response is cut. */
-  bodyIdleTimeoutMs: z.number().int().positive().default(30_000)
+  bodyIdleTimeoutMs: z.number().int().positive().default(30_000),
+  /** Request bodies up to this size are kept so a retry or an alternate can send them again. */
+  maxReplayBytes: z.number().int().min(0).default(64 * 1024),
+  retry: retrySchema.optional(),
+  breaker: breakerSchema.optional(),
+  authGuard: authGuardSchema.optional(),
+  bulkhead: bulkheadSchema.optional(),
+  fallback: z.array(fallbackItem).default([]),
+  /** No fallback and no retry: a failure is answered at once with a clear error. */
+  failFast: z.boolean().default(false)
+}).superRefine((r, ctx) => {
+  const kinds = new Set<string>()
+  r.fallback.forEach((item, i) => {
+    if (kinds.has(item.kind)) ctx.addIssue({ code: 'custom', path: ['fallback', i], message: `expected each fallback kind once, "${item.kind}" is repeated` })
+    kinds.add(item.kind)
+  })
+  if (r.failFast && r.fallback.length > 0) ctx.addIssue({ code: 'custom', path: ['failFast'], message: 'expected failFast or fallback, not both: failFast means no fallback' })
+  if (r.failFast && r.retry !== undefined) ctx.addIssue({ code: 'custom', path: ['failFast'], message: 'expected failFast or retry, not both: failFast means an immediate answer' })
 })
 
 export type ResilienceConfig = z.infer<typeof resilienceSchema>
+export type RetryConfig = z.infer<typeof retrySchema>
+export type BreakerConfig = z.infer<typeof breakerSchema>
+export type AuthGuardConfig = z.infer<typeof authGuardSchema>
+export type BulkheadConfig = z.infer<typeof bulkheadSchema>
+export type FallbackConfig = z.infer<typeof fallbackItem>
+export type CacheConfig = Extract<FallbackConfig, { kind: 'cache' }>
+export type StaticConfig = Extract<FallbackConfig, { kind: 'static' }>
+
+/** Checks that need the whole route (the alternate fallback needs upstream.alternates). */
+export function checkRouteResilience (route: { upstream: { alternates: string[] }, resilience: ResilienceConfig }, ctx: z.RefinementCtx): void {
+  const i = route.resilience.fallback.findIndex((f) => f.kind === 'alternate')
+  if (i !== -1 && route.upstream.alternates.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['resilience', 'fallback', i], message: 'expected upstream.alternates to list at least one URL for the alternate fallback' })
+  }
+}

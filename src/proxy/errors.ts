@@ -71,12 +71,89 @@ export function classifyError (err: unknown): UpstreamError {
     case 'UND_ERR_INFO':
       return new UpstreamError('invalid_response', `the upstream sent an invalid response (${code})`, opts)
     default:
-      if (code?.startsWith('HPE_')) {
+      // undici 7's HTTPParserError carries no code; its name is the signal.
+      if (code?.startsWith('HPE_') || (err as Error | undefined)?.name === 'HTTPParserError') {
         return new UpstreamError('invalid_response', `the upstream sent malformed HTTP (${code})`, opts)
       }
       if (/ContentLength|content-length/i.test(message)) {
         return new UpstreamError('invalid_response', 'the upstream body did not match its Content-Length', opts)
       }
       return new UpstreamError('reset', `the upstream connection failed: ${message}`, opts)
+  }
+}
+
+/**
+ * A failure while the response body streams. An upstream that closes the
+ * connection before the Content-Length it announced sent a truncated
+ * (invalid) response, not merely a reset.
+ */
+export function classifyBodyError (err: unknown, declaredLength: boolean): UpstreamError {
+  const failure = classifyError(err)
+  if (declaredLength && failure.errorClass === 'reset') {
+    return new UpstreamError('invalid_response', 'the upstream closed the connection before sending the whole body its Content-Length announced', { cause: err, code: failure.code })
+  }
+  return failure
+}
+
+/**
+ * A request a policy refused to send upstream (open breaker, full bulkhead,
+ * auth guard): answered at once with a 503, never retried. Not an
+ * UpstreamError: nothing went wrong upstream on this request.
+ */
+export type RejectionReason = 'short_circuited' | 'rejected_bulkhead' | 'auth_blocked'
+
+export class PolicyRejection extends Error {
+  readonly reason: RejectionReason
+  /** Seconds a client should wait before trying again (the Retry-After header). */
+  readonly retryAfterS: number
+
+  constructor (reason: RejectionReason, message: string, retryAfterS: number) {
+    super(message)
+    this.name = 'PolicyRejection'
+    this.reason = reason
+    this.retryAfterS = retryAfterS
+  }
+}
+
+/** RFC 9110 §9.2.2: methods whose repetition has the same effect as one request. */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+
+/**
+ * Whether a request may be sent upstream more than once: idempotent
+ * methods always; POST and PATCH only with an Idempotency-Key header (the
+ * upstream can de-duplicate) or when the route opts in.
+ */
+export function safeToResend (method: string, idempotencyKey: unknown, allowNonIdempotent: boolean): boolean {
+  if (IDEMPOTENT_METHODS.has(method)) return true
+  return allowNonIdempotent || (typeof idempotencyKey === 'string' && idempotencyKey !== '')
+}
+
+/** The upstream never saw the request (refused or unreachable, or connecting timed out): resending is safe for any method. */
+export function neverSent (err: UpstreamError): boolean {
+  return err.errorClass === 'connect' || err.timeoutPhase === 'connect'
+}
+
+/** Which failures a policy reacts to: error classes, plus exact statuses for failed responses. */
+export class FailureRule {
+  private readonly classes: ReadonlySet<ErrorClass>
+  private readonly statuses: ReadonlySet<number>
+
+  constructor (on: ReadonlyArray<ErrorClass | number>) {
+    this.classes = new Set(on.filter((x): x is ErrorClass => typeof x === 'string'))
+    this.statuses = new Set(on.filter((x): x is number => typeof x === 'number'))
+  }
+
+  /** A thrown failure. A `total` timeout never matches: the request's own deadline has passed. */
+  matchesError (err: UpstreamError): boolean {
+    return err.timeoutPhase !== 'total' && this.classes.has(err.errorClass)
+  }
+
+  matchesClass (errorClass: ErrorClass): boolean {
+    return this.classes.has(errorClass)
+  }
+
+  /** A failed response (5xx, 429, 401, 403), by its class or its exact status. */
+  matchesResponse (status: number, errorClass: ErrorClass): boolean {
+    return this.statuses.has(status) || this.classes.has(errorClass)
   }
 }

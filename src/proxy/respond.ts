@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { UpstreamResponse } from './pipeline.js'
 import { clientResponseHeaders } from './headers.js'
-import { UpstreamError, classifyError, statusForError } from './errors.js'
+import { PolicyRejection, UpstreamError, classifyBodyError, classifyError, statusForError } from './errors.js'
 
 const LOG_PATH_MAX = 256
 
@@ -57,13 +57,16 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
   if (upstream.statusCode >= 500 && ctx.outcome === 'ok') ctx.outcome = 'failed'
   const headers = clientResponseHeaders(upstream.headers)
   headers['x-request-id'] = ctx.requestId
+  headers['x-faultline-attempts'] = String(ctx.attempts)
+  headers['x-faultline-outcome'] = ctx.outcome
+  if (ctx.fallback !== undefined) headers['x-faultline-fallback'] = ctx.fallback
   const fault = exposedFault(ctx)
   if (fault !== undefined) headers['x-faultline-fault'] = fault
   // Registered before pipeline() so it runs before pipeline destroys `res`:
   // that is how an upstream failure is told apart from a client that left.
   upstream.body.once('error', (err) => {
     if (res.destroyed) return
-    const failure = classifyError(err)
+    const failure = classifyBodyError(err, upstream.headers['content-length'] !== undefined)
     ctx.errorClass = failure.errorClass
     ctx.outcome = 'failed'
     ctx.route.metrics.upstreamError(failure.errorClass)
@@ -95,6 +98,18 @@ export function sendJson (res: ServerResponse, status: number, body: ErrorBody, 
 
 /** The client-facing answer for a failure no policy absorbed. */
 export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unknown, _log: Logger): void {
+  if (err instanceof PolicyRejection) {
+    // Refused by a policy (open breaker, full bulkhead, auth guard): a fast 503 that says why.
+    ctx.outcome = err.reason === 'rejected_bulkhead' ? 'rejected_bulkhead' : err.reason === 'short_circuited' ? 'short_circuited' : 'failed'
+    if (err.reason === 'auth_blocked') ctx.errorClass ??= 'auth'
+    sendJson(res, 503, { error: err.reason, message: err.message, route: ctx.route.name, requestId: ctx.requestId }, {
+      'x-request-id': ctx.requestId,
+      'retry-after': String(err.retryAfterS),
+      'x-faultline-attempts': String(ctx.attempts),
+      'x-faultline-outcome': ctx.outcome
+    })
+    return
+  }
   const failure = err instanceof UpstreamError ? err : classifyError(err)
   if (ctx.outcome === 'ok') ctx.outcome = 'failed'
   ctx.errorClass ??= failure.errorClass
@@ -103,7 +118,7 @@ export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unkn
     return
   }
   const status = statusForError(failure.errorClass)
-  const headers: Record<string, string> = { 'x-request-id': ctx.requestId }
+  const headers: Record<string, string> = { 'x-request-id': ctx.requestId, 'x-faultline-attempts': String(ctx.attempts), 'x-faultline-outcome': ctx.outcome }
   const fault = exposedFault(ctx)
   if (fault !== undefined) headers['x-faultline-fault'] = fault
   sendJson(res, status, {
@@ -111,6 +126,7 @@ export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unkn
     class: failure.errorClass,
     message: failure.message,
     route: ctx.route.name,
-    requestId: ctx.requestId
+    requestId: ctx.requestId,
+    attempts: ctx.attempts
   }, headers)
 }

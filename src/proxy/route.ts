@@ -10,12 +10,15 @@ import type { UpstreamPools } from './upstreams.js'
 import { upstreamAttempt } from './attempt.js'
 import { composePipeline, type Policy, type UpstreamCall } from './pipeline.js'
 import { buildPolicies } from '../policies/index.js'
+import type { PolicyRegistry } from '../policies/registry.js'
 import { RouteFaults } from '../faults/route-faults.js'
 import { ChaosSwitch } from '../faults/switch.js'
 
 export interface RouteDeps {
   pools: UpstreamPools
   metrics: Metrics
+  /** Policy state kept across reloads (breakers, caches, bulkheads, budgets). */
+  policyState: PolicyRegistry
   /** The process-wide kill switch; a route on its own gets a switch of its own. */
   chaos?: ChaosSwitch
 }
@@ -28,6 +31,8 @@ export class RouteRuntime {
   readonly methods: ReadonlySet<string> | undefined
   readonly rewritePrefix: string | undefined
   readonly pool: Pool
+  /** Every pool this route may use: the primary, then the alternates its fallback may call. */
+  readonly pools: readonly Pool[]
   /** Bounded label for the primary upstream: its host:port. */
   readonly upstreamLabel: string
   readonly metrics: RouteMetrics
@@ -47,11 +52,23 @@ export class RouteRuntime {
     this.upstreamLabel = new URL(config.upstream.url).host
     this.metrics = new RouteMetrics(deps.metrics, config.name)
     const resilience = config.resilience
-    const attempt = upstreamAttempt(this.pool, {
+    const attemptOptions = {
       bodyIdleTimeoutMs: resilience.bodyIdleTimeoutMs,
       backstopMs: resilience.timeoutMs + 1_000
-    }, this.metrics)
-    const policies = buildPolicies(resilience)
+    }
+    const attempt = upstreamAttempt(this.pool, attemptOptions, this.metrics)
+    const alternates = resilience.fallback.some((f) => f.kind === 'alternate')
+      ? config.upstream.alternates.map((url) => ({ label: new URL(url).host, pool: deps.pools.forUpstream(config.upstream, url) }))
+      : []
+    this.pools = [this.pool, ...alternates.map((a) => a.pool)]
+    const policies = buildPolicies(config, {
+      registry: deps.policyState,
+      metrics: deps.metrics,
+      routeMetrics: this.metrics,
+      upstreamLabel: this.upstreamLabel,
+      alternates,
+      attemptOptions
+    })
     this.faults = new RouteFaults(config.name, config.chaos, this.metrics, deps.chaos ?? new ChaosSwitch())
     // Faults innermost, just inside the attempt timeout: every attempt re-rolls, an injected hang is cut
     // by the attempt timeout, and the policies see an injected failure exactly like a real one.

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { scrape, sumOf } from '../helpers.js'
+import { scrape, startUpstream, sumOf } from '../helpers.js'
 import { chaosProxy, jsonUpstream, see } from './fixtures.js'
 
 const BIG = { items: Array.from({ length: 50 }, (_, i) => ({ id: i, name: `item-${i}` })) }
@@ -36,8 +36,19 @@ t.test('reset mid-body, upstream side: headers, some bytes, then the connection 
   t.equal(res.body.length, 100, 'exactly the bytes before the reset')
   t.equal(upstream.hits(), 1)
   const samples = await scrape(proxy)
-  t.equal(sumOf(samples, 'faultline_upstream_errors_total', { route: 'svc', error_class: 'reset' }), 1)
+  // Classified as a real one would be: with a Content-Length announced, a body cut short is an invalid response.
+  t.equal(sumOf(samples, 'faultline_upstream_errors_total', { route: 'svc', error_class: 'invalid_response' }), 1)
   t.equal(sumOf(samples, 'faultline_requests_total', { route: 'svc', outcome: 'failed' }), 1)
+})
+
+t.test('reset mid-body on a chunked answer counts as a reset', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => { res.write(JSON.stringify(BIG)); res.end() })
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'reset', phase: 'body', afterBytes: 10 }] })
+  const res = await see(`${proxy.url}/svc/x`)
+  t.equal(res.status, 200)
+  t.ok(res.error)
+  t.equal(res.body.length, 10)
+  t.equal(sumOf(await scrape(proxy), 'faultline_upstream_errors_total', { route: 'svc', error_class: 'reset' }), 1)
 })
 
 t.test('reset mid-body, client side: a TCP reset after at most afterBytes', async (t) => {

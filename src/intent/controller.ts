@@ -1,0 +1,159 @@
+/**
+ * The chaos-level controller of one route: a pure state machine, fed one
+ * client-visible SLO snapshot per evaluation window. AIMD, like TCP
+ * congestion control, because the goal is the same: probe for the edge,
+ * back away fast when near it.
+ *
+ *   headroom h = min(1 - errorRate / slo.errorRate, 1 - p99 / slo.p99Ms)
+ *   h <= 0          guardrail: level 0 at once, halt for a cool-down,
+ *                   remember the level that broke the SLO ("disabling")
+ *   h < margin      multiplicative back-off; the first such level is
+ *                   "significant"
+ *   otherwise       additive increase, up to the ceiling
+ *
+ * The resilience margin is the highest level L such that the route stayed
+ * within its SLO for `holdWindows` consecutive windows at levels >= L.
+ */
+
+export interface ControllerSettings {
+  /** Highest level the controller may reach (criticality sets it). */
+  ceiling: number
+  /** Additive increase per healthy window. */
+  step: number
+  /** Multiplier on the level when headroom falls inside the margin. */
+  backoff: number
+  /** Headroom below which the controller backs off (sensitivity sets it). */
+  margin: number
+  /** Windows with fewer client requests than this are not judged. */
+  minRequests: number
+  /** Consecutive healthy windows at a level that count as "held". */
+  holdWindows: number
+  /** How long injection halts after a breach. */
+  cooldownMs: number
+}
+
+export interface SloTarget { p99Ms: number, errorRate: number }
+export interface WindowFigures { requests: number, errorRate: number, p99Ms: number }
+
+export type ControllerEvent =
+  | { type: 'raise' | 'backoff' | 'hold', level: number, headroom: number }
+  | { type: 'breach', level: 0, brokeAt: number, headroom: number }
+  | { type: 'halted', level: 0, resumesInMs: number }
+  | { type: 'resume', level: number }
+  | { type: 'insufficient', level: number, requests: number }
+
+export interface ControllerReport {
+  level: number
+  halted: boolean
+  /** Highest level held within the SLO for holdWindows windows (0 if none yet). */
+  resilienceMargin: number
+  /** First level whose headroom fell inside the safety margin. */
+  significantLevel: number | undefined
+  /** Level at which the SLO was breached (the latest breach). */
+  disablingLevel: number | undefined
+  breaches: number
+  windows: number
+}
+
+/** Headroom: 1 is an idle SLO, 0 is exactly at a threshold, negative is a breach. */
+export function headroom (figures: WindowFigures, slo: SloTarget): number {
+  const errors = slo.errorRate > 0 ? 1 - figures.errorRate / slo.errorRate : (figures.errorRate > 0 ? -1 : 1)
+  const latency = 1 - figures.p99Ms / slo.p99Ms
+  return Math.min(errors, latency)
+}
+
+export class IntensityController {
+  private readonly settings: ControllerSettings
+  private readonly slo: SloTarget
+  private levelValue = 0
+  private haltedUntil = -Infinity
+  private cap: number
+  /** Levels of the latest consecutive windows within the SLO (at most holdWindows). */
+  private readonly healthy: number[] = []
+  private margin = 0
+  private significant: number | undefined
+  private disabling: number | undefined
+  private breachCount = 0
+  private windowCount = 0
+
+  constructor (settings: ControllerSettings, slo: SloTarget, startLevel = settings.step) {
+    this.settings = settings
+    this.slo = slo
+    this.cap = settings.ceiling
+    this.levelValue = Math.min(startLevel, this.cap)
+  }
+
+  get level (): number { return this.levelValue }
+
+  /** Judges one evaluation window and moves the level. */
+  evaluate (figures: WindowFigures, now: number): ControllerEvent {
+    this.windowCount++
+    const s = this.settings
+    if (now < this.haltedUntil) return { type: 'halted', level: 0, resumesInMs: this.haltedUntil - now }
+    if (this.levelValue === 0 && this.haltedUntil !== -Infinity) {
+      this.haltedUntil = -Infinity
+      this.levelValue = Math.min(s.step, this.cap)
+      return { type: 'resume', level: this.levelValue }
+    }
+    if (figures.requests < s.minRequests) return { type: 'insufficient', level: this.levelValue, requests: figures.requests }
+
+    const h = headroom(figures, this.slo)
+    const level = this.levelValue
+    if (h <= 0) {
+      this.breachCount++
+      this.disabling = level
+      // Never climb back to a level that broke the SLO.
+      this.cap = Math.max(0, Math.min(this.cap, level - s.step))
+      this.levelValue = 0
+      this.haltedUntil = now + s.cooldownMs
+      this.healthy.length = 0
+      return { type: 'breach', level: 0, brokeAt: level, headroom: h }
+    }
+    this.noteHeld(level)
+    if (h < s.margin) {
+      this.significant ??= level
+      this.levelValue = round(level * s.backoff)
+      return { type: 'backoff', level: this.levelValue, headroom: h }
+    }
+    const next = round(Math.min(this.cap, level + s.step))
+    this.levelValue = next
+    return { type: next > level ? 'raise' : 'hold', level: next, headroom: h }
+  }
+
+  /** Admin: stop at once (kill switch) or resume after a guardrail halt. */
+  halt (now: number, forMs = this.settings.cooldownMs): void {
+    this.levelValue = 0
+    this.haltedUntil = now + forMs
+  }
+
+  resume (): void {
+    this.haltedUntil = -Infinity
+    this.levelValue = Math.min(this.settings.step, this.cap)
+  }
+
+  report (now: number): ControllerReport {
+    return {
+      level: this.levelValue,
+      halted: now < this.haltedUntil,
+      resilienceMargin: this.margin,
+      significantLevel: this.significant,
+      disablingLevel: this.disabling,
+      breaches: this.breachCount,
+      windows: this.windowCount
+    }
+  }
+
+  private noteHeld (level: number): void {
+    this.healthy.push(level)
+    if (this.healthy.length > this.settings.holdWindows) this.healthy.shift()
+    if (this.healthy.length === this.settings.holdWindows) {
+      const held = Math.min(...this.healthy)
+      if (held > this.margin) this.margin = held
+    }
+  }
+}
+
+/** Levels are shown to people: keep them to 3 decimals so 0.1 + 0.2 stays 0.3. */
+function round (x: number): number {
+  return Math.round(x * 1000) / 1000
+}

@@ -1,0 +1,49 @@
+/**
+ * A route's intent: how critical it is, what it must protect and the
+ * thresholds that define acceptable behaviour. Everything the planner and
+ * the controller derive starts here. Defaults depend on criticality, so
+ * `intent: { criticality: critical, protects: consistency }` is a
+ * complete, sensible intent.
+ */
+import { z } from 'zod'
+
+export const CRITICALITIES = ['critical', 'degradable', 'optional'] as const
+export const PROTECTS = ['availability', 'latency', 'security', 'consistency'] as const
+export type Criticality = (typeof CRITICALITIES)[number]
+export type Protects = (typeof PROTECTS)[number]
+
+/**
+ * Per criticality: default thresholds, how steeply to back off
+ * (sensitivity), and the controller's ceiling. A critical route gets a low
+ * ceiling and a wide safety margin: chaos there is a scalpel, not a hammer.
+ */
+export const CRITICALITY_DEFAULTS: Record<Criticality, { p99Ms: number, errorRate: number, sensitivity: number, ceiling: number, marginBase: number }> = {
+  critical: { p99Ms: 300, errorRate: 0.01, sensitivity: 0.8, ceiling: 0.4, marginBase: 0.1 },
+  degradable: { p99Ms: 1000, errorRate: 0.05, sensitivity: 0.5, ceiling: 0.8, marginBase: 0.05 },
+  optional: { p99Ms: 2000, errorRate: 0.1, sensitivity: 0.2, ceiling: 1, marginBase: 0 }
+}
+
+const fraction = z.number().min(0).max(1)
+
+export const intentSchema = z.strictObject({
+  criticality: z.enum(CRITICALITIES).default('degradable'),
+  protects: z.enum(PROTECTS).default('availability'),
+  slo: z.strictObject({
+    p99Ms: z.number().positive().optional(),
+    errorRate: fraction.optional(),
+    /** The sliding window the client-visible SLO is measured over. */
+    windowMs: z.number().int().min(1000).default(30_000)
+  }).prefault({}),
+  /** 0..1: how early the controller backs off as headroom shrinks. */
+  sensitivity: fraction.optional()
+}).transform((intent) => {
+  const d = CRITICALITY_DEFAULTS[intent.criticality]
+  return {
+    criticality: intent.criticality,
+    protects: intent.protects,
+    slo: { p99Ms: intent.slo.p99Ms ?? d.p99Ms, errorRate: intent.slo.errorRate ?? d.errorRate, windowMs: intent.slo.windowMs },
+    sensitivity: intent.sensitivity ?? d.sensitivity
+  }
+})
+
+export type Intent = z.infer<typeof intentSchema>

@@ -1,0 +1,56 @@
+/**
+ * When a closed breaker should open, behind one small interface
+ * (cockatiel's IBreaker): the breaker's state machine does not care how
+ * the decision is made, and each mode is a few lines.
+ */
+import { SlidingWindow } from './window.js'
+import type { BreakerConfig } from './schema.js'
+
+export interface BreakerDecision {
+  /** A call succeeded while closed. */
+  success: (now: number) => void
+  /** A call failed while closed; true when the breaker should open. */
+  failure: (now: number) => boolean
+  /** Forget the history (on closing). */
+  reset: () => void
+  snapshot: (now: number) => Record<string, unknown>
+}
+
+/** Opens after `threshold` failures in a row. */
+export class ConsecutiveFailures implements BreakerDecision {
+  private count = 0
+  constructor (private readonly threshold: number) {}
+  success (): void { this.count = 0 }
+  failure (): boolean { return ++this.count >= this.threshold }
+  reset (): void { this.count = 0 }
+  snapshot (): Record<string, unknown> { return { mode: 'consecutive', failuresInARow: this.count, threshold: this.threshold } }
+}
+
+/** Opens when at least `rate` of the calls over the window failed, once there were `minRequests` calls. */
+export class FailureRate implements BreakerDecision {
+  private readonly window: SlidingWindow
+  constructor (private readonly rate: number, windowMs: number, private readonly minRequests: number) {
+    this.window = new SlidingWindow(windowMs)
+  }
+
+  success (now: number): void { this.window.add(now, 1, 0) }
+
+  failure (now: number): boolean {
+    this.window.add(now, 1, 1)
+    const [calls, failures] = this.window.sums(now)
+    return calls >= this.minRequests && failures / calls >= this.rate
+  }
+
+  reset (): void { this.window.clear() }
+
+  snapshot (now: number): Record<string, unknown> {
+    const [calls, failures] = this.window.sums(now)
+    return { mode: 'rate', calls, failures, failureRate: this.rate, minRequests: this.minRequests }
+  }
+}
+
+export function decisionFor (config: BreakerConfig): BreakerDecision {
+  return config.failureRate !== undefined
+    ? new FailureRate(config.failureRate, config.windowMs, config.minRequests)
+    : new ConsecutiveFailures(config.consecutiveFailures ?? 5)
+}

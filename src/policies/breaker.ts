@@ -1,0 +1,184 @@
+/**
+ * Circuit breaker per upstream. The state is a tagged union and every
+ * transition goes through one function that notifies listeners (the
+ * metrics seam). No timers: an open breaker becomes half-open lazily, when
+ * the first request after `until` asks to pass.
+ *
+ *   closed --decision says open--> open --openMs elapsed--> half_open
+ *   half_open --halfOpenProbes successes--> closed
+ *   half_open --any probe fails--> open (for twice as long, up to maxOpenMs)
+ *   forced_open / forced_closed: held by an operator until reset
+ *
+ * The breaker sits inside retry, so it sees every attempt, and an open
+ * breaker throws a PolicyRejection that retry does not retry.
+ */
+import { FailureRule, PolicyRejection, UpstreamError } from '../proxy/errors.js'
+import { responseErrorClass } from '../proxy/attempt.js'
+import type { Policy } from '../proxy/pipeline.js'
+import type { BreakerConfig } from './schema.js'
+import type { BreakerStateName, PolicyEvents } from './events.js'
+import { decisionFor, type BreakerDecision } from './breaker-decision.js'
+
+export type BreakerState =
+  | { readonly name: 'closed' }
+  | { readonly name: 'open', readonly since: number, readonly until: number, readonly trips: number }
+  | { readonly name: 'half_open', readonly trips: number, admitted: number, succeeded: number }
+  | { readonly name: 'forced_open' }
+  | { readonly name: 'forced_closed' }
+
+export type BreakerListener = (from: BreakerStateName, to: BreakerStateName) => void
+
+const CLOSED: BreakerState = { name: 'closed' }
+
+export class CircuitBreaker {
+  readonly upstream: string
+  private readonly config: BreakerConfig
+  private readonly decision: BreakerDecision
+  private readonly now: () => number
+  private readonly listeners = new Set<BreakerListener>()
+  private current: BreakerState = CLOSED
+
+  constructor (upstream: string, config: BreakerConfig, now: () => number = () => performance.now()) {
+    this.upstream = upstream
+    this.config = config
+    this.decision = decisionFor(config)
+    this.now = now
+  }
+
+  get state (): BreakerState { return this.current }
+
+  /** Subscribes to transitions; returns the unsubscribe function. */
+  onTransition (listener: BreakerListener): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  private moveTo (next: BreakerState): void {
+    const from = this.current.name
+    this.current = next
+    for (const listener of this.listeners) listener(from, next.name)
+  }
+
+  private openDurationMs (trips: number): number {
+    return Math.min(this.config.maxOpenMs, this.config.openMs * 2 ** (trips - 1))
+  }
+
+  private trip (trips: number): void {
+    const now = this.now()
+    this.moveTo({ name: 'open', since: now, until: now + this.openDurationMs(trips), trips })
+  }
+
+  /**
+   * Asks to send one request. Returns a ticket to hand back to record(), or
+   * throws a PolicyRejection (short_circuited) when the breaker is open.
+   */
+  admit (): BreakerState {
+    const state = this.current
+    switch (state.name) {
+      case 'closed':
+      case 'forced_closed':
+        return state
+      case 'open': {
+        const now = this.now()
+        if (now < state.until) throw this.rejection(Math.ceil((state.until - now) / 1000))
+        const half: BreakerState = { name: 'half_open', trips: state.trips, admitted: 1, succeeded: 0 }
+        this.moveTo(half)
+        return half
+      }
+      case 'half_open':
+        if (state.admitted >= this.config.halfOpenProbes) throw this.rejection(1)
+        state.admitted++
+        return state
+      case 'forced_open':
+        throw new PolicyRejection('short_circuited', `the circuit breaker for ${this.upstream} is held open by an operator`, 5)
+    }
+  }
+
+  private rejection (retryAfterS: number): PolicyRejection {
+    const probing = this.current.name === 'half_open'
+    return new PolicyRejection('short_circuited', probing
+      ? `the circuit breaker for ${this.upstream} is half-open and its trial requests are in flight`
+      : `the circuit breaker for ${this.upstream} is open after repeated failures; the next trial request goes through in about ${retryAfterS} s`,
+    Math.max(1, retryAfterS))
+  }
+
+  /** The result of a request admitted with `ticket`; results from an older state are ignored. */
+  record (ticket: BreakerState, ok: boolean): void {
+    const state = this.current
+    if (ticket !== state) return
+    const now = this.now()
+    if (state.name === 'closed') {
+      if (ok) this.decision.success(now)
+      else if (this.decision.failure(now)) this.trip(1)
+    } else if (state.name === 'half_open') {
+      if (!ok) {
+        this.trip(state.trips + 1)
+      } else if (++state.succeeded >= this.config.halfOpenProbes) {
+        this.decision.reset()
+        this.moveTo(CLOSED)
+      }
+    }
+  }
+
+  /** Operator: short-circuit every request until reset(). */
+  forceOpen (): void { this.moveTo({ name: 'forced_open' }) }
+  /** Operator: let every request through and record nothing until reset(). */
+  forceClose (): void { this.moveTo({ name: 'forced_closed' }) }
+  /** Operator: closed, with no history and no trip count. */
+  reset (): void {
+    this.decision.reset()
+    this.moveTo(CLOSED)
+  }
+
+  snapshot (): Record<string, unknown> {
+    const state = this.current
+    const now = this.now()
+    const out: Record<string, unknown> = { upstream: this.upstream, state: state.name, ...this.decision.snapshot(now) }
+    if (state.name === 'open') {
+      out.trips = state.trips
+      out.reopensInMs = Math.max(0, Math.round(state.until - now))
+    } else if (state.name === 'half_open') {
+      out.trips = state.trips
+      out.probesAdmitted = state.admitted
+      out.probesSucceeded = state.succeeded
+    }
+    return out
+  }
+}
+
+export interface BreakerPolicy extends Policy {
+  readonly breaker: CircuitBreaker
+}
+
+export function isBreakerPolicy (policy: Policy): policy is BreakerPolicy {
+  return policy.name === 'breaker' && 'breaker' in policy
+}
+
+/** The policy around one shared CircuitBreaker; `release` is called on dispose. */
+export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, events: PolicyEvents, release: () => void): BreakerPolicy {
+  const rule = new FailureRule(config.on)
+  const unsubscribe = breaker.onTransition((from, to) => { events.breakerTransition(from, to) })
+  events.breakerTransition(breaker.state.name, breaker.state.name)
+  return {
+    name: 'breaker',
+    breaker,
+    async execute (ctx, next) {
+      const ticket = breaker.admit()
+      let response
+      try {
+        response = await next(ctx)
+      } catch (err) {
+        breaker.record(ticket, err instanceof UpstreamError && !rule.matchesClass(err.errorClass))
+        throw err
+      }
+      const cls = responseErrorClass(response.statusCode)
+      breaker.record(ticket, cls === undefined || !rule.matchesResponse(response.statusCode, cls))
+      return response
+    },
+    state: () => breaker.snapshot(),
+    dispose () {
+      unsubscribe()
+      release()
+    }
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Bulkhead: at most `maxConcurrent` requests of a route upstream at once,
+ * at most `maxQueue` waiting; the rest get a fast 503 with Retry-After, so
+ * a slow route holds a bounded share of connections and sockets and never
+ * starves another. A slot is held until the upstream response body is done
+ * (the connection is busy until then), not just until its headers.
+ *
+ * Our own, not cockatiel's: a waiter that gives up (its deadline passed)
+ * removes itself from the queue, and a freed slot is handed only to a
+ * waiter still waiting, so no caller is ever stranded.
+ */
+import { PolicyRejection, UpstreamError } from '../proxy/errors.js'
+import type { Policy } from '../proxy/pipeline.js'
+import type { BulkheadConfig } from './schema.js'
+import type { PolicyEvents } from './events.js'
+
+interface Waiter {
+  resolve: () => void
+  timer: NodeJS.Timeout
+}
+
+export class Bulkhead {
+  private readonly config: BulkheadConfig
+  private readonly queue: Waiter[] = []
+  private readonly listeners = new Set<PolicyEvents['bulkheadChanged']>()
+  private active = 0
+
+  constructor (config: BulkheadConfig) {
+    this.config = config
+  }
+
+  get inFlight (): number { return this.active }
+  get queued (): number { return this.queue.length }
+
+  onChange (listener: PolicyEvents['bulkheadChanged']): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  private changed (): void {
+    for (const listener of this.listeners) listener(this.active, this.queue.length)
+  }
+
+  /** Takes a slot at once (true) or not (false). */
+  tryAcquire (): boolean {
+    if (this.active >= this.config.maxConcurrent) return false
+    this.active++
+    this.changed()
+    return true
+  }
+
+  /** Waits for a slot until `deadline` (performance.now() time); rejects when the queue is full or time runs out. */
+  async acquire (deadline: number): Promise<void> {
+    if (this.tryAcquire()) return
+    if (this.queue.length >= this.config.maxQueue) {
+      throw new PolicyRejection('rejected_bulkhead',
+        `the route is at its limit of ${this.config.maxConcurrent} concurrent requests` + (this.config.maxQueue > 0 ? ` and ${this.config.maxQueue} queued` : ''),
+        this.config.retryAfterS)
+    }
+    await new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        timer: setTimeout(() => {
+          const i = this.queue.indexOf(waiter)
+          if (i !== -1) this.queue.splice(i, 1)
+          this.changed()
+          reject(new UpstreamError('timeout', 'the request waited in the bulkhead queue until the route\'s timeoutMs passed', { timeoutPhase: 'total' }))
+        }, Math.max(1, deadline - performance.now()))
+      }
+      this.queue.push(waiter)
+      this.changed()
+    })
+  }
+
+  /** Frees a slot, handing it straight to the first waiter if any. */
+  release (): void {
+    const next = this.queue.shift()
+    if (next !== undefined) {
+      clearTimeout(next.timer)
+      next.resolve()
+    } else {
+      this.active--
+    }
+    this.changed()
+  }
+
+  snapshot (): Record<string, unknown> {
+    return { inFlight: this.active, queued: this.queue.length, maxConcurrent: this.config.maxConcurrent, maxQueue: this.config.maxQueue }
+  }
+}
+
+export function bulkheadPolicy (bulkhead: Bulkhead, events: PolicyEvents, release: () => void): Policy {
+  const unsubscribe = bulkhead.onChange((inFlight, queued) => { events.bulkheadChanged(inFlight, queued) })
+  events.bulkheadChanged(bulkhead.inFlight, bulkhead.queued)
+  return {
+    name: 'bulkhead',
+    async execute (ctx, next) {
+      if (!bulkhead.tryAcquire()) await bulkhead.acquire(ctx.deadline)
+      let response
+      try {
+        response = await next(ctx)
+      } catch (err) {
+        bulkhead.release()
+        throw err
+      }
+      // The upstream connection stays busy until the body is done (ended, failed or discarded).
+      if (response.body.closed || response.body.destroyed) bulkhead.release()
+      else response.body.once('close', () => { bulkhead.release() })
+      return response
+    },
+    state: () => bulkhead.snapshot(),
+    dispose () {
+      unsubscribe()
+      release()
+    }
+  }
+}

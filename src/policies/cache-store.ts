@@ -1,0 +1,60 @@
+/**
+ * The last-known-good cache's storage, behind a small interface modelled on
+ * undici's CacheStore (get / createWriteStream / delete), so a shared store
+ * (Redis) can be added beside the in-memory one. Values are plain data
+ * (JSON-serialisable apart from the body) for that reason. Every store
+ * must pass test/policies/cache-store-contract.ts.
+ */
+import type { Writable } from 'node:stream'
+import type { CachePolicyObject } from 'http-cache-semantics'
+
+/** What a lookup is keyed by. `headers` are the request's, for Vary matching. */
+export interface CacheKey {
+  method: string
+  /** Upstream path with query. */
+  path: string
+  headers: Record<string, string | string[] | undefined>
+}
+
+export interface CacheValue {
+  statusCode: number
+  headers: Record<string, string | string[]>
+  /** The request header values this response varies on (lower-case names); null when the request lacked one. */
+  vary?: Record<string, string | null>
+  /** Date.now() when stored. */
+  cachedAt: number
+  /** Date.now() after which the entry must not be served at all (freshness plus the stale allowance). */
+  deleteAt: number
+  /** http-cache-semantics state, to compute age and freshness when served. */
+  policy: CachePolicyObject
+}
+
+export interface CachedResponse extends CacheValue {
+  body: Buffer
+}
+
+export interface CacheStore {
+  /** The entry for this key whose Vary values match the request, if one is still servable. */
+  get: (key: CacheKey) => CachedResponse | undefined | Promise<CachedResponse | undefined>
+  /**
+   * A stream for the body: end() commits the entry, destroy() (or an error)
+   * discards it. Undefined when the store will not take it (too large).
+   */
+  createWriteStream: (key: CacheKey, value: CacheValue) => Writable | undefined
+  /** Forgets every variant of this method and path. */
+  delete: (key: CacheKey) => void | Promise<void>
+  stats: () => { entries: number, bytes: number }
+}
+
+/** The request header value a Vary name refers to, normalised for comparison. */
+export function varyValue (headers: CacheKey['headers'], name: string): string | null {
+  const v = headers[name]
+  if (v === undefined) return null
+  return Array.isArray(v) ? v.join(', ') : v
+}
+
+export function varyMatches (vary: CacheValue['vary'], headers: CacheKey['headers']): boolean {
+  if (vary === undefined) return true
+  for (const name in vary) if (vary[name] !== varyValue(headers, name)) return false
+  return true
+}

@@ -1,0 +1,121 @@
+/**
+ * Fallback chain, outermost: when the request failed (a thrown failure, a
+ * policy rejection, or a 5xx/429 answer), try the configured steps in
+ * order and serve the first that works, marked with
+ * x-faultline-fallback. If none does, the original failure goes out
+ * unchanged (the upstream's own error answer when there was one).
+ *
+ *   cache      the last-known-good answer for the same key (see cache.ts)
+ *   alternate  the next origin in upstream.alternates, one try each
+ *   static     a configured status, headers and body
+ *
+ * Auth failures fail closed: a 401/403 or an auth-guard block is never
+ * answered from a cache, an alternate or a canned body.
+ */
+import { Readable } from 'node:stream'
+import type { Policy, UpstreamCall, UpstreamResponse } from '../proxy/pipeline.js'
+import type { FallbackKind, RequestContext } from '../proxy/context.js'
+import { PolicyRejection, UpstreamError, neverSent, safeToResend } from '../proxy/errors.js'
+import type { FallbackConfig, StaticConfig } from './schema.js'
+import type { LastKnownGood } from './cache.js'
+import { discardBody, makeReplayable, replayable } from './body.js'
+
+export interface Alternate {
+  /** host:port, the upstream label when it answers. */
+  label: string
+  /** One attempt against this origin, attempt timeout included. */
+  call: UpstreamCall
+}
+
+export interface FallbackOptions {
+  steps: readonly FallbackConfig[]
+  cache: LastKnownGood | undefined
+  alternates: readonly Alternate[]
+  maxReplayBytes: number
+  /** The route's retry.nonIdempotent: POST/PATCH may be sent to an alternate too. */
+  nonIdempotent: boolean
+  /** Returned on dispose (the cache lease). */
+  release: () => void
+}
+
+/** Answers a fallback may replace. */
+function failedStatus (status: number): boolean {
+  return status >= 500 || status === 429
+}
+
+function absorbable (err: unknown): boolean {
+  if (err instanceof UpstreamError) return err.errorClass !== 'auth'
+  if (err instanceof PolicyRejection) return err.reason !== 'auth_blocked'
+  return false
+}
+
+function staticAnswer (config: StaticConfig): () => UpstreamResponse {
+  const body = Buffer.from(config.body)
+  const headers: Record<string, string> = { ...config.headers, 'content-length': String(body.length) }
+  return () => ({ statusCode: config.status, headers: { ...headers }, body: Readable.from(body.length > 0 ? [body] : []) })
+}
+
+export function fallback (options: FallbackOptions): Policy {
+  const { steps, cache, alternates, maxReplayBytes, nonIdempotent } = options
+  const usesAlternate = steps.some((s) => s.kind === 'alternate')
+  const staticStep = steps.find((s): s is StaticConfig => s.kind === 'static')
+  const canned = staticStep !== undefined ? staticAnswer(staticStep) : undefined
+
+  async function viaAlternate (ctx: RequestContext, mayResend: boolean): Promise<UpstreamResponse | undefined> {
+    if (!mayResend || !replayable(ctx)) return undefined
+    for (const alternate of alternates) {
+      if (performance.now() >= ctx.deadline) return undefined
+      try {
+        const response = await alternate.call(ctx)
+        if (!failedStatus(response.statusCode)) {
+          ctx.upstream = alternate.label
+          return response
+        }
+        discardBody(response.body)
+      } catch {
+        // This origin failed too: on to the next.
+      }
+    }
+    return undefined
+  }
+
+  async function serve (kind: FallbackKind, ctx: RequestContext, error: unknown): Promise<UpstreamResponse | undefined> {
+    switch (kind) {
+      case 'cache': return await cache?.lookup(ctx)
+      case 'static': return canned?.()
+      case 'alternate': {
+        const mayResend = safeToResend(ctx.method, ctx.req.headers['idempotency-key'], nonIdempotent) ||
+          (error instanceof UpstreamError && neverSent(error)) || error instanceof PolicyRejection
+        return await viaAlternate(ctx, mayResend)
+      }
+    }
+  }
+
+  return {
+    name: 'fallback',
+    async execute (ctx, next) {
+      if (usesAlternate && safeToResend(ctx.method, ctx.req.headers['idempotency-key'], nonIdempotent)) await makeReplayable(ctx, maxReplayBytes)
+      let response: UpstreamResponse | undefined
+      let error: unknown
+      try {
+        response = await next(ctx)
+        if (!failedStatus(response.statusCode)) return cache !== undefined ? cache.tee(ctx, response) : response
+      } catch (err) {
+        if (!absorbable(err)) throw err
+        error = err
+      }
+      for (const step of steps) {
+        const served = await serve(step.kind, ctx, error)
+        if (served === undefined) continue
+        if (response !== undefined) discardBody(response.body)
+        ctx.fallback = step.kind
+        ctx.outcome = step.kind === 'cache' ? 'fallback_cache' : step.kind === 'alternate' ? 'fallback_alternate' : 'fallback_static'
+        return served
+      }
+      if (response !== undefined) return response
+      throw error
+    },
+    state: () => ({ steps: steps.map((s) => s.kind), ...(cache !== undefined ? { cache: cache.snapshot() } : {}) }),
+    dispose: options.release
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Total timeout: the request's deadline (ctx.deadline, from timeoutMs)
+ * across all attempts, backoff and queueing. Enforced by propagation, not
+ * by a per-request timer: each step that waits bounds itself by the
+ * deadline (the attempt timeout by the time left, retry never sleeps past
+ * it, the bulkhead queue and the replay buffering give up at it). This
+ * policy is the one place where an expired deadline becomes the answer:
+ * it refuses to start past the deadline and turns whatever failed after
+ * it into a `timeout` (504) that says so.
+ */
+import { PolicyRejection, UpstreamError } from '../proxy/errors.js'
+import type { RequestContext } from '../proxy/context.js'
+import type { Policy } from '../proxy/pipeline.js'
+
+function expired (ctx: RequestContext, cause?: unknown): UpstreamError {
+  const ms = ctx.route.config.resilience.timeoutMs
+  return new UpstreamError('timeout', `no response within the route's timeoutMs (${ms} ms) after ${ctx.attempts} attempt(s)`, { timeoutPhase: 'total', cause })
+}
+
+export function totalTimeout (): Policy {
+  return {
+    name: 'totalTimeout',
+    async execute (ctx, next) {
+      if (performance.now() >= ctx.deadline) throw expired(ctx)
+      try {
+        return await next(ctx)
+      } catch (err) {
+        if (err instanceof PolicyRejection) throw err
+        if (performance.now() >= ctx.deadline || (err instanceof UpstreamError && err.timeoutPhase === 'total')) throw expired(ctx, err)
+        throw err
+      }
+    }
+  }
+}

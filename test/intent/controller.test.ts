@@ -1,0 +1,70 @@
+import t from 'tap'
+import { IntensityController, headroom, type ControllerSettings } from '../../src/intent/controller.js'
+
+const SETTINGS: ControllerSettings = { ceiling: 0.6, step: 0.1, backoff: 0.5, margin: 0.3, minRequests: 20, holdWindows: 3, cooldownMs: 10_000 }
+const SLO = { p99Ms: 300, errorRate: 0.02 }
+const healthy = { requests: 100, errorRate: 0, p99Ms: 50 }
+
+t.test('headroom is the tighter of the two thresholds', async (t) => {
+  t.equal(headroom({ requests: 1, errorRate: 0.01, p99Ms: 60 }, SLO), 0.5)
+  t.ok(Math.abs(headroom({ requests: 1, errorRate: 0, p99Ms: 240 }, SLO) - 0.2) < 1e-9)
+  t.ok(headroom({ requests: 1, errorRate: 0.03, p99Ms: 10 }, SLO) < 0)
+  t.equal(headroom({ requests: 1, errorRate: 0, p99Ms: 0 }, { p99Ms: 100, errorRate: 0 }), 1)
+  t.equal(headroom({ requests: 1, errorRate: 0.1, p99Ms: 0 }, { p99Ms: 100, errorRate: 0 }), -1, 'a zero-error SLO is breached by any error')
+})
+
+t.test('ramps additively while healthy, never past the ceiling', async (t) => {
+  const c = new IntensityController(SETTINGS, SLO)
+  const levels: number[] = []
+  for (let i = 0; i < 10; i++) levels.push(c.evaluate(healthy, i * 5000).level)
+  t.same(levels, [0.2, 0.3, 0.4, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6])
+  t.equal(c.report(50_000).resilienceMargin, 0.6, 'held at the ceiling for 3 windows')
+})
+
+t.test('backs off multiplicatively inside the margin and records the significant level', async (t) => {
+  const c = new IntensityController(SETTINGS, SLO, 0.4)
+  const near = { requests: 100, errorRate: 0, p99Ms: 250 } // headroom 0.17 < 0.3
+  const e = c.evaluate(near, 0)
+  t.same(e, { type: 'backoff', level: 0.2, headroom: 1 - 250 / 300 })
+  t.equal(c.report(0).significantLevel, 0.4)
+})
+
+t.test('guardrail: a breach halts injection at once, for the cool-down, and caps the level below the breaking one', async (t) => {
+  const c = new IntensityController(SETTINGS, SLO, 0.5)
+  const e = c.evaluate({ requests: 100, errorRate: 0.05, p99Ms: 50 }, 1_000)
+  t.same(e, { type: 'breach', level: 0, brokeAt: 0.5, headroom: 1 - 0.05 / 0.02 })
+  t.equal(c.level, 0)
+  t.match(c.evaluate(healthy, 5_000), { type: 'halted', level: 0 })
+  t.equal(c.report(5_000).halted, true)
+  t.same(c.evaluate(healthy, 11_001), { type: 'resume', level: 0.1 })
+  const levels: number[] = []
+  for (let i = 0; i < 8; i++) levels.push(c.evaluate(healthy, 12_000 + i * 5000).level)
+  t.equal(Math.max(...levels), 0.4, 'never back to 0.5, the level that broke the SLO')
+  const r = c.report(60_000)
+  t.equal(r.disablingLevel, 0.5)
+  t.equal(r.breaches, 1)
+})
+
+t.test('windows with too few requests are not judged', async (t) => {
+  const c = new IntensityController(SETTINGS, SLO)
+  t.same(c.evaluate({ requests: 5, errorRate: 1, p99Ms: 10_000 }, 0), { type: 'insufficient', level: 0.1, requests: 5 })
+  t.equal(c.report(0).breaches, 0)
+})
+
+t.test('the resilience margin is the highest level held for holdWindows consecutive healthy windows', async (t) => {
+  const c = new IntensityController({ ...SETTINGS, ceiling: 1 }, SLO)
+  for (let i = 0; i < 4; i++) c.evaluate(healthy, i) // levels judged: 0.1 0.2 0.3 0.4
+  t.equal(c.report(4).resilienceMargin, 0.2, 'windows at 0.2, 0.3, 0.4 held: min is 0.2')
+  c.evaluate({ requests: 100, errorRate: 1, p99Ms: 10 }, 5) // breach at 0.5
+  t.equal(c.report(5).resilienceMargin, 0.2)
+  t.equal(c.report(5).disablingLevel, 0.5)
+})
+
+t.test('admin halt and resume', async (t) => {
+  const c = new IntensityController(SETTINGS, SLO, 0.5)
+  c.halt(0)
+  t.equal(c.level, 0)
+  t.match(c.evaluate(healthy, 1), { type: 'halted' })
+  c.resume()
+  t.equal(c.level, 0.1)
+})

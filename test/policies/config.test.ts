@@ -1,0 +1,37 @@
+import t from 'tap'
+import { readFile } from 'node:fs/promises'
+import { parseConfigText } from '../../src/config/load.js'
+import { PolicyRegistry } from '../../src/policies/registry.js'
+import { buildPolicies } from '../../src/policies/index.js'
+import { Metrics } from '../../src/metrics/metrics.js'
+import { RouteMetrics } from '../../src/metrics/route-metrics.js'
+
+t.test('the example config validates, with defaults filled in', async (t) => {
+  const config = parseConfigText(await readFile('config/policies.example.yaml', 'utf8'), 'policies.example.yaml', {})
+  const catalog = config.routes[0]!.resilience
+  t.equal(catalog.retry?.backoff.jitter, 'full')
+  t.same(catalog.fallback.map((f) => f.kind), ['cache', 'alternate', 'static'])
+  t.equal(config.routes[1]!.resilience.failFast, true)
+})
+
+t.test('pipelines hold only the configured policies, outermost first', async (t) => {
+  const config = parseConfigText(await readFile('config/policies.example.yaml', 'utf8'), 'policies.example.yaml', {})
+  const metrics = new Metrics({ defaultMetrics: false })
+  const registry = new PolicyRegistry()
+  const deps = (name: string) => ({ registry, metrics, routeMetrics: new RouteMetrics(metrics, name), upstreamLabel: 'u:1', alternates: [], attemptOptions: { bodyIdleTimeoutMs: 1000, backstopMs: 1000 } })
+  const catalog = buildPolicies(config.routes[0]!, deps('catalog'))
+  t.same(catalog.map((p) => p.name), ['fallback', 'bulkhead', 'totalTimeout', 'retry', 'breaker', 'attemptTimeout'])
+  const payments = buildPolicies(config.routes[1]!, deps('payments'))
+  t.same(payments.map((p) => p.name), ['bulkhead', 'authGuard', 'breaker', 'attemptTimeout'])
+  const bare = parseConfigText('routes: [{ name: b, match: { pathPrefix: /b }, upstream: { url: "http://b:1" } }]', 'b.yaml', {})
+  t.same(buildPolicies(bare.routes[0]!, deps('b')).map((p) => p.name), ['attemptTimeout'], 'a bare route pays for nothing else')
+
+  // State is shared while a generation holds it and dropped when the last one lets go.
+  const size = registry.size
+  const again = buildPolicies(config.routes[0]!, deps('catalog'))
+  t.equal(registry.size, size, 'a second generation with the same config reuses every entry')
+  for (const p of catalog) p.dispose?.()
+  t.equal(registry.size, size, 'still held by the newer generation')
+  for (const p of [...again, ...payments]) p.dispose?.()
+  t.equal(registry.size, 0, 'released when no route uses it')
+})
