@@ -51,7 +51,7 @@ export class RouteFaults {
   private readonly chaosSwitch: ChaosSwitch
   private readonly upstreamIO: FaultIO
   readonly clientIO: FaultIO
-  private readonly listeners: Array<() => void> = []
+  private activeChanged: (() => void) | undefined
 
   constructor (route: string, config: ChaosConfig, metrics: RouteMetrics, chaosSwitch: ChaosSwitch) {
     this.route = route
@@ -82,9 +82,9 @@ export class RouteFaults {
     this.refresh()
   }
 
-  /** Called whenever `active` may have changed (the route recomposes its pipeline). */
+  /** Called when `active` changes: the route recomposes its pipeline. */
   onActiveChange (listener: () => void): void {
-    this.listeners.push(listener)
+    this.activeChanged = listener
   }
 
   /**
@@ -172,7 +172,7 @@ export class RouteFaults {
     this.clientSide = this.enabled && (this.clientFaults.length > 0 || this.allowHeaderTriggers)
     if (active !== this.active) {
       this.active = active
-      for (const listener of this.listeners) listener()
+      this.activeChanged?.()
     }
   }
 
