@@ -38,6 +38,8 @@ export function statusClass (status: number): string {
   return status > 0 ? '1xx' : 'none'
 }
 
+const REDUNDANT_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
+
 export class Metrics {
   readonly registry = new Registry()
 
@@ -159,7 +161,13 @@ export class Metrics {
   })
 
   constructor (options: { defaultMetrics?: boolean } = {}) {
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry })
+    if (options.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry })
+      // prom-client exports these gauges with a _total suffix, which
+      // `promtool check metrics` rejects (only counters end in _total).
+      // Each is the sum of its per-type sibling (nodejs_active_handles{type}, ...).
+      for (const name of REDUNDANT_DEFAULT_METRICS) this.registry.removeSingleMetric(name)
+    }
     this.configReloads.labels('success').inc(0)
     this.configReloads.labels('failure').inc(0)
   }
