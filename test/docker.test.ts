@@ -23,6 +23,7 @@ import {
   REPO, repoText, parseDockerfile, splitFlags, execForm, parsePort, parseVolume, composeDefault,
   promqlMetricNames, promqlLabelNames, type Instruction
 } from './docker-files.js'
+import { startBusyProxy } from './observability/workload.js'
 
 const run = promisify(execFile)
 const TEST_TOKEN = 'test-admin-token-0123456789'
@@ -93,8 +94,9 @@ const seconds = (d: string): number => {
 }
 
 /**
- * Real series from a real proxy: requests that succeed, get a 5xx and cannot
- * connect, so every metric the dashboard reads has its labels present.
+ * Real series from real proxies: requests that succeed, get a 5xx and cannot
+ * connect, plus the observability workload (retries, breaker, cache,
+ * faults), so every metric the dashboard reads has its labels present.
  */
 async function realSeries (t: Teardown): Promise<{ adminUrl: string, labelsOf: Map<string, Set<string>> }> {
   const upstream = await startUpstream(t, (req, res) => { res.statusCode = req.url?.startsWith('/fail') === true ? 503 : 200; res.end('x') })
@@ -103,7 +105,9 @@ async function realSeries (t: Teardown): Promise<{ adminUrl: string, labelsOf: M
   })
   for (const path of ['/ok', '/fail', '/down', '/nowhere']) await fetchText(proxy.url + path)
   const labelsOf = new Map<string, Set<string>>()
-  for (const s of await scrape(proxy)) {
+  // And a proxy with every policy and fault, for the retry, breaker, cache and chaos series.
+  const busy = await startBusyProxy(t)
+  for (const s of [...await scrape(proxy), ...await scrape(busy.proxy)]) {
     const set = labelsOf.get(s.name) ?? new Set<string>()
     for (const k of Object.keys(s.labels)) set.add(k)
     labelsOf.set(s.name, set)

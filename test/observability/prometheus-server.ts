@@ -1,0 +1,73 @@
+/**
+ * A real Prometheus server for tests: Debian's `prometheus` binary on
+ * 127.0.0.1, a temporary data dir, a 1 s scrape of the given targets, and
+ * the repo's alert rules loaded. Killed (and its files removed) in teardown.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { closedPort, type Teardown } from '../helpers.js'
+
+export interface PrometheusServer {
+  url: string
+  /** GET an API path; resolves the parsed JSON `data` or throws with Prometheus' error. */
+  api: (path: string, params?: Record<string, string | string[]>) => Promise<unknown>
+  /** The server's stderr so far (for failure messages). */
+  log: () => string
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+export async function startPrometheus (t: Teardown, binary: string, options: { targets: string[], ruleFiles?: string[], readyTimeoutMs?: number }): Promise<PrometheusServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-prometheus-'))
+  const port = await closedPort()
+  const config = {
+    global: { scrape_interval: '1s', evaluation_interval: '1s', scrape_timeout: '900ms' },
+    rule_files: options.ruleFiles ?? [],
+    scrape_configs: [{ job_name: 'faultline', metrics_path: '/metrics', static_configs: [{ targets: options.targets }] }]
+  }
+  // JSON is YAML: no serializer needed for the config file.
+  await writeFile(join(dir, 'prometheus.yml'), JSON.stringify(config))
+  let stderr = ''
+  const child: ChildProcess = spawn(binary, [
+    `--config.file=${join(dir, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${join(dir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    '--log.level=warn'
+  ], { stdio: ['ignore', 'ignore', 'pipe'] })
+  child.stderr?.on('data', (chunk: Buffer) => { if (stderr.length < 64 * 1024) stderr += chunk.toString('utf8') })
+  const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM')
+      const killed = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])
+      if (!killed) { child.kill('SIGKILL'); await Promise.race([exited, sleep(2000)]) }
+    }
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000)
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}: ${stderr}`)
+    try {
+      const res = await request(`${url}/-/ready`, { headersTimeout: 1000, bodyTimeout: 1000 })
+      await res.body.dump()
+      if (res.statusCode === 200) break
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`prometheus not ready after ${options.readyTimeoutMs ?? 30_000} ms: ${stderr}`)
+    await sleep(100)
+  }
+
+  const api = async (path: string, params: Record<string, string | string[]> = {}): Promise<unknown> => {
+    const qs = new URLSearchParams()
+    for (const [k, v] of Object.entries(params)) for (const one of Array.isArray(v) ? v : [v]) qs.append(k, one)
+    const res = await request(`${url}${path}?${qs.toString()}`, { headersTimeout: 10_000, bodyTimeout: 10_000 })
+    const body = await res.body.json() as { status: string, data?: unknown, error?: string, errorType?: string }
+    if (body.status !== 'success') throw new Error(`${path} ${qs.toString()}: ${body.errorType ?? ''} ${body.error ?? res.statusCode}`)
+    return body.data
+  }
+  return { url, api, log: () => stderr }
+}
