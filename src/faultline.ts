@@ -21,6 +21,8 @@ import { PolicyRegistry } from './policies/registry.js'
 import { policyAdmin } from './admin/policies.js'
 import { chaosAdmin } from './admin/chaos.js'
 import { ChaosSwitch } from './faults/switch.js'
+import { FailureRecorder } from './report/recorder.js'
+import { reportAdmin } from './admin/report.js'
 
 export interface StartOptions {
   /** Where the config came from; needed for reloads from the file. */
@@ -53,6 +55,8 @@ export class Faultline {
   private readonly policyState = new PolicyRegistry()
   /** The kill switch: process-wide, outlives reloads. */
   readonly chaos = new ChaosSwitch()
+  /** Failure patterns per route for GET /report; kept across reloads while a route keeps its name. */
+  readonly report = new FailureRecorder()
   private readonly configFile: string | undefined
   private config: Config
   private table: RouteTable
@@ -92,7 +96,8 @@ export class Faultline {
   }
 
   private buildTable (config: Config): RouteTable {
-    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos }))
+    this.report.retain(config.routes.map((r) => r.name))
+    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, report: this.report }))
     return new RouteTable(routes)
   }
 
@@ -108,7 +113,7 @@ export class Faultline {
         reload: async () => await this.reload(),
         table: () => this.table
       },
-      extensions: [policyAdmin, chaosAdmin(this.chaos)]
+      extensions: [policyAdmin, chaosAdmin(this.chaos), reportAdmin(this.report)]
     })
     this.proxy = createProxyServer({
       logger: this.logger,

@@ -32,6 +32,7 @@ export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Lo
     // No status line went out (the client left, or a fault cut the connection): status 0.
     const status = res.headersSent ? res.statusCode : 0
     ctx.route.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000)
+    ctx.route.report?.record(ctx, status)
     log.info({
       route: ctx.route.name,
       method: ctx.method,

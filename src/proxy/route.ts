@@ -6,6 +6,7 @@ import type { Pool } from 'undici'
 import type { RouteConfig } from '../config/schema.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { RouteMetrics } from '../metrics/route-metrics.js'
+import type { FailureRecorder, RouteRecord } from '../report/recorder.js'
 import type { UpstreamPools } from './upstreams.js'
 import { upstreamAttempt } from './attempt.js'
 import { composePipeline, type Policy, type UpstreamCall } from './pipeline.js'
@@ -21,6 +22,8 @@ export interface RouteDeps {
   policyState: PolicyRegistry
   /** The process-wide kill switch; a route on its own gets a switch of its own. */
   chaos?: ChaosSwitch
+  /** Where finished requests are recorded for GET /report (src/report); none in unit tests. */
+  report?: FailureRecorder
 }
 
 export class RouteRuntime {
@@ -36,6 +39,8 @@ export class RouteRuntime {
   /** Bounded label for the primary upstream: its host:port. */
   readonly upstreamLabel: string
   readonly metrics: RouteMetrics
+  /** This route's failure-pattern record (GET /report), when the proxy keeps one. */
+  readonly report: RouteRecord | undefined
   readonly policies: readonly Policy[]
   readonly faults: RouteFaults
   /** The whole pipeline: policies around one upstream attempt. Recomposed when chaos is switched on or off here. */
@@ -51,6 +56,8 @@ export class RouteRuntime {
     this.pool = deps.pools.forUpstream(config.upstream)
     this.upstreamLabel = new URL(config.upstream.url).host
     this.metrics = new RouteMetrics(deps.metrics, config.name)
+    this.report = deps.report?.forRoute(config.name)
+    if (this.report !== undefined) this.report.retryConfigured = config.resilience.retry !== undefined
     const resilience = config.resilience
     const attemptOptions = {
       bodyIdleTimeoutMs: resilience.bodyIdleTimeoutMs,
