@@ -23,6 +23,8 @@ import { chaosAdmin } from './admin/chaos.js'
 import { ChaosSwitch } from './faults/switch.js'
 import { FailureRecorder } from './report/recorder.js'
 import { reportAdmin } from './admin/report.js'
+import { AlertNotifier } from './alerts/notifier.js'
+import { alertingEvents } from './alerts/policy-watch.js'
 
 export interface StartOptions {
   /** Where the config came from; needed for reloads from the file. */
@@ -57,6 +59,8 @@ export class Faultline {
   readonly chaos = new ChaosSwitch()
   /** Failure patterns per route for GET /report; kept across reloads while a route keeps its name. */
   readonly report = new FailureRecorder()
+  /** Webhook alerts. The intent engine raises guardrail halts with alerts.emit({ type: 'guardrail_halt', route, details }). */
+  readonly alerts: AlertNotifier
   private readonly configFile: string | undefined
   private config: Config
   private table: RouteTable
@@ -80,6 +84,8 @@ export class Faultline {
         message: `expected a loopback address when no admin token is set, got "${config.admin.host}" (set admin.token or admin.tokenFile to expose the admin API)`
       }])
     }
+    this.alerts = new AlertNotifier(config.alerts, { logger: this.logger, metrics: this.metrics, recorder: this.report })
+    this.alerts.watchRoutes(() => this.table.routes.map((r) => r.name))
     this.table = this.buildTable(config)
   }
 
@@ -97,7 +103,7 @@ export class Faultline {
 
   private buildTable (config: Config): RouteTable {
     this.report.retain(config.routes.map((r) => r.name))
-    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, report: this.report }))
+    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, report: this.report, watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream) }))
     return new RouteTable(routes)
   }
 
@@ -173,6 +179,7 @@ export class Faultline {
     this.config = next
     this.adminToken = token
     this.logger.level = next.log.level
+    this.alerts.configure(next.alerts)
     this.generation++
     for (const route of previous.routes) route.dispose()
     void this.pools.retain(new Set(table.routes.flatMap((r) => r.pools)))
@@ -229,6 +236,7 @@ export class Faultline {
     await this.pools.closeAll()
     for (const route of this.table.routes) route.dispose()
     await this.admin?.close()
+    this.alerts.close()
     this.logger.info('faultline stopped')
     this.logger.flush()
   }

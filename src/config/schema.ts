@@ -5,6 +5,7 @@
  * silently ignored option.
  */
 import { z } from 'zod'
+import { alertsSchema } from '../alerts/schema.js'
 import { checkRouteResilience, resilienceSchema } from '../policies/schema.js'
 import { chaosSchema } from '../faults/schema.js'
 import { HTTP_METHODS } from './http-methods.js'
@@ -102,7 +103,8 @@ export const configSchema = z
     admin: adminSchema.prefault({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
     shutdown: z.strictObject({ drainMs: z.number().int().min(0).default(10_000) }).prefault({}),
-    routes: z.array(routeSchema).min(1, { error: 'expected at least one route' })
+    routes: z.array(routeSchema).min(1, { error: 'expected at least one route' }),
+    alerts: alertsSchema.prefault({})
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>()

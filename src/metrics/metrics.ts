@@ -160,6 +160,13 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly alerts = new Counter({
+    name: 'faultline_alerts_total',
+    help: 'Alerts faultline raised for its webhooks, by type and result: sent, failed (every attempt failed), deduplicated, rate_limited or dropped (queue full).',
+    labelNames: ['type', 'result'] as const,
+    registers: [this.registry]
+  })
+
   constructor (options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) {
       collectDefaultMetrics({ register: this.registry })

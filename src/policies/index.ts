@@ -24,6 +24,7 @@ import { LastKnownGood } from './cache.js'
 import { MemoryCacheStore } from './memory-cache-store.js'
 import { optionsKey, type PolicyRegistry } from './registry.js'
 import type { CacheConfig } from './schema.js'
+import type { PolicyEvents } from './events.js'
 
 export interface PolicyDeps {
   /** State that survives reloads (breakers, caches, bulkheads, budgets). */
@@ -35,6 +36,8 @@ export interface PolicyDeps {
   /** Pools of upstream.alternates, in order (empty unless the alternate fallback is used). */
   alternates: ReadonlyArray<{ label: string, pool: Pool }>
   attemptOptions: AttemptOptions
+  /** Wraps the route's policy events, e.g. to raise alerts (src/alerts/policy-watch.ts). */
+  watch?: (route: string, upstream: string, events: PolicyEvents) => PolicyEvents
 }
 
 export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
@@ -42,13 +45,14 @@ export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
   const { registry } = deps
   const origin = new URL(route.upstream.url).origin
   const cacheConfig = r.fallback.find((f): f is CacheConfig => f.kind === 'cache')
-  const events = new PolicyMetrics(deps.metrics, route.name, deps.upstreamLabel, {
+  const metricEvents = new PolicyMetrics(deps.metrics, route.name, deps.upstreamLabel, {
     retry: r.retry !== undefined,
     breaker: r.breaker !== undefined,
     authGuard: r.authGuard !== undefined,
     bulkhead: r.bulkhead !== undefined,
     cache: cacheConfig !== undefined
   })
+  const events = deps.watch?.(route.name, deps.upstreamLabel, metricEvents) ?? metricEvents
   const perAttempt = attemptTimeout(r.attemptTimeoutMs ?? r.timeoutMs)
   const policies: Policy[] = []
 

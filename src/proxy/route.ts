@@ -10,7 +10,7 @@ import type { FailureRecorder, RouteRecord } from '../report/recorder.js'
 import type { UpstreamPools } from './upstreams.js'
 import { upstreamAttempt } from './attempt.js'
 import { composePipeline, type Policy, type UpstreamCall } from './pipeline.js'
-import { buildPolicies } from '../policies/index.js'
+import { buildPolicies, type PolicyDeps } from '../policies/index.js'
 import type { PolicyRegistry } from '../policies/registry.js'
 import { RouteFaults } from '../faults/route-faults.js'
 import { ChaosSwitch } from '../faults/switch.js'
@@ -24,6 +24,8 @@ export interface RouteDeps {
   chaos?: ChaosSwitch
   /** Where finished requests are recorded for GET /report (src/report); none in unit tests. */
   report?: FailureRecorder
+  /** Wraps each route's policy events (alerts on breaker and auth guard events). */
+  watchPolicies?: PolicyDeps['watch']
 }
 
 export class RouteRuntime {
@@ -74,7 +76,8 @@ export class RouteRuntime {
       routeMetrics: this.metrics,
       upstreamLabel: this.upstreamLabel,
       alternates,
-      attemptOptions
+      attemptOptions,
+      watch: deps.watchPolicies
     })
     this.faults = new RouteFaults(config.name, config.chaos, this.metrics, deps.chaos ?? new ChaosSwitch())
     // Faults innermost, just inside the attempt timeout: every attempt re-rolls, an injected hang is cut
