@@ -23,6 +23,7 @@ import { chaosAdmin } from './admin/chaos.js'
 import { ChaosSwitch } from './faults/switch.js'
 import { FailureRecorder } from './report/recorder.js'
 import { reportAdmin } from './admin/report.js'
+import { statusPage } from './admin/status.js'
 import { AlertNotifier } from './alerts/notifier.js'
 import { alertingEvents } from './alerts/policy-watch.js'
 
@@ -119,7 +120,7 @@ export class Faultline {
         reload: async () => await this.reload(),
         table: () => this.table
       },
-      extensions: [policyAdmin, chaosAdmin(this.chaos), reportAdmin(this.report)]
+      extensions: [policyAdmin, chaosAdmin(this.chaos), reportAdmin(this.report), statusPage]
     })
     this.proxy = createProxyServer({
       logger: this.logger,

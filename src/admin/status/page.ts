@@ -1,0 +1,157 @@
+/**
+ * The status page's three static files, kept as strings so there is no
+ * build step and nothing to find on disk at run time. The script builds
+ * the page with textContent only (never innerHTML), so route names, paths
+ * and error messages cannot inject markup; the CSP in status.ts forbids
+ * inline scripts and every origin but this one as a second line.
+ */
+
+export const STATUS_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>faultline status</title>
+<link rel="stylesheet" href="/status.css">
+<script src="/status.js" defer></script>
+</head>
+<body>
+<header>
+  <h1>faultline</h1>
+  <p id="summary">loading&hellip;</p>
+</header>
+<main>
+  <section>
+    <h2>Routes</h2>
+    <table id="routes">
+      <thead><tr>
+        <th>Route</th><th>Upstream</th><th>Breaker</th><th>Chaos</th>
+        <th>Requests (5m)</th><th>Error rate (5m)</th><th>Retries that succeeded (1h)</th><th>Fallback (1h)</th>
+      </tr></thead>
+      <tbody></tbody>
+    </table>
+  </section>
+  <section>
+    <h2>Suggestions</h2>
+    <ul id="suggestions"></ul>
+  </section>
+  <section>
+    <h2>Worst endpoints</h2>
+    <table id="worst">
+      <thead><tr><th>Route</th><th>Endpoint</th><th>Failures</th><th>Error classes</th></tr></thead>
+      <tbody></tbody>
+    </table>
+  </section>
+</main>
+<footer><span id="updated"></span> &middot; <a href="/report">report (JSON)</a> &middot; <a href="/routes">routes (JSON)</a> &middot; <a href="/metrics">metrics</a></footer>
+</body>
+</html>
+`
+
+export const STATUS_CSS = `
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d2330; background: #fafbfc; }
+h1 { margin: 0; font-size: 1.4rem; }
+h2 { font-size: 1.1rem; margin: 1.5rem 0 .5rem; }
+table { border-collapse: collapse; width: 100%; background: #fff; }
+th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #e3e6ea; vertical-align: top; }
+th { background: #f0f2f5; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.state { display: inline-block; padding: 0 .45rem; border-radius: .6rem; font-size: .85em; }
+.state-closed, .state-forced_closed, .state-off { background: #dff3e4; }
+.state-half_open { background: #fff1c2; }
+.state-open, .state-forced_open, .state-on { background: #fbd5d5; }
+.state-none { background: #eceff3; color: #5b6472; }
+#summary.error { color: #b3261e; }
+footer { margin-top: 2rem; color: #5b6472; }
+`
+
+export const STATUS_JS = `'use strict'
+const REFRESH_MS = 5000
+
+function el (tag, text, className) {
+  const e = document.createElement(tag)
+  if (text !== undefined && text !== null) e.textContent = String(text)
+  if (className) e.className = className
+  return e
+}
+function cell (row, text, className) { row.appendChild(el('td', text, className)); return row }
+function badge (state) {
+  const td = el('td')
+  td.appendChild(el('span', state, 'state state-' + String(state).replace(/[^a-z_]/g, '')))
+  return td
+}
+function pct (x) { return x === null || x === undefined ? '-' : (Math.round(x * 1000) / 10) + '%' }
+function sum (list, f) { return list.reduce((a, x) => a + f(x), 0) }
+async function getJson (path) {
+  const res = await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-store' })
+  if (!res.ok) throw new Error(path + ': HTTP ' + res.status)
+  return await res.json()
+}
+
+function render (routes, chaos, report) {
+  const byName = new Map(report.routes.map((r) => [r.route, r]))
+  const chaosOf = new Map(chaos.routes.map((r) => [r.route, r]))
+  const tbody = document.querySelector('#routes tbody')
+  tbody.replaceChildren()
+  for (const r of routes.routes) {
+    const row = el('tr')
+    row.dataset.route = r.name
+    const rep = byName.get(r.name)
+    const ups = rep ? rep.upstreams : []
+    const five = ups.map((u) => u.windows['5m'])
+    const hour = ups.map((u) => u.windows['1h'])
+    const requests = sum(five, (w) => w.requests)
+    const failed = sum(five, (w) => w.failed)
+    const made = sum(hour, (w) => w.retries.made)
+    const ok = sum(hour, (w) => w.retries.succeeded)
+    const fallbacks = sum(hour, (w) => Object.values(w.fallbacks).reduce((a, b) => a + b, 0))
+    const hourRequests = sum(hour, (w) => w.requests)
+    const breaker = r.state && r.state.breaker ? r.state.breaker.state : 'none'
+    const c = chaosOf.get(r.name)
+    cell(row, r.name)
+    cell(row, r.upstream && r.upstream.url)
+    row.appendChild(badge(breaker))
+    row.appendChild(badge(c ? (c.injecting ? 'on' : 'off') : 'none'))
+    cell(row, requests, 'num')
+    cell(row, requests ? pct(failed / requests) : '-', 'num')
+    cell(row, made ? pct(ok / made) + ' of ' + made : '-', 'num')
+    cell(row, hourRequests ? pct(fallbacks / hourRequests) : '-', 'num')
+    tbody.appendChild(row)
+  }
+  const list = document.getElementById('suggestions')
+  list.replaceChildren()
+  for (const r of report.routes) for (const s of r.suggestions) list.appendChild(el('li', s))
+  if (!list.children.length) list.appendChild(el('li', 'Nothing to suggest yet.'))
+  const worst = document.querySelector('#worst tbody')
+  worst.replaceChildren()
+  for (const r of report.routes) {
+    for (const e of r.worstEndpoints.slice(0, 5)) {
+      const row = el('tr')
+      cell(row, r.route)
+      cell(row, e.method + ' ' + e.path)
+      cell(row, e.failures, 'num')
+      cell(row, Object.entries(e.errorClasses).map(([k, v]) => k + ' ' + v).join(', '))
+      worst.appendChild(row)
+    }
+  }
+  const summary = document.getElementById('summary')
+  summary.className = ''
+  summary.textContent = routes.routes.length + ' routes, config generation ' + routes.generation + ', chaos kill switch ' + chaos.killSwitch
+  document.getElementById('updated').textContent = 'updated ' + new Date(report.generatedAt).toLocaleTimeString()
+  document.body.dataset.loaded = 'true'
+}
+
+async function refresh () {
+  try {
+    const [routes, chaos, report] = await Promise.all([getJson('/routes'), getJson('/chaos'), getJson('/report')])
+    render(routes, chaos, report)
+  } catch (err) {
+    const summary = document.getElementById('summary')
+    summary.className = 'error'
+    summary.textContent = 'cannot load: ' + err.message
+  } finally {
+    setTimeout(refresh, REFRESH_MS)
+  }
+}
+refresh()
+`

@@ -1,0 +1,72 @@
+/**
+ * The status page (admin GET /) rendered by a real headless Chromium
+ * against a live proxy: the routes table fills with live data from
+ * /routes, /chaos and /report, and strings from requests are shown as
+ * text, never as markup.
+ */
+import t from 'tap'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fetchText, rawExchange, route, startProxy, startUpstream } from '../helpers.js'
+import { missing, run, which } from './tools.js'
+
+const chromium = which('chromium')
+
+t.test('the page and its assets: same-origin only, no inline script', async (t) => {
+  const up = await startUpstream(t, (_req, res) => { res.end('ok') })
+  const proxy = await startProxy(t, { routes: [route('a', '/a', up.url)] })
+  const page = await fetchText(`${proxy.adminUrl}/`)
+  t.equal(page.status, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
+  t.match(page.headers['content-security-policy'], /script-src 'self'/)
+  t.notMatch(page.headers['content-security-policy'], /unsafe-inline/)
+  t.notMatch(page.body, /<script>|https?:\/\//, 'no inline script, no external asset')
+  const js = await fetchText(`${proxy.adminUrl}/status.js`)
+  t.match(js.headers['content-type'], /^text\/javascript/)
+  t.notMatch(js.body, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/, 'the script never parses strings as HTML')
+  t.equal((await fetchText(`${proxy.adminUrl}/status.css`)).status, 200)
+})
+
+t.test('headless Chromium renders the routes table with live data', { skip: chromium === undefined ? missing('chromium', 'chromium') : false, timeout: 120_000 }, async (t) => {
+  const ok = await startUpstream(t, (_req, res) => { res.end('ok') })
+  const down = await startUpstream(t, (_req, res) => { res.statusCode = 503; res.end('no') })
+  const proxy = await startProxy(t, {
+    routes: [
+      route('catalog', '/catalog', ok.url),
+      route('broken', '/broken', down.url, {
+        resilience: { breaker: { consecutiveFailures: 3, openMs: 60_000 } },
+        chaos: { enabled: true, faults: [{ kind: 'latency', ms: 1, probability: 0.5 }] }
+      })
+    ]
+  })
+  for (let i = 0; i < 7; i++) await fetchText(`${proxy.url}/catalog/${i}`)
+  // A path that would be markup if the page used innerHTML.
+  const raw = await rawExchange(proxy.faultline.proxyPort, 'GET /broken/<iframe> HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  t.match(raw, /^HTTP\/1\.1 503/, 'the odd path reached the failing route')
+  for (let i = 0; i < 4; i++) await fetchText(`${proxy.url}/broken/item`)
+
+  const profile = await mkdtemp(join(tmpdir(), 'faultline-chromium-'))
+  t.teardown(async () => { await rm(profile, { recursive: true, force: true }) })
+  const result = await run(chromium!, [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+    `--user-data-dir=${profile}`,
+    // Lets the page's fetches finish before the DOM is dumped (virtual time stops at the next refresh timer).
+    '--virtual-time-budget=4000',
+    '--dump-dom', `${proxy.adminUrl}/`
+  ], { timeoutMs: 90_000 })
+  const dom = result.stdout
+  t.match(dom, /<body data-loaded="true">/, `the script ran and rendered (exit ${result.code}; ${result.stderr.slice(0, 300)})`)
+  const row = (name: string): string => new RegExp(`<tr data-route="${name}">(.*?)</tr>`).exec(dom)?.[1] ?? ''
+  const cells = (name: string): string[] => [...row(name).matchAll(/<td[^>]*>(.*?)<\/td>/g)].map((m) => m[1]!.replace(/<[^>]+>/g, ''))
+  t.same(cells('catalog').slice(0, 6), ['catalog', ok.url, 'none', 'off', '7', '0%'], 'catalog: 7 requests, no errors, no breaker, chaos off')
+  const broken = cells('broken')
+  t.equal(broken[0], 'broken')
+  t.equal(broken[2], 'open', 'the breaker is shown open')
+  t.equal(broken[3], 'on', 'chaos is shown injecting')
+  t.equal(broken[4], '5', '5 requests')
+  t.equal(broken[5], '100%', 'all failed')
+  t.match(dom, /GET \/broken\/&lt;iframe&gt;/, 'the path is shown as text')
+  t.notMatch(dom, /<iframe/, 'and never becomes an element')
+})
