@@ -49,6 +49,8 @@ export interface Alert {
   }
 }
 
+const MAX_DEDUPE_KEYS = 10_000
+
 const SEVERITY: Record<AlertType, 'page' | 'ticket'> = {
   breaker_opened: 'page',
   auth_guard_tripped: 'page',
@@ -172,7 +174,7 @@ export class AlertNotifier {
   private readonly recorder: FailureRecorder
   private config: AlertsConfig
   private webhooks: Webhook[] = []
-  /** Dedup key -> when last sent and how many were suppressed since. Bounded: keys are type x route x upstream from config. */
+  /** Dedup key -> when last sent and how many were suppressed since; at most MAX_DEDUPE_KEYS. */
   private readonly recent = new Map<string, { at: number, suppressed: number }>()
   private readonly abort = new AbortController()
   private checker: NodeJS.Timeout | undefined
@@ -220,6 +222,11 @@ export class AlertNotifier {
       last.suppressed++
       this.count(input.type, 'deduplicated')
       return
+    }
+    if (this.recent.size >= MAX_DEDUPE_KEYS) {
+      // Keys come from config (routes, upstreams), but emit() is public: forget expired ones.
+      for (const [k, v] of this.recent) if (now - v.at >= this.config.dedupeMs) this.recent.delete(k)
+      if (this.recent.size >= MAX_DEDUPE_KEYS) this.recent.delete(this.recent.keys().next().value!)
     }
     this.recent.set(key, { at: now, suppressed: 0 })
     const alert = this.build(input, now, last?.suppressed ?? 0)

@@ -159,7 +159,7 @@ t.test('a hanging receiver never slows proxied requests', async (t) => {
   t.ok(await until(() => hook.posts() >= 1), 'an alert POST is hanging')
   const times: number[] = []
   for (let i = 0; i < 20; i++) times.push((await fetchText(`${proxy.url}/pay/x`)).ms)
-  t.ok(Math.max(...times) < 1000, `requests stay fast while the webhook hangs (max ${Math.round(Math.max(...times))} ms)`)
+  t.ok(Math.max(...times) < 2500, `requests stay fast while the webhook hangs (max ${Math.round(Math.max(...times))} ms)`)
   t.equal((await fetchText(`${proxy.url}/pay/x`)).status, 503, 'short-circuited as usual')
   // Shutdown does not wait for the hanging POST.
   const t0 = Date.now()
