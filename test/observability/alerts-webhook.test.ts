@@ -5,6 +5,9 @@
  */
 import t from 'tap'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fetchText, route, scrape, startProxy, startUpstream, sumOf, type Teardown } from '../helpers.js'
 import { parseConfig } from '../../src/config/load.js'
 import { ConfigError } from '../../src/config/errors.js'
@@ -166,4 +169,23 @@ t.test('a hanging receiver never slows proxied requests', async (t) => {
   await proxy.faultline.close()
   t.ok(Date.now() - t0 < 5000, 'close() abandons pending alerts')
   for (const res of hung) res.destroy()
+})
+
+t.test('webhooks added by a reload take effect; records survive it', async (t) => {
+  const hook = await receiver(t)
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-alerts-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const file = join(dir, 'faultline.json')
+  const up = await startUpstream(t, (_req, res) => { res.statusCode = 503; res.end('no') })
+  const v1 = { routes: [route('a', '/a', up.url)] }
+  await writeFile(file, JSON.stringify(v1))
+  const proxy = await startProxy(t, v1, { configFile: file })
+  proxy.faultline.alerts.emit({ type: 'guardrail_halt', route: 'a' })
+  await fetchText(`${proxy.url}/a/x`)
+  await writeFile(file, JSON.stringify({ ...v1, alerts: { webhooks: [{ url: hook.url }] } }))
+  await proxy.faultline.reload()
+  proxy.faultline.alerts.emit({ type: 'guardrail_halt', route: 'a' })
+  await proxy.faultline.alerts.idle()
+  t.equal(hook.received.length, 1, 'only the alert raised after the reload')
+  t.match(hook.received[0]?.body, { context: { requests: 1, failed: 1 } }, 'the request before the reload is still on record')
 })
