@@ -78,7 +78,7 @@ t.test('promtool check config: the docker-compose prometheus.yml with its rule f
   await writeFile(join(dir, 'prometheus.yml'), JSON.stringify(config))
   const r = await run(promtool!, ['check', 'config', join(dir, 'prometheus.yml')])
   t.equal(r.code, 0, r.stdout + r.stderr)
-  t.match(r.stdout, new RegExp(`SUCCESS: ${alerts.length + recorded.size} rules found`), "the rule file is loaded")
+  t.match(r.stdout, new RegExp(`SUCCESS: ${alerts.length + recorded.size} rules found`), 'the rule file is loaded')
 })
 
 t.test('promtool check rules', { skip }, async (t) => {
