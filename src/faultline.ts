@@ -21,6 +21,8 @@ import { PolicyRegistry } from './policies/registry.js'
 import { policyAdmin } from './admin/policies.js'
 import { chaosAdmin } from './admin/chaos.js'
 import { ChaosSwitch } from './faults/switch.js'
+import { ExperimentRunner } from './intent/experiment.js'
+import { experimentsAdmin } from './admin/experiments.js'
 
 export interface StartOptions {
   /** Where the config came from; needed for reloads from the file. */
@@ -63,6 +65,9 @@ export class Faultline {
   private reloading: Promise<unknown> = Promise.resolve()
   private proxy: FastifyInstance | undefined
   private admin: FastifyInstance | undefined
+  /** Drives every route's intent engine, one tick per evaluation window. */
+  private evaluation: NodeJS.Timeout | undefined
+  readonly experiments: ExperimentRunner
 
   private constructor (config: Config, options: StartOptions) {
     this.config = config
@@ -77,6 +82,7 @@ export class Faultline {
       }])
     }
     this.table = this.buildTable(config)
+    this.experiments = new ExperimentRunner(this.metrics, () => this.table, () => this.config.controller.evaluationMs)
   }
 
   /** Validates, binds both listeners and returns once the proxy is ready. */
@@ -92,7 +98,7 @@ export class Faultline {
   }
 
   private buildTable (config: Config): RouteTable {
-    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos }))
+    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, controller: config.controller }))
     return new RouteTable(routes)
   }
 
@@ -108,7 +114,7 @@ export class Faultline {
         reload: async () => await this.reload(),
         table: () => this.table
       },
-      extensions: [policyAdmin, chaosAdmin(this.chaos)]
+      extensions: [policyAdmin, chaosAdmin(this.chaos), experimentsAdmin(this.experiments)]
     })
     this.proxy = createProxyServer({
       logger: this.logger,
@@ -121,8 +127,30 @@ export class Faultline {
     await this.proxy.listen({ host: listen.host, port: listen.port })
     this.metrics.routesConfigured.set(this.config.routes.length)
     this.metrics.configLoaded.setToCurrentTime()
+    this.startEvaluation()
     this.ready = true
     this.logger.info({ proxy: this.proxyAddress, admin: this.adminAddress, routes: this.config.routes.map((r) => r.name) }, 'faultline ready')
+  }
+
+  private startEvaluation (): void {
+    clearInterval(this.evaluation)
+    this.evaluation = setInterval(() => { this.evaluate() }, this.config.controller.evaluationMs)
+    this.evaluation.unref()
+  }
+
+  /** One evaluation window ended: every intent engine judges it; guardrail halts are logged loudly. */
+  private evaluate (): void {
+    const now = performance.now()
+    for (const route of this.table.routes) {
+      const event = route.intent?.tick(now)
+      if (event === undefined) continue
+      if (event.type === 'breach') {
+        this.logger.warn({ route: route.name, brokeAt: event.brokeAt, headroom: Math.round(event.headroom * 1000) / 1000, cooldownMs: this.config.controller.cooldownMs },
+          'guardrail: client-visible SLO breached, planned injection halted on this route')
+      } else if (event.type === 'resume') {
+        this.logger.info({ route: route.name, level: event.level }, 'guardrail: cool-down over, planned injection resumes')
+      }
+    }
   }
 
   get proxyAddress (): string { return addressOf(this.proxy) }
@@ -164,11 +192,18 @@ export class Faultline {
     }
     const table = this.buildTable(next)
     const previous = this.table
+    const evaluationChanged = next.controller.evaluationMs !== this.config.controller.evaluationMs
+    // An experiment's books live in the routes being replaced: end it with what it has.
+    if (this.experiments.current !== undefined) {
+      this.logger.warn('config reloaded during an experiment: the experiment ends now')
+      void this.experiments.stop()
+    }
     this.table = table
     this.config = next
     this.adminToken = token
     this.logger.level = next.log.level
     this.generation++
+    if (evaluationChanged && this.evaluation !== undefined) this.startEvaluation()
     for (const route of previous.routes) route.dispose()
     void this.pools.retain(new Set(table.routes.flatMap((r) => r.pools)))
     this.metrics.configReloads.labels('success').inc()
@@ -203,6 +238,8 @@ export class Faultline {
 
   private async shutdown (): Promise<void> {
     this.ready = false
+    clearInterval(this.evaluation)
+    this.experiments.dispose()
     const drainMs = this.config.shutdown.drainMs
     const proxy = this.proxy
     if (proxy !== undefined) {

@@ -7,6 +7,7 @@
 import { z } from 'zod'
 import { checkRouteResilience, resilienceSchema } from '../policies/schema.js'
 import { chaosSchema } from '../faults/schema.js'
+import { controllerSchema, intentSchema } from '../intent/schema.js'
 import { HTTP_METHODS } from './http-methods.js'
 
 /** Route names become metric label values: keep them short and bounded. */
@@ -93,7 +94,9 @@ export const routeSchema = z.strictObject({
   match: matchSchema,
   upstream: upstreamSchema,
   resilience: resilienceSchema.prefault({}),
-  chaos: chaosSchema.prefault({})
+  chaos: chaosSchema.prefault({}),
+  /** What the route must protect and the thresholds it must hold; drives planned chaos (docs/INTENT.md). */
+  intent: intentSchema.optional()
 }).superRefine(checkRouteResilience)
 
 export const configSchema = z
@@ -102,6 +105,7 @@ export const configSchema = z
     admin: adminSchema.prefault({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
     shutdown: z.strictObject({ drainMs: z.number().int().min(0).default(10_000) }).prefault({}),
+    controller: controllerSchema.prefault({}),
     routes: z.array(routeSchema).min(1, { error: 'expected at least one route' })
   })
   .superRefine((config, ctx) => {

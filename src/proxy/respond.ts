@@ -32,6 +32,8 @@ export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Lo
     // No status line went out (the client left, or a fault cut the connection): status 0.
     const status = res.headersSent ? res.statusCode : 0
     ctx.route.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000)
+    // The SLO is what the caller saw; a caller that left saw nothing, so it is not counted.
+    if (ctx.route.intent !== undefined && ctx.outcome !== 'cancelled') ctx.route.intent.record(ms, status >= 500 || status === 0, ctx.fault)
     log.info({
       route: ctx.route.name,
       method: ctx.method,

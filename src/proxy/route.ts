@@ -13,6 +13,8 @@ import { buildPolicies } from '../policies/index.js'
 import type { PolicyRegistry } from '../policies/registry.js'
 import { RouteFaults } from '../faults/route-faults.js'
 import { ChaosSwitch } from '../faults/switch.js'
+import { IntentEngine } from '../intent/engine.js'
+import { controllerSchema, intentSchema, type ControllerConfig } from '../intent/schema.js'
 
 export interface RouteDeps {
   pools: UpstreamPools
@@ -21,6 +23,8 @@ export interface RouteDeps {
   policyState: PolicyRegistry
   /** The process-wide kill switch; a route on its own gets a switch of its own. */
   chaos?: ChaosSwitch
+  /** How intent engines evaluate (the config's top-level `controller`). */
+  controller?: ControllerConfig
 }
 
 export class RouteRuntime {
@@ -38,6 +42,8 @@ export class RouteRuntime {
   readonly metrics: RouteMetrics
   readonly policies: readonly Policy[]
   readonly faults: RouteFaults
+  /** Present when the route declares an intent or has chaos enabled (uniform experiments need one). */
+  readonly intent: IntentEngine | undefined
   /** The whole pipeline: policies around one upstream attempt. Recomposed when chaos is switched on or off here. */
   call: UpstreamCall
 
@@ -77,6 +83,10 @@ export class RouteRuntime {
     const compose = (): UpstreamCall => composePipeline(this.faults.active ? this.policies : policies, attempt)
     this.call = compose()
     this.faults.onActiveChange(() => { this.call = compose() })
+    this.intent = config.intent !== undefined || config.chaos.enabled
+      ? new IntentEngine(config.name, config.intent ?? intentSchema.parse({}), config.intent !== undefined, config.chaos.budget,
+        this.faults, deps.metrics, deps.controller ?? controllerSchema.parse({}), config.intent !== undefined && config.chaos.enabled ? 'intent' : 'off')
+      : undefined
   }
 
   /** The upstream path for a client URL that matched this route (prefix rewrite, query kept). */
@@ -93,10 +103,12 @@ export class RouteRuntime {
   state (): Record<string, unknown> {
     const policies: Record<string, unknown> = {}
     for (const p of this.policies) if (p.state) policies[p.name] = p.state()
+    if (this.intent !== undefined) policies.intent = this.intent.state(performance.now())
     return policies
   }
 
   dispose (): void {
     for (const p of this.policies) p.dispose?.()
+    this.intent?.dispose()
   }
 }
