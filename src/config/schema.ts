@@ -5,7 +5,7 @@
  * silently ignored option.
  */
 import { z } from 'zod'
-import { checkRouteResilience, resilienceSchema } from '../policies/schema.js'
+import { checkRouteResilience, resilienceSchema, validateSchema } from '../policies/schema.js'
 import { chaosSchema } from '../faults/schema.js'
 import { controllerSchema, intentSchema } from '../intent/schema.js'
 import { HTTP_METHODS } from './http-methods.js'
@@ -95,6 +95,8 @@ export const routeSchema = z.strictObject({
   upstream: upstreamSchema,
   resilience: resilienceSchema.prefault({}),
   chaos: chaosSchema.prefault({}),
+  /** Opt-in response validation: a 2xx body that is not valid JSON (or not the schema) is an invalid_response failure. */
+  validate: validateSchema.optional(),
   /** What the route must protect and the thresholds it must hold; drives planned chaos (docs/INTENT.md). */
   intent: intentSchema.optional()
 }).superRefine(checkRouteResilience)

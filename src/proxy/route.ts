@@ -10,6 +10,7 @@ import type { UpstreamPools } from './upstreams.js'
 import { upstreamAttempt } from './attempt.js'
 import { composePipeline, type Policy, type UpstreamCall } from './pipeline.js'
 import { buildPolicies } from '../policies/index.js'
+import { validateResponse } from '../policies/validate.js'
 import type { PolicyRegistry } from '../policies/registry.js'
 import { RouteFaults } from '../faults/route-faults.js'
 import { ChaosSwitch } from '../faults/switch.js'
@@ -78,6 +79,8 @@ export class RouteRuntime {
     this.faults = new RouteFaults(config.name, config.chaos, this.metrics, deps.chaos ?? new ChaosSwitch())
     // Faults innermost, just inside the attempt timeout: every attempt re-rolls, an injected hang is cut
     // by the attempt timeout, and the policies see an injected failure exactly like a real one.
+    // Validation sits just outside the faults: it judges the body a fault produced.
+    if (config.validate !== undefined) policies.push(validateResponse(config.validate, config.name))
     this.policies = [...policies, this.faults.stage]
     // With nothing to inject upstream-side the stage is left out of the chain: it costs nothing per request.
     const compose = (): UpstreamCall => composePipeline(this.faults.active ? this.policies : policies, attempt)
