@@ -115,7 +115,12 @@ export class Faultline {
       metrics: this.metrics,
       routes: () => this.table,
       keepAliveTimeoutMs: listen.keepAliveTimeoutMs,
-      maxConnections: listen.maxConnections
+      maxConnections: listen.maxConnections,
+      maxUrlLength: listen.maxUrlLength,
+      maxHeaderBytes: listen.maxHeaderBytes,
+      maxHeaders: listen.maxHeaders,
+      headersTimeoutMs: listen.headersTimeoutMs,
+      requestTimeoutMs: listen.requestTimeoutMs
     })
     await this.admin.listen({ host: admin.host, port: admin.port })
     await this.proxy.listen({ host: listen.host, port: listen.port })

@@ -57,7 +57,26 @@ export const listenSchema = z.strictObject({
   /** Cap on concurrent client connections; 0 means no cap. */
   maxConnections: z.number().int().min(0).default(0),
   /** Whether to trust X-Forwarded-For from the client (only behind another proxy). */
-  trustProxy: z.boolean().default(false)
+  trustProxy: z.boolean().default(false),
+  /** Longest request target (path + query) in bytes; longer gets 414. */
+  maxUrlLength: z.number().int().min(64).default(8_192),
+  /** Request line plus all headers, in bytes (Node's maxHeaderSize); more gets 431. */
+  maxHeaderBytes: z.number().int().min(1_024).max(1_048_576).default(16_384),
+  /** Most header fields in one request; more gets 431. */
+  maxHeaders: z.number().int().min(8).max(10_000).default(100),
+  /** A client must finish sending the request headers within this (slowloris): 408 and close. */
+  headersTimeoutMs: z.number().int().positive().default(10_000),
+  /** A client must finish sending the whole request, body included, within this: 408 and close. */
+  requestTimeoutMs: z.number().int().positive().default(300_000)
+}).refine((l) => l.headersTimeoutMs <= l.requestTimeoutMs, {
+  path: ['headersTimeoutMs'],
+  error: 'expected headersTimeoutMs <= requestTimeoutMs'
+})
+
+/** Per-route limits on what a client may send through the route. */
+export const routeLimitsSchema = z.strictObject({
+  /** Largest request body in bytes; more gets 413. 0 means no cap. */
+  maxRequestBodyBytes: z.number().int().min(0).default(10 * 1024 * 1024)
 })
 
 export const adminSchema = z.strictObject({
@@ -93,7 +112,8 @@ export const routeSchema = z.strictObject({
   match: matchSchema,
   upstream: upstreamSchema,
   resilience: resilienceSchema.prefault({}),
-  chaos: chaosSchema.prefault({})
+  chaos: chaosSchema.prefault({}),
+  limits: routeLimitsSchema.prefault({})
 }).superRefine(checkRouteResilience)
 
 export const configSchema = z
