@@ -17,6 +17,7 @@ import { RouteRuntime } from './proxy/route.js'
 import { RouteTable } from './proxy/router.js'
 import { createProxyServer } from './proxy/server.js'
 import { createAdminServer } from './admin/server.js'
+import { redactSecrets } from './admin/redact.js'
 import { PolicyRegistry } from './policies/registry.js'
 import { policyAdmin } from './admin/policies.js'
 import { chaosAdmin } from './admin/chaos.js'
@@ -102,9 +103,10 @@ export class Faultline {
       logger: this.logger,
       metrics: this.metrics,
       token: () => this.adminToken,
+      authFailures: { max: admin.maxAuthFailures, windowMs: admin.authFailureWindowMs },
       control: {
         isReady: () => this.ready,
-        routes: () => this.describeRoutes(),
+        routes: () => redactSecrets(this.describeRoutes()),
         reload: async () => await this.reload(),
         table: () => this.table
       },

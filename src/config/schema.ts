@@ -85,7 +85,10 @@ export const adminSchema = z.strictObject({
   /** Bearer token for state-changing calls. Usually `${FAULTLINE_ADMIN_TOKEN}`. */
   token: z.string().min(16, { error: 'expected a token of at least 16 characters' }).optional(),
   /** Read the token from a file (a mounted secret); wins over `token`. */
-  tokenFile: z.string().optional()
+  tokenFile: z.string().optional(),
+  /** Failed bearer-token attempts one remote address may make per window before it gets 429. */
+  maxAuthFailures: z.number().int().positive().default(10),
+  authFailureWindowMs: z.number().int().positive().default(60_000)
 })
 
 export const upstreamSchema = z.strictObject({
