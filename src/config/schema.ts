@@ -91,6 +91,19 @@ export const adminSchema = z.strictObject({
   authFailureWindowMs: z.number().int().positive().default(60_000)
 })
 
+/** TLS to an https:// upstream. Files are PEM, read when the upstream's pool is created. */
+export const upstreamTlsSchema = z.strictObject({
+  /** CA bundle to verify the upstream with, instead of Node's built-in roots. */
+  ca: z.string().min(1).optional(),
+  /** SNI name and the name the certificate must carry; defaults to the URL's host (no SNI for an IP). */
+  servername: z.string().min(1).optional(),
+  /** Client certificate and key for mutual TLS; both or neither. */
+  cert: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+  /** Off only for a throwaway test upstream: an unverified upstream can be anyone. */
+  rejectUnauthorized: z.boolean().default(true)
+}).refine((tls) => (tls.cert === undefined) === (tls.key === undefined), { error: 'expected both cert and key (mutual TLS) or neither' })
+
 export const upstreamSchema = z.strictObject({
   url: upstreamUrl,
   /** Further origins, used by the `alternate` fallback in order. */
@@ -98,7 +111,9 @@ export const upstreamSchema = z.strictObject({
   /** Keep-alive connections per origin. */
   connections: z.number().int().positive().max(4096).default(128),
   connectTimeoutMs: z.number().int().positive().default(2_000),
-  keepAliveTimeoutMs: z.number().int().positive().default(4_000)
+  keepAliveTimeoutMs: z.number().int().positive().default(4_000),
+  /** For https:// origins (the alternates share it). */
+  tls: upstreamTlsSchema.optional()
 })
 
 export const matchSchema = z.strictObject({

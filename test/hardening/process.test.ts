@@ -27,10 +27,10 @@ async function startCli (t: Teardown, file: string, env: Record<string, string> 
   return { child, output: () => output, exited }
 }
 
-async function cliConfig (t: { testdir: (o: object) => string }, upstreamUrl: string, extra = ''): Promise<{ file: string, port: number }> {
+async function cliConfig (t: { testdir: () => string }, upstreamUrl: string, extra = ''): Promise<{ file: string, port: number }> {
   const port = await closedPort()
   const adminPort = await closedPort()
-  const file = join(t.testdir({}), 'faultline.yaml')
+  const file = join(t.testdir(), 'faultline.yaml')
   await writeFile(file, `listen: { host: 127.0.0.1, port: ${port} }\nadmin: { port: ${adminPort} }\n${extra}routes:\n  - name: svc\n    match: { pathPrefix: / }\n    upstream: { url: "${upstreamUrl}" }\n`)
   return { file, port }
 }
