@@ -38,6 +38,7 @@ async function run (args: string[]): Promise<void> {
     if (err instanceof ConfigError) fail(err.message, 2)
     throw err
   }
+  guardProcess(faultline)
   process.on('SIGHUP', () => {
     faultline.reload().catch(() => { /* logged by reload; the old config stays live */ })
   })
@@ -53,6 +54,29 @@ async function run (args: string[]): Promise<void> {
   }
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
+}
+
+/**
+ * Last-resort handlers. A stray rejected promise (a bug in a fault, a
+ * policy or a library callback) has no stack of ours left to unwind: it
+ * is logged and the proxy keeps serving, since one lost promise does not
+ * make the rest of the state wrong. A thrown exception that reached the
+ * top may have left anything half-done, so the proxy stops taking new
+ * connections, drains what is in flight (shutdown.drainMs) and exits 1 for
+ * the orchestrator to restart it; Node's default would drop every
+ * in-flight request at once.
+ */
+function guardProcess (faultline: Faultline): void {
+  process.on('unhandledRejection', (reason: unknown) => {
+    faultline.logger.error({ err: reason }, 'unhandled promise rejection; still serving')
+  })
+  let failing = false
+  process.on('uncaughtException', (err: Error) => {
+    faultline.logger.fatal({ err }, 'uncaught exception: draining in-flight requests, then exiting')
+    if (failing) return
+    failing = true
+    faultline.close().finally(() => { process.exit(1) })
+  })
 }
 
 async function check (args: string[]): Promise<void> {

@@ -17,6 +17,7 @@ import { RouteRuntime } from './proxy/route.js'
 import { RouteTable } from './proxy/router.js'
 import { createProxyServer } from './proxy/server.js'
 import { createAdminServer } from './admin/server.js'
+import { redactSecrets } from './admin/redact.js'
 import { PolicyRegistry } from './policies/registry.js'
 import { policyAdmin } from './admin/policies.js'
 import { chaosAdmin } from './admin/chaos.js'
@@ -108,9 +109,10 @@ export class Faultline {
       logger: this.logger,
       metrics: this.metrics,
       token: () => this.adminToken,
+      authFailures: { max: admin.maxAuthFailures, windowMs: admin.authFailureWindowMs },
       control: {
         isReady: () => this.ready,
-        routes: () => this.describeRoutes(),
+        routes: () => redactSecrets(this.describeRoutes()),
         reload: async () => await this.reload(),
         table: () => this.table
       },
@@ -121,7 +123,12 @@ export class Faultline {
       metrics: this.metrics,
       routes: () => this.table,
       keepAliveTimeoutMs: listen.keepAliveTimeoutMs,
-      maxConnections: listen.maxConnections
+      maxConnections: listen.maxConnections,
+      maxUrlLength: listen.maxUrlLength,
+      maxHeaderBytes: listen.maxHeaderBytes,
+      maxHeaders: listen.maxHeaders,
+      headersTimeoutMs: listen.headersTimeoutMs,
+      requestTimeoutMs: listen.requestTimeoutMs
     })
     await this.admin.listen({ host: admin.host, port: admin.port })
     await this.proxy.listen({ host: listen.host, port: listen.port })
