@@ -35,30 +35,30 @@ t.test('the controller ramps up while the SLO holds, and the guardrail halts inj
   let slow = false
   const upstream = await startUpstream(t, (_req, res) => {
     res.setHeader('content-type', 'application/json')
-    if (slow) setTimeout(() => res.end('{"id":1,"data":"late"}'), 250)
+    if (slow) setTimeout(() => res.end('{"id":1,"data":"late"}'), 600)
     else res.end('{"id":1,"data":"ok"}')
   })
   const proxy = await startProxy(t, {
-    controller: { evaluationMs: 250, cooldownMs: 60_000, holdWindows: 2, minRequests: 5 },
+    controller: { evaluationMs: 400, cooldownMs: 60_000, holdWindows: 2, minRequests: 5 },
     routes: [route('svc', '/svc', upstream.url, {
       // Consistency faults (truncated, corrupt, drifted bodies) keep status 200 and the pace: the
       // client-visible SLO holds, so the level must climb. A slow upstream then breaks the p99.
       resilience: { timeoutMs: 1000 },
-      intent: { criticality: 'optional', protects: 'consistency', slo: { p99Ms: 150, errorRate: 0.5 }, sensitivity: 0 },
+      intent: { criticality: 'optional', protects: 'consistency', slo: { p99Ms: 400, errorRate: 0.5 }, sensitivity: 0 },
       chaos: { enabled: true, budget: 0.5, seed: 3 }
     })]
   })
   const start = await gauge(proxy, 'faultline_chaos_level', 'svc')
   t.equal(start, 0.15, 'starts at one step (optional, sensitivity 0)')
-  await traffic(`${proxy.url}/svc`, 1_800)
+  await traffic(`${proxy.url}/svc`, 2_000)
   const ramped = await gauge(proxy, 'faultline_chaos_level', 'svc')
   t.ok(ramped > start, `the level climbed from ${start} to ${ramped}`)
   t.equal(await gauge(proxy, 'faultline_guardrail_halts_total', 'svc'), 0, 'no halt while the SLO holds')
-  t.equal(await gauge(proxy, 'faultline_slo_target_p99_seconds', 'svc'), 0.15)
+  t.equal(await gauge(proxy, 'faultline_slo_target_p99_seconds', 'svc'), 0.4)
 
   slow = true
-  // Enough callers that a 250 ms window of 250 ms answers still holds minRequests.
-  await traffic(`${proxy.url}/svc`, 1_500, 5_000, 12)
+  // Enough callers that a 400 ms window of 600 ms answers still holds minRequests.
+  await traffic(`${proxy.url}/svc`, 2_000, 5_000, 12)
   t.ok(await gauge(proxy, 'faultline_guardrail_halts_total', 'svc') >= 1, 'the breach halted injection')
   t.equal(await gauge(proxy, 'faultline_chaos_level', 'svc'), 0, 'level 0 at once')
   t.equal(await gauge(proxy, 'faultline_chaos_fault_probability', 'svc'), 0)
