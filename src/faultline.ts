@@ -17,6 +17,7 @@ import { RouteRuntime } from './proxy/route.js'
 import { RouteTable } from './proxy/router.js'
 import { createProxyServer } from './proxy/server.js'
 import { createAdminServer } from './admin/server.js'
+import { redactSecrets } from './admin/redact.js'
 import { PolicyRegistry } from './policies/registry.js'
 import { policyAdmin } from './admin/policies.js'
 import { chaosAdmin } from './admin/chaos.js'
@@ -26,6 +27,8 @@ import { reportAdmin } from './admin/report.js'
 import { statusPage } from './admin/status.js'
 import { AlertNotifier } from './alerts/notifier.js'
 import { alertingEvents } from './alerts/policy-watch.js'
+import { ExperimentRunner } from './intent/experiment.js'
+import { experimentsAdmin } from './admin/experiments.js'
 
 export interface StartOptions {
   /** Where the config came from; needed for reloads from the file. */
@@ -72,6 +75,9 @@ export class Faultline {
   private reloading: Promise<unknown> = Promise.resolve()
   private proxy: FastifyInstance | undefined
   private admin: FastifyInstance | undefined
+  /** Drives every route's intent engine, one tick per evaluation window. */
+  private evaluation: NodeJS.Timeout | undefined
+  readonly experiments: ExperimentRunner
 
   private constructor (config: Config, options: StartOptions) {
     this.config = config
@@ -88,6 +94,7 @@ export class Faultline {
     this.alerts = new AlertNotifier(config.alerts, { logger: this.logger, metrics: this.metrics, recorder: this.report })
     this.alerts.watchRoutes(() => this.table.routes.map((r) => r.name))
     this.table = this.buildTable(config)
+    this.experiments = new ExperimentRunner(this.metrics, () => this.table, () => this.config.controller.evaluationMs)
   }
 
   /** Validates, binds both listeners and returns once the proxy is ready. */
@@ -104,7 +111,7 @@ export class Faultline {
 
   private buildTable (config: Config): RouteTable {
     this.report.retain(config.routes.map((r) => r.name))
-    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, report: this.report, watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream) }))
+    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, controller: config.controller, report: this.report, watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream) }))
     return new RouteTable(routes)
   }
 
@@ -114,27 +121,55 @@ export class Faultline {
       logger: this.logger,
       metrics: this.metrics,
       token: () => this.adminToken,
+      authFailures: { max: admin.maxAuthFailures, windowMs: admin.authFailureWindowMs },
       control: {
         isReady: () => this.ready,
-        routes: () => this.describeRoutes(),
+        routes: () => redactSecrets(this.describeRoutes()),
         reload: async () => await this.reload(),
         table: () => this.table
       },
-      extensions: [policyAdmin, chaosAdmin(this.chaos), reportAdmin(this.report), statusPage]
+      extensions: [policyAdmin, chaosAdmin(this.chaos), experimentsAdmin(this.experiments), reportAdmin(this.report), statusPage]
     })
     this.proxy = createProxyServer({
       logger: this.logger,
       metrics: this.metrics,
       routes: () => this.table,
       keepAliveTimeoutMs: listen.keepAliveTimeoutMs,
-      maxConnections: listen.maxConnections
+      maxConnections: listen.maxConnections,
+      maxUrlLength: listen.maxUrlLength,
+      maxHeaderBytes: listen.maxHeaderBytes,
+      maxHeaders: listen.maxHeaders,
+      headersTimeoutMs: listen.headersTimeoutMs,
+      requestTimeoutMs: listen.requestTimeoutMs
     })
     await this.admin.listen({ host: admin.host, port: admin.port })
     await this.proxy.listen({ host: listen.host, port: listen.port })
     this.metrics.routesConfigured.set(this.config.routes.length)
     this.metrics.configLoaded.setToCurrentTime()
+    this.startEvaluation()
     this.ready = true
     this.logger.info({ proxy: this.proxyAddress, admin: this.adminAddress, routes: this.config.routes.map((r) => r.name) }, 'faultline ready')
+  }
+
+  private startEvaluation (): void {
+    clearInterval(this.evaluation)
+    this.evaluation = setInterval(() => { this.evaluate() }, this.config.controller.evaluationMs)
+    this.evaluation.unref()
+  }
+
+  /** One evaluation window ended: every intent engine judges it; guardrail halts are logged loudly. */
+  private evaluate (): void {
+    const now = performance.now()
+    for (const route of this.table.routes) {
+      const event = route.intent?.tick(now)
+      if (event === undefined) continue
+      if (event.type === 'breach') {
+        this.logger.warn({ route: route.name, brokeAt: event.brokeAt, headroom: Math.round(event.headroom * 1000) / 1000, cooldownMs: this.config.controller.cooldownMs },
+          'guardrail: client-visible SLO breached, planned injection halted on this route')
+      } else if (event.type === 'resume') {
+        this.logger.info({ route: route.name, level: event.level }, 'guardrail: cool-down over, planned injection resumes')
+      }
+    }
   }
 
   get proxyAddress (): string { return addressOf(this.proxy) }
@@ -176,12 +211,19 @@ export class Faultline {
     }
     const table = this.buildTable(next)
     const previous = this.table
+    const evaluationChanged = next.controller.evaluationMs !== this.config.controller.evaluationMs
+    // An experiment's books live in the routes being replaced: end it with what it has.
+    if (this.experiments.current !== undefined) {
+      this.logger.warn('config reloaded during an experiment: the experiment ends now')
+      void this.experiments.stop()
+    }
     this.table = table
     this.config = next
     this.adminToken = token
     this.logger.level = next.log.level
     this.alerts.configure(next.alerts)
     this.generation++
+    if (evaluationChanged && this.evaluation !== undefined) this.startEvaluation()
     for (const route of previous.routes) route.dispose()
     void this.pools.retain(new Set(table.routes.flatMap((r) => r.pools)))
     this.metrics.configReloads.labels('success').inc()
@@ -216,6 +258,8 @@ export class Faultline {
 
   private async shutdown (): Promise<void> {
     this.ready = false
+    clearInterval(this.evaluation)
+    this.experiments.dispose()
     const drainMs = this.config.shutdown.drainMs
     const proxy = this.proxy
     if (proxy !== undefined) {

@@ -15,7 +15,12 @@ export const REDACT_PATHS = [
   'headers.authorization',
   'headers.cookie',
   'token',
-  'admin.token'
+  'admin.token',
+  // One level down too (e.g. { err: { headers } } or { upstream: { headers } }).
+  '*.headers.authorization',
+  '*.headers.cookie',
+  '*.headers["proxy-authorization"]',
+  '*.headers["set-cookie"]'
 ]
 
 export function createLogger (level: string, destination?: DestinationStream): Logger {

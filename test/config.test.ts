@@ -78,5 +78,5 @@ t.test('faultline check: exit 0 on a good file, 2 with the errors on a bad one',
 t.test('the shipped configs are valid', async (t) => {
   const { loadConfigFile } = await import('../src/config/load.js')
   const demo = await loadConfigFile(join(import.meta.dirname, '..', 'config', 'demo.yaml'), {})
-  t.same(demo.routes.map((r) => r.name), ['catalog', 'pricing', 'inventory', 'orders'])
+  t.same(demo.routes.map((r) => r.name), ['catalog', 'pricing', 'inventory', 'orders', 'catalog-protected', 'catalog-fragile'])
 })

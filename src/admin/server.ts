@@ -10,6 +10,8 @@ import type { Logger } from 'pino'
 import type { Metrics } from '../metrics/metrics.js'
 import { ConfigError } from '../config/errors.js'
 import type { RouteTable } from '../proxy/router.js'
+import { LRUCache } from 'lru-cache'
+import { redactSecrets } from './redact.js'
 
 export interface AdminControl {
   isReady: () => boolean
@@ -35,6 +37,42 @@ export interface AdminServerOptions {
   /** Returns the current token, or undefined when none is configured. */
   token: () => string | undefined
   extensions?: AdminExtension[]
+  /** Failed token attempts allowed per remote address per window (default 10 per minute). */
+  authFailures?: { max: number, windowMs: number }
+}
+
+/**
+ * Failed bearer-token attempts per remote address in a fixed window. A
+ * remote past the limit gets 429 for the rest of its window, even with
+ * the right token, so guessing costs a window per `max` guesses. Bounded
+ * (LRU) so a flood from many addresses cannot grow memory.
+ */
+export class AuthThrottle {
+  private readonly failures: LRUCache<string, { count: number, resetAt: number }>
+  constructor (private readonly max: number, private readonly windowMs: number) {
+    this.failures = new LRUCache({ max: 4096 })
+  }
+
+  /** Milliseconds until this remote may try again, or 0 when it may now. */
+  blockedFor (remote: string, now = Date.now()): number {
+    const entry = this.failures.get(remote)
+    if (entry === undefined || entry.resetAt <= now) return 0
+    return entry.count >= this.max ? entry.resetAt - now : 0
+  }
+
+  /** Records a failure; returns the count in the current window. */
+  fail (remote: string, now = Date.now()): number {
+    let entry = this.failures.get(remote)
+    if (entry === undefined || entry.resetAt <= now) {
+      entry = { count: 0, resetAt: now + this.windowMs }
+      this.failures.set(remote, entry)
+    }
+    return ++entry.count
+  }
+
+  succeed (remote: string): void {
+    this.failures.delete(remote)
+  }
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD'])
@@ -50,7 +88,8 @@ export function tokenMatches (presented: string, expected: string): boolean {
 
 /** One audit line per accepted state-changing call: who (remote), what, to what. */
 export function audit (request: FastifyRequest, action: string, details: Record<string, unknown> = {}): void {
-  request.log.info({ audit: action, remote: request.ip, ...details }, `admin: ${action}`)
+  // Audited details can be config (a fault matching on Authorization): redacted like GET /routes.
+  request.log.info({ audit: action, remote: request.ip, ...redactSecrets(details) }, `admin: ${action}`)
 }
 
 /** The single error funnel for the admin API. */
@@ -68,18 +107,34 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
     forceCloseConnections: true
   })
 
+  const throttle = new AuthThrottle(options.authFailures?.max ?? 10, options.authFailures?.windowMs ?? 60_000)
+
   app.addHook('onRequest', async (request, reply) => {
+    // No CORS, and no browser at all: a page (including one that rebinds its
+    // DNS name to 127.0.0.1) sends Origin; Prometheus, probes and curl do not.
+    if (request.headers.origin !== undefined) {
+      request.log.warn({ method: request.method, url: request.url, remote: request.ip, origin: request.headers.origin }, 'admin call refused: browser origin')
+      return adminError(reply, 403, 'cross_origin_refused', 'the admin API does not serve browsers (a request with an Origin header)')
+    }
     if (READ_METHODS.has(request.method)) return
     const expected = options.token()
     if (expected === undefined) {
       return adminError(reply, 403, 'admin_token_not_configured', 'state-changing admin calls are disabled until admin.token or admin.tokenFile is set')
     }
+    const remote = request.ip
+    const waitMs = throttle.blockedFor(remote)
+    if (waitMs > 0) {
+      request.log.warn({ method: request.method, url: request.url, remote }, 'admin call refused: too many failed token attempts')
+      return adminError(reply.header('retry-after', String(Math.ceil(waitMs / 1000))), 429, 'too_many_auth_failures', 'too many failed token attempts from this address; try again later')
+    }
     const header = request.headers.authorization
     const presented = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : ''
     if (!tokenMatches(presented, expected)) {
-      request.log.warn({ method: request.method, url: request.url, remote: request.ip }, 'admin call refused: missing or wrong bearer token')
+      const failures = throttle.fail(remote)
+      request.log.warn({ method: request.method, url: request.url, remote, failures }, 'admin call refused: missing or wrong bearer token')
       return adminError(reply.header('www-authenticate', 'Bearer realm="faultline-admin"'), 401, 'unauthorized', 'a valid "Authorization: Bearer <token>" header is required')
     }
+    throttle.succeed(remote)
   })
 
   app.setErrorHandler((err: { statusCode?: number, message: string }, request, reply) => {

@@ -6,8 +6,9 @@
  */
 import { z } from 'zod'
 import { alertsSchema } from '../alerts/schema.js'
-import { checkRouteResilience, resilienceSchema } from '../policies/schema.js'
+import { checkRouteResilience, resilienceSchema, validateSchema } from '../policies/schema.js'
 import { chaosSchema } from '../faults/schema.js'
+import { controllerSchema, intentSchema } from '../intent/schema.js'
 import { HTTP_METHODS } from './http-methods.js'
 
 /** Route names become metric label values: keep them short and bounded. */
@@ -58,7 +59,26 @@ export const listenSchema = z.strictObject({
   /** Cap on concurrent client connections; 0 means no cap. */
   maxConnections: z.number().int().min(0).default(0),
   /** Whether to trust X-Forwarded-For from the client (only behind another proxy). */
-  trustProxy: z.boolean().default(false)
+  trustProxy: z.boolean().default(false),
+  /** Longest request target (path + query) in bytes; longer gets 414. */
+  maxUrlLength: z.number().int().min(64).default(8_192),
+  /** Request line plus all headers, in bytes (Node's maxHeaderSize); more gets 431. */
+  maxHeaderBytes: z.number().int().min(1_024).max(1_048_576).default(16_384),
+  /** Most header fields in one request; more gets 431. */
+  maxHeaders: z.number().int().min(8).max(10_000).default(100),
+  /** A client must finish sending the request headers within this (slowloris): 408 and close. */
+  headersTimeoutMs: z.number().int().positive().default(10_000),
+  /** A client must finish sending the whole request, body included, within this: 408 and close. */
+  requestTimeoutMs: z.number().int().positive().default(300_000)
+}).refine((l) => l.headersTimeoutMs <= l.requestTimeoutMs, {
+  path: ['headersTimeoutMs'],
+  error: 'expected headersTimeoutMs <= requestTimeoutMs'
+})
+
+/** Per-route limits on what a client may send through the route. */
+export const routeLimitsSchema = z.strictObject({
+  /** Largest request body in bytes; more gets 413. 0 means no cap. */
+  maxRequestBodyBytes: z.number().int().min(0).default(10 * 1024 * 1024)
 })
 
 export const adminSchema = z.strictObject({
@@ -67,8 +87,24 @@ export const adminSchema = z.strictObject({
   /** Bearer token for state-changing calls. Usually `${FAULTLINE_ADMIN_TOKEN}`. */
   token: z.string().min(16, { error: 'expected a token of at least 16 characters' }).optional(),
   /** Read the token from a file (a mounted secret); wins over `token`. */
-  tokenFile: z.string().optional()
+  tokenFile: z.string().optional(),
+  /** Failed bearer-token attempts one remote address may make per window before it gets 429. */
+  maxAuthFailures: z.number().int().positive().default(10),
+  authFailureWindowMs: z.number().int().positive().default(60_000)
 })
+
+/** TLS to an https:// upstream. Files are PEM, read when the upstream's pool is created. */
+export const upstreamTlsSchema = z.strictObject({
+  /** CA bundle to verify the upstream with, instead of Node's built-in roots. */
+  ca: z.string().min(1).optional(),
+  /** SNI name and the name the certificate must carry; defaults to the URL's host (no SNI for an IP). */
+  servername: z.string().min(1).optional(),
+  /** Client certificate and key for mutual TLS; both or neither. */
+  cert: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+  /** Off only for a throwaway test upstream: an unverified upstream can be anyone. */
+  rejectUnauthorized: z.boolean().default(true)
+}).refine((tls) => (tls.cert === undefined) === (tls.key === undefined), { error: 'expected both cert and key (mutual TLS) or neither' })
 
 export const upstreamSchema = z.strictObject({
   url: upstreamUrl,
@@ -77,7 +113,9 @@ export const upstreamSchema = z.strictObject({
   /** Keep-alive connections per origin. */
   connections: z.number().int().positive().max(4096).default(128),
   connectTimeoutMs: z.number().int().positive().default(2_000),
-  keepAliveTimeoutMs: z.number().int().positive().default(4_000)
+  keepAliveTimeoutMs: z.number().int().positive().default(4_000),
+  /** For https:// origins (the alternates share it). */
+  tls: upstreamTlsSchema.optional()
 })
 
 export const matchSchema = z.strictObject({
@@ -94,7 +132,12 @@ export const routeSchema = z.strictObject({
   match: matchSchema,
   upstream: upstreamSchema,
   resilience: resilienceSchema.prefault({}),
-  chaos: chaosSchema.prefault({})
+  chaos: chaosSchema.prefault({}),
+  /** Opt-in response validation: a 2xx body that is not valid JSON (or not the schema) is an invalid_response failure. */
+  validate: validateSchema.optional(),
+  /** What the route must protect and the thresholds it must hold; drives planned chaos (docs/INTENT.md). */
+  intent: intentSchema.optional(),
+  limits: routeLimitsSchema.prefault({})
 }).superRefine(checkRouteResilience)
 
 export const configSchema = z
@@ -103,6 +146,7 @@ export const configSchema = z
     admin: adminSchema.prefault({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
     shutdown: z.strictObject({ drainMs: z.number().int().min(0).default(10_000) }).prefault({}),
+    controller: controllerSchema.prefault({}),
     routes: z.array(routeSchema).min(1, { error: 'expected at least one route' }),
     alerts: alertsSchema.prefault({})
   })

@@ -13,6 +13,7 @@ import { parsePrometheusText, sumOf } from '../metrics/text.js'
 import { OUTCOMES } from '../metrics/metrics.js'
 import { ERROR_CLASSES } from '../proxy/errors.js'
 import { startDemoUpstream } from './upstream.js'
+import { reportMarkdown, type ExperimentReport } from '../intent/report.js'
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url))
 
@@ -42,8 +43,8 @@ export async function runDemo (out: NodeJS.WritableStream = process.stdout): Pro
   const upstream = await startDemoUpstream({ seed: 7 })
   const env = { ...process.env, DEMO_UPSTREAM_URL: upstream.url, FAULTLINE_PORT: '0', FAULTLINE_ADMIN_PORT: '0' }
   const config = await loadConfigFile(DEMO_CONFIG, env)
-  // The per-request log lines would drown the summary; warnings still show.
-  const faultline = await Faultline.start(config, { configFile: DEMO_CONFIG, logger: createLogger('warn') })
+  // The per-request log lines would drown the summary; the report tells the rest.
+  const faultline = await Faultline.start(config, { configFile: DEMO_CONFIG, logger: createLogger('error') })
   const base = `http://127.0.0.1:${faultline.proxyPort}`
   const client = new Pool(base, { connections: CONCURRENCY })
   const tallies = new Map<string, Tally>()
@@ -104,8 +105,57 @@ export async function runDemo (out: NodeJS.WritableStream = process.stdout): Pro
   out.write(`metrics: http://127.0.0.1:${faultline.adminPort}/metrics while it runs; \`docker compose up\` puts the same in Grafana.\n`)
   out.write(consistent ? 'check: every request was answered and counted once in /metrics.\n' : 'check FAILED: the client\'s counts and /metrics disagree.\n')
 
+  await runExperiments(faultline, client, out)
+
   await client.close()
   await faultline.close()
   await upstream.close()
   return consistent ? 0 : 1
+}
+
+const EXPERIMENT_MS = 6_000
+const EXPERIMENT_PATHS = ['/protected/items', '/fragile/items']
+
+/**
+ * Traffic for an experiment: each route gets the same steady pace (four
+ * callers, one call each per 40 ms at most), bounded by time, each call by
+ * its own timeout.
+ */
+async function experimentTraffic (client: Pool, ms: number): Promise<void> {
+  const until = performance.now() + ms
+  const caller = async (path: string): Promise<void> => {
+    while (performance.now() < until) {
+      const t0 = performance.now()
+      try {
+        const res = await client.request({ method: 'GET', path, headersTimeout: 2000, bodyTimeout: 2000 })
+        await res.body.dump()
+      } catch { /* a fault cut the connection: the report counts it */ }
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, 40 - (performance.now() - t0))))
+    }
+  }
+  await Promise.all(EXPERIMENT_PATHS.flatMap((path) => [caller(path), caller(path), caller(path), caller(path)]))
+}
+
+/**
+ * The intent engine at work: the same traffic, the same fault budget, two
+ * ways of spending it: intent (planned from each route's intent, calibrated,
+ * guardrailed) and uniform (every kind alike, as most chaos tools do).
+ */
+async function runExperiments (faultline: Faultline, client: Pool, out: NodeJS.WritableStream): Promise<void> {
+  out.write(`\nexperiments: catalog-protected (retry + last-known-good cache) and catalog-fragile (no policies), same intent:\n`)
+  out.write(`availability, p99 <= 250 ms, errors <= 2%. ${EXPERIMENT_MS / 1000} s of traffic per mode, 1 s evaluation windows.\n\n`)
+  const reports: ExperimentReport[] = []
+  for (const mode of ['intent', 'uniform'] as const) {
+    const { done } = await faultline.experiments.start(mode, EXPERIMENT_MS)
+    await experimentTraffic(client, EXPERIMENT_MS)
+    reports.push(await done)
+  }
+  out.write(reportMarkdown(reports[0]!) + '\n')
+  out.write('intent vs uniform (same routes, same traffic):\n\n')
+  out.write(`${pad('mode', 9)}${pad('faults', 8)}${pad('reached callers', 17)}${pad('weaknesses', 12)}breaching windows on the critical route\n`)
+  for (const r of reports) {
+    out.write(`${pad(r.mode, 9)}${pad(r.totals.faultsInjected, 8)}${pad(r.totals.surfaced, 17)}${pad(r.totals.weaknessesFound, 12)}${r.totals.breachedWindowsOnCritical}\n`)
+  }
+  out.write('\nIntent mode probes the protected route gently (critical: low ceiling, wide margin) and finds what\n' +
+    'the fragile route lets through; uniform mode spends its budget on every kind alike, guardrail off.\n')
 }

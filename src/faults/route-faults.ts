@@ -52,6 +52,14 @@ export class RouteFaults {
   private readonly upstreamIO: FaultIO
   readonly clientIO: FaultIO
   private activeChanged: (() => void) | undefined
+  /** Faults planned from the intent: one weighted pick per roll, under a hard budget cap. */
+  private planned: ArmedFault[] = []
+  private plannedCumulative: number[] = []
+  private plannedProbability = 0
+  private plannedBudget = 0
+  /** First attempts seen and planned injections made since the plan's budget was set. */
+  private plannedSeen = 0
+  private plannedInjected = 0
 
   constructor (route: string, config: ChaosConfig, metrics: RouteMetrics, chaosSwitch: ChaosSwitch) {
     this.route = route
@@ -113,7 +121,50 @@ export class RouteFaults {
       if (p < 1 && (p <= 0 || this.random() >= p)) continue
       (chosen ??= []).push(f)
     }
+    if (side === 'upstream' && this.plannedProbability > 0 && list === this.upstreamFaults) {
+      const planned = this.choosePlanned(ctx)
+      if (planned !== undefined) (chosen ??= []).push(planned)
+    }
     return chosen
+  }
+
+  /**
+   * One planned fault, or none: a roll against the plan's probability, then
+   * a weighted pick. The budget is a hard cap on planned injections per
+   * request (first attempts), so a lucky streak can never exceed it.
+   */
+  private choosePlanned (ctx: RequestContext): ArmedFault | undefined {
+    if (ctx.attempts === 0) this.plannedSeen++
+    if (this.random() >= this.plannedProbability) return undefined
+    if (this.plannedInjected + 1 > this.plannedBudget * this.plannedSeen) return undefined
+    const pick = this.random() * this.plannedCumulative[this.plannedCumulative.length - 1]!
+    let i = 0
+    while (i < this.plannedCumulative.length - 1 && pick >= this.plannedCumulative[i]!) i++
+    this.plannedInjected++
+    return this.planned[i]
+  }
+
+  /**
+   * Replaces the planned faults (the intent engine calls this once per
+   * evaluation window). `probability` is the per-request chance of a planned
+   * fault; `budget` the cap on the share of requests that get one.
+   */
+  setPlan (entries: ReadonlyArray<{ config: FaultConfig, weight: number }>, probability: number, budget: number): void {
+    this.planned = entries.map((e) => this.arm(e.config))
+    let sum = 0
+    this.plannedCumulative = entries.map((e) => (sum += e.weight))
+    this.plannedProbability = entries.length > 0 ? Math.min(probability, budget) : 0
+    if (budget !== this.plannedBudget) {
+      this.plannedBudget = budget
+      this.plannedSeen = 0
+      this.plannedInjected = 0
+    }
+    this.refresh()
+  }
+
+  /** Planned injections against first attempts since the budget was set: the cap's own books. */
+  plannedBooks (): { seen: number, injected: number, probability: number, budget: number } {
+    return { seen: this.plannedSeen, injected: this.plannedInjected, probability: this.plannedProbability, budget: this.plannedBudget }
   }
 
   /**
@@ -168,7 +219,7 @@ export class RouteFaults {
   private refresh (): void {
     this.upstreamFaults = this.armed.filter((f) => f.config.at === 'upstream')
     this.clientFaults = this.armed.filter((f) => f.config.at === 'client')
-    const active = this.enabled && (this.upstreamFaults.length > 0 || this.allowHeaderTriggers)
+    const active = this.enabled && (this.upstreamFaults.length > 0 || this.allowHeaderTriggers || this.plannedProbability > 0)
     this.clientSide = this.enabled && (this.clientFaults.length > 0 || this.allowHeaderTriggers)
     if (active !== this.active) {
       this.active = active
@@ -243,7 +294,9 @@ export class RouteFaults {
       seed: this.seed,
       allowHeaderTriggers: this.allowHeaderTriggers,
       exposeHeaders: this.exposeHeaders,
-      faults: this.list()
+      faults: this.list(),
+      planned: this.planned.map((f) => f.config),
+      plannedProbability: this.plannedProbability
     }
   }
 }

@@ -15,7 +15,13 @@ export const chaosSchema = z.strictObject({
   allowHeaderTriggers: z.boolean().default(false),
   /** Names the injected fault(s) in an `x-faultline-fault` response header. */
   exposeHeaders: z.boolean().default(false),
-  faults: z.array(faultSchema).max(64).default([])
+  faults: z.array(faultSchema).max(64).default([]),
+  /**
+   * Faults planned from the route's intent (docs/INTENT.md) are injected into
+   * at most this share of requests, enforced as a hard cap, not an average.
+   * Hand-written `faults` keep their own probabilities.
+   */
+  budget: z.number().min(0).max(1).default(0.05)
 }).superRefine((chaos, ctx) => {
   const seen = new Map<string, number>()
   chaos.faults.forEach((fault, index) => {

@@ -9,7 +9,7 @@
  * a fault config (the same shape as a hand-written `chaos.faults` entry) for
  * a level, so planned faults run through the exact code hand-written ones do.
  */
-import { CRITICALITY_DEFAULTS, type Intent, type Protects } from './schema.js'
+import { CRITICALITY_DEFAULTS, controllerSchema, type ControllerConfig, type Intent, type Protects } from './schema.js'
 import type { ControllerSettings } from './controller.js'
 
 /** A fault config as the `chaos.faults` schema reads it (validated where it is used). */
@@ -95,34 +95,34 @@ function schemaDriftShape (intent: Intent & { driftFields?: string[] }): Record<
  * the base safety margin; sensitivity widens the margin (backs off earlier)
  * and shrinks the step (probes more carefully).
  */
-export function controllerSettings (intent: Intent, evaluationWindows = { holdWindows: 3, cooldownMs: 60_000, minRequests: 20 }): ControllerSettings {
+export function controllerSettings (intent: Intent, windows: Pick<ControllerConfig, 'holdWindows' | 'cooldownMs' | 'minRequests'> = controllerSchema.parse({})): ControllerSettings {
   const d = CRITICALITY_DEFAULTS[intent.criticality]
   return {
     ceiling: d.ceiling,
     step: Math.round(lerp(0.15, 0.05, intent.sensitivity) * 1000) / 1000,
     backoff: 0.5,
     margin: Math.round((d.marginBase + 0.4 * intent.sensitivity) * 1000) / 1000,
-    minRequests: evaluationWindows.minRequests,
-    holdWindows: evaluationWindows.holdWindows,
-    cooldownMs: evaluationWindows.cooldownMs
+    minRequests: windows.minRequests,
+    holdWindows: windows.holdWindows,
+    cooldownMs: windows.cooldownMs
   }
 }
 
-export function planFor (intent: Intent): FaultPlan {
+export function planFor (intent: Intent, windows?: ControllerConfig): FaultPlan {
   return {
     protects: intent.protects,
     entries: entriesFor(intent),
     failClosed: intent.protects === 'security',
-    controller: controllerSettings(intent)
+    controller: controllerSettings(intent, windows)
   }
 }
 
 /** Uniform mode, for comparison: every kind equally likely at a fixed mid severity, whatever the intent. */
-export function uniformPlan (intent: Intent): FaultPlan {
+export function uniformPlan (intent: Intent, windows?: ControllerConfig): FaultPlan {
   const all = (['latency', 'availability', 'security', 'consistency'] as const)
     .flatMap((protects) => entriesFor({ ...intent, protects }))
   const byKind = new Map<string, PlanEntry>()
   for (const e of all) if (!byKind.has(e.kind)) byKind.set(e.kind, e)
   const entries = [...byKind.values()].map((e) => ({ ...e, weight: 1 / byKind.size, why: 'uniform: every kind equally likely', build: () => e.build(0.5) }))
-  return { protects: intent.protects, entries, failClosed: false, controller: { ...controllerSettings(intent), ceiling: 1 } }
+  return { protects: intent.protects, entries, failClosed: false, controller: { ...controllerSettings(intent, windows), ceiling: 1 } }
 }

@@ -47,3 +47,17 @@ export const intentSchema = z.strictObject({
 })
 
 export type Intent = z.infer<typeof intentSchema>
+
+/** How the intensity controller runs: one evaluation per window, for every route with an intent. */
+export const controllerSchema = z.strictObject({
+  /** Length of an evaluation window: the controller judges the client-visible figures of each. */
+  evaluationMs: z.number().int().min(100).default(5_000),
+  /** Injection pause after a guardrail halt. */
+  cooldownMs: z.number().int().min(0).default(60_000),
+  /** Consecutive windows within the SLO that make a level "held" (the resilience margin). */
+  holdWindows: z.number().int().min(1).default(3),
+  /** Windows with fewer client requests are not judged. */
+  minRequests: z.number().int().min(1).default(20)
+})
+
+export type ControllerConfig = z.infer<typeof controllerSchema>

@@ -90,6 +90,15 @@ export class SloTracker {
     }
   }
 
+  /** Empties the window (the next evaluation window starts from nothing). */
+  reset (): void {
+    for (const slice of this.ring) {
+      slice.histogram.reset()
+      slice.requests = 0
+      slice.errors = 0
+    }
+  }
+
   /** Frees the histograms (WebAssembly-backed ones hold memory outside the JS heap). */
   destroy (): void {
     for (const slice of this.ring) slice.histogram.destroy()

@@ -72,6 +72,55 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly chaosLevel = new Gauge({
+    name: 'faultline_chaos_level',
+    help: 'Chaos level (0..1) the intensity controller set for the route; planned fault probability is level x chaos.budget.',
+    labelNames: ['route'] as const,
+    registers: [this.registry]
+  })
+
+  readonly chaosProbability = new Gauge({
+    name: 'faultline_chaos_fault_probability',
+    help: 'Per-request probability of a planned fault on the route right now.',
+    labelNames: ['route'] as const,
+    registers: [this.registry]
+  })
+
+  readonly guardrailHalts = new Counter({
+    name: 'faultline_guardrail_halts_total',
+    help: 'Times planned injection on a route halted because its client-visible SLO was breached.',
+    labelNames: ['route'] as const,
+    registers: [this.registry]
+  })
+
+  readonly sloP99 = new Gauge({
+    name: 'faultline_slo_p99_seconds',
+    help: 'Client-visible p99 latency of the route over its SLO window.',
+    labelNames: ['route'] as const,
+    registers: [this.registry]
+  })
+
+  readonly sloErrorRate = new Gauge({
+    name: 'faultline_slo_error_rate',
+    help: 'Client-visible error ratio (0..1) of the route over its SLO window.',
+    labelNames: ['route'] as const,
+    registers: [this.registry]
+  })
+
+  readonly sloTargetP99 = new Gauge({
+    name: 'faultline_slo_target_p99_seconds',
+    help: 'The p99 latency threshold the route\'s intent declares.',
+    labelNames: ['route'] as const,
+    registers: [this.registry]
+  })
+
+  readonly sloTargetErrorRate = new Gauge({
+    name: 'faultline_slo_target_error_rate',
+    help: 'The error ratio threshold (0..1) the route\'s intent declares.',
+    labelNames: ['route'] as const,
+    registers: [this.registry]
+  })
+
   readonly unmatched = new Counter({
     name: 'faultline_unmatched_requests_total',
     help: 'Client requests that matched no route (answered 404).',

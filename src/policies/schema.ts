@@ -98,6 +98,18 @@ const fallbackItem = z.union([
   z.strictObject({ static: staticSchema.prefault({}) }).transform((v) => ({ kind: 'static' as const, ...v.static }))
 ])
 
+/** Opt-in response validation: see src/policies/validate.ts. */
+export const validateSchema = z.strictObject({
+  /** Parse 2xx bodies as JSON (the only format for now, so it must be true). */
+  json: z.literal(true).default(true),
+  /** A JSON Schema the parsed body must match. */
+  schema: z.record(z.string(), z.unknown()).optional(),
+  /** Bodies are buffered to validate them: larger ones fail as invalid_response. */
+  maxBytes: z.number().int().positive().max(64 * 1024 * 1024).default(1024 * 1024)
+})
+
+export type ValidateConfig = z.infer<typeof validateSchema>
+
 export const resilienceSchema = z.strictObject({
   /** Deadline for the whole request, all attempts, backoff and queueing included: 504 when exceeded. */
   timeoutMs: z.number().int().positive().default(15_000),

@@ -33,6 +33,8 @@ export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Lo
     const status = res.headersSent ? res.statusCode : 0
     ctx.route.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000)
     ctx.route.report?.record(ctx, status)
+    // The SLO is what the caller saw; a caller that left saw nothing, so it is not counted.
+    if (ctx.route.intent !== undefined && ctx.outcome !== 'cancelled') ctx.route.intent.record(ms, status >= 500 || status === 0, ctx.fault)
     log.info({
       route: ctx.route.name,
       method: ctx.method,

@@ -11,9 +11,12 @@ import type { UpstreamPools } from './upstreams.js'
 import { upstreamAttempt } from './attempt.js'
 import { composePipeline, type Policy, type UpstreamCall } from './pipeline.js'
 import { buildPolicies, type PolicyDeps } from '../policies/index.js'
+import { validateResponse } from '../policies/validate.js'
 import type { PolicyRegistry } from '../policies/registry.js'
 import { RouteFaults } from '../faults/route-faults.js'
 import { ChaosSwitch } from '../faults/switch.js'
+import { IntentEngine } from '../intent/engine.js'
+import { controllerSchema, intentSchema, type ControllerConfig } from '../intent/schema.js'
 
 export interface RouteDeps {
   pools: UpstreamPools
@@ -26,6 +29,8 @@ export interface RouteDeps {
   report?: FailureRecorder
   /** Wraps each route's policy events (alerts on breaker and auth guard events). */
   watchPolicies?: PolicyDeps['watch']
+  /** How intent engines evaluate (the config's top-level `controller`). */
+  controller?: ControllerConfig
 }
 
 export class RouteRuntime {
@@ -45,6 +50,8 @@ export class RouteRuntime {
   readonly report: RouteRecord | undefined
   readonly policies: readonly Policy[]
   readonly faults: RouteFaults
+  /** Present when the route declares an intent or has chaos enabled (uniform experiments need one). */
+  readonly intent: IntentEngine | undefined
   /** The whole pipeline: policies around one upstream attempt. Recomposed when chaos is switched on or off here. */
   call: UpstreamCall
 
@@ -82,11 +89,17 @@ export class RouteRuntime {
     this.faults = new RouteFaults(config.name, config.chaos, this.metrics, deps.chaos ?? new ChaosSwitch())
     // Faults innermost, just inside the attempt timeout: every attempt re-rolls, an injected hang is cut
     // by the attempt timeout, and the policies see an injected failure exactly like a real one.
+    // Validation sits just outside the faults: it judges the body a fault produced.
+    if (config.validate !== undefined) policies.push(validateResponse(config.validate, config.name))
     this.policies = [...policies, this.faults.stage]
     // With nothing to inject upstream-side the stage is left out of the chain: it costs nothing per request.
     const compose = (): UpstreamCall => composePipeline(this.faults.active ? this.policies : policies, attempt)
     this.call = compose()
     this.faults.onActiveChange(() => { this.call = compose() })
+    this.intent = config.intent !== undefined || config.chaos.enabled
+      ? new IntentEngine(config.name, config.intent ?? intentSchema.parse({}), config.intent !== undefined, config.chaos.budget,
+        this.faults, deps.metrics, deps.controller ?? controllerSchema.parse({}), config.intent !== undefined && config.chaos.enabled ? 'intent' : 'off')
+      : undefined
   }
 
   /** The upstream path for a client URL that matched this route (prefix rewrite, query kept). */
@@ -103,10 +116,12 @@ export class RouteRuntime {
   state (): Record<string, unknown> {
     const policies: Record<string, unknown> = {}
     for (const p of this.policies) if (p.state) policies[p.name] = p.state()
+    if (this.intent !== undefined) policies.intent = this.intent.state(performance.now())
     return policies
   }
 
   dispose (): void {
     for (const p of this.policies) p.dispose?.()
+    this.intent?.dispose()
   }
 }

@@ -14,6 +14,7 @@ import { hostOf } from './router.js'
 import { RequestContext } from './context.js'
 import { hasRequestBody, upstreamRequestHeaders } from './headers.js'
 import { sendFailure, sendJson, sendUpstreamResponse, settleOnClose } from './respond.js'
+import { BodyLimit, declaredTooLarge, sendTooLarge } from './limits.js'
 import { serveWithClientFaults } from '../faults/client.js'
 import type { Metrics } from '../metrics/metrics.js'
 
@@ -29,6 +30,12 @@ export interface ProxyServerOptions {
   routes: () => RouteTable
   keepAliveTimeoutMs: number
   maxConnections: number
+  /** Edge limits (docs/SECURITY.md); defaults come from the config schema. */
+  maxUrlLength?: number
+  maxHeaderBytes?: number
+  maxHeaders?: number
+  headersTimeoutMs?: number
+  requestTimeoutMs?: number
 }
 
 export function requestIdFor (req: IncomingMessage): string {
@@ -38,7 +45,18 @@ export function requestIdFor (req: IncomingMessage): string {
 
 export function createProxyServer (options: ProxyServerOptions): FastifyInstance {
   const { logger, metrics } = options
+  const maxUrlLength = options.maxUrlLength ?? 8_192
+  const maxHeaders = options.maxHeaders ?? 100
+  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000
   const app = Fastify({
+    http: {
+      // Request line + headers; llhttp stops parsing past it and fastify answers 431.
+      maxHeaderSize: options.maxHeaderBytes ?? 16_384,
+      // Node checks header/request timeouts on this interval (30 s by default,
+      // which would let a slowloris client hold a socket 4x the configured time).
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeoutMs / 4)))
+    },
+    requestTimeout: options.requestTimeoutMs ?? 300_000,
     loggerInstance: logger as FastifyBaseLogger,
     // One log line per request is ours (src/proxy/respond.ts), not fastify's.
     logController: new LogController({ disableRequestLogging: true }),
@@ -49,6 +67,10 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     forceCloseConnections: 'idle'
   })
   if (options.maxConnections > 0) app.server.maxConnections = options.maxConnections
+  app.server.headersTimeout = headersTimeoutMs
+  // Node silently drops headers past maxHeadersCount; keep one more than the
+  // limit so an over-limit request is seen (rawHeaders) and refused, not truncated.
+  app.server.maxHeadersCount = maxHeaders + 1
 
   // Bodies stream through untouched: accept every content type, read nothing.
   app.removeAllContentTypeParsers()
@@ -58,6 +80,15 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     const startedAt = performance.now()
     const url = req.url ?? '/'
     const method = req.method ?? 'GET'
+    // Two comparisons on the hot path; both answers close the connection.
+    if (url.length > maxUrlLength) {
+      sendJson(res, 414, { error: 'uri_too_long', message: `the request target is longer than ${maxUrlLength} bytes` }, { connection: 'close' })
+      return
+    }
+    if (req.rawHeaders.length > maxHeaders * 2) {
+      sendJson(res, 431, { error: 'too_many_headers', message: `the request has more than ${maxHeaders} header fields` }, { connection: 'close' })
+      return
+    }
     const route = options.routes().match(url, method, hostOf(req.headers.host))
     if (route === undefined) {
       metrics.unmatched.inc()
@@ -65,13 +96,22 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
       return
     }
     const requestId = requestIdFor(req)
+    const maxBody = route.config.limits.maxRequestBodyBytes
+    const hasBody = hasRequestBody(req)
+    // A declared length over the limit is refused before anything is read or forwarded.
+    if (hasBody && maxBody > 0 && declaredTooLarge(req, maxBody)) {
+      sendTooLarge(res, maxBody, requestId)
+      return
+    }
+    // Only a body without a trusted length needs counting on the way through.
+    const limit = hasBody && maxBody > 0 && req.headers['content-length'] === undefined ? new BodyLimit(req, maxBody) : undefined
     const ctx = new RequestContext(
       route,
       req,
       requestId,
       route.upstreamPath(url),
       upstreamRequestHeaders(req, requestId),
-      hasRequestBody(req) ? req : null,
+      hasBody ? (limit?.body ?? req) : null,
       startedAt
     )
     // From the start, so a client that leaves before any answer is still counted and logged.
@@ -83,7 +123,14 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     }
     route.call(ctx).then(
       (upstream) => { sendUpstreamResponse(ctx, res, upstream, logger) },
-      (err: unknown) => { sendFailure(ctx, res, err, logger) }
+      (err: unknown) => {
+        if (limit?.exceeded === true) {
+          ctx.outcome = 'failed'
+          sendTooLarge(res, maxBody, requestId)
+        } else {
+          sendFailure(ctx, res, err, logger)
+        }
+      }
     )
   }
 

@@ -4,17 +4,41 @@
  * reload. Pools no config uses any more are closed gracefully: undici's
  * close() lets in-flight requests finish first.
  */
+import { readFileSync } from 'node:fs'
 import { Pool } from 'undici'
 import type { UpstreamConfig } from '../config/schema.js'
+import { ConfigError } from '../config/errors.js'
 
 export interface PoolOptions {
   connections: number
   connectTimeoutMs: number
   keepAliveTimeoutMs: number
+  tls?: UpstreamConfig['tls']
 }
 
 function keyOf (origin: string, o: PoolOptions): string {
-  return `${origin}|${o.connections}|${o.connectTimeoutMs}|${o.keepAliveTimeoutMs}`
+  const base = `${origin}|${o.connections}|${o.connectTimeoutMs}|${o.keepAliveTimeoutMs}`
+  return o.tls === undefined ? base : `${base}|${JSON.stringify(o.tls)}`
+}
+
+function readPem (path: string, key: string): Buffer {
+  try {
+    return readFileSync(path)
+  } catch (err) {
+    throw new ConfigError(path, [{ path: `upstream.tls.${key}`, message: `cannot read ${key}: ${(err as Error).message}` }])
+  }
+}
+
+/** undici connect options for an https:// origin; files are read now, so a new pool picks up rotated files. */
+function tlsConnect (origin: string, tls: PoolOptions['tls']): Record<string, unknown> | undefined {
+  if (tls === undefined || !origin.startsWith('https:')) return undefined
+  return {
+    ...(tls.ca !== undefined ? { ca: readPem(tls.ca, 'ca') } : {}),
+    ...(tls.cert !== undefined ? { cert: readPem(tls.cert, 'cert') } : {}),
+    ...(tls.key !== undefined ? { key: readPem(tls.key, 'key') } : {}),
+    ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
+    rejectUnauthorized: tls.rejectUnauthorized
+  }
 }
 
 export class UpstreamPools {
@@ -25,7 +49,9 @@ export class UpstreamPools {
     const key = keyOf(origin, options)
     let pool = this.pools.get(key)
     if (pool === undefined) {
+      const connect = tlsConnect(origin, options.tls)
       pool = new Pool(origin, {
+        ...(connect !== undefined ? { connect } : {}),
         connections: options.connections,
         pipelining: 1,
         keepAliveTimeout: options.keepAliveTimeoutMs,

@@ -28,7 +28,7 @@ t.test('a saturated route A does not slow route B (same upstream, shared pool)',
   const rejected = results.filter((r) => r.status === 503)
   t.equal(rejected.length, 4, 'A\'s excess was rejected')
   t.ok(rejected.every((r) => r.headers['x-faultline-outcome'] === 'rejected_bulkhead' && r.headers['retry-after'] === '2'))
-  t.ok(rejected.every((r) => r.ms < 1000), 'rejections are fast (A\'s admitted requests take 2000 ms)')
+  t.ok(rejected.every((r) => r.ms < 1500), 'rejections come well before A\'s admitted requests time out at 2000 ms')
   t.equal(results.filter((r) => r.status === 504).length, 2, 'the admitted two timed out')
   const after = await scrape(proxy)
   t.equal(sumOf(after, 'faultline_requests_total', { route: 'a', outcome: 'rejected_bulkhead' }), 4)

@@ -1,0 +1,193 @@
+/**
+ * The intent engine of one route: it watches the client-visible SLO,
+ * moves the chaos level once per evaluation window (the controller) and
+ * hands the route's faults the plan built for that level. It also keeps
+ * the books an experiment report is made from.
+ *
+ * Modes: `intent` (planned mix, calibrated, guardrail on), `uniform` (every
+ * kind equally likely at a fixed severity and the full budget: what most
+ * chaos tools do; no guardrail, so its collateral shows) and `off`.
+ */
+import type { RouteFaults } from '../faults/route-faults.js'
+import type { FaultConfig } from '../faults/schema.js'
+import { faultSchema } from '../faults/registry.js'
+import type { Metrics } from '../metrics/metrics.js'
+import { IntensityController, headroom, type ControllerEvent, type ControllerReport } from './controller.js'
+import { planFor, uniformPlan, type FaultPlan } from './planner.js'
+import type { ControllerConfig, Intent } from './schema.js'
+import { SloTracker, type SloSnapshot } from './slo-tracker.js'
+
+export type ChaosMode = 'intent' | 'uniform' | 'off'
+
+/** What the caller saw for requests a given fault was injected into. */
+export interface FaultBooks {
+  /** Requests that carried this fault (a request may carry several). */
+  requests: number
+  /** Of those, answered with a failure the caller saw. */
+  surfaced: number
+  /** Injected faults of this label before the first surfaced failure, if any surfaced. */
+  toFirstSurfaced: number | undefined
+}
+
+export interface EngineBooks {
+  requests: number
+  surfaced: number
+  windows: number
+  windowsWithinSlo: number
+  windowsBreached: number
+  byFault: Map<string, FaultBooks>
+  /** Level at the start of each evaluation window (bounded). */
+  levels: number[]
+}
+
+const MAX_LEVEL_HISTORY = 720
+
+function emptyBooks (): EngineBooks {
+  return { requests: 0, surfaced: 0, windows: 0, windowsWithinSlo: 0, windowsBreached: 0, byFault: new Map(), levels: [] }
+}
+
+export class IntentEngine {
+  readonly route: string
+  readonly intent: Intent
+  /** True when the route declared its intent (uniform experiments also cover routes that did not). */
+  readonly declared: boolean
+  readonly budget: number
+  readonly plan: FaultPlan
+  private readonly uniform: FaultPlan
+  private readonly faults: RouteFaults
+  private readonly metrics: Metrics
+  private controller: IntensityController
+  private readonly settings: ControllerConfig
+  /** The SLO as declared: over intent.slo.windowMs, for the gauges and the report. */
+  private readonly slo: SloTracker
+  /** The current evaluation window's figures. */
+  private readonly window: SloTracker
+  private modeValue: ChaosMode
+  private books = emptyBooks()
+  /** mode + level of the plan last handed to the faults: re-planned only when it changes. */
+  private applied = ''
+
+  constructor (route: string, intent: Intent, declared: boolean, budget: number, faults: RouteFaults, metrics: Metrics, settings: ControllerConfig, mode: ChaosMode) {
+    this.route = route
+    this.intent = intent
+    this.declared = declared
+    this.budget = budget
+    this.faults = faults
+    this.metrics = metrics
+    this.settings = settings
+    this.plan = planFor(intent, settings)
+    this.uniform = uniformPlan(intent, settings)
+    this.controller = new IntensityController(this.plan.controller, intent.slo)
+    this.slo = new SloTracker(intent.slo.windowMs)
+    // One slice that never rotates on its own: tick() empties it at the end of each window.
+    this.window = new SloTracker(Infinity, { slices: 1 })
+    this.modeValue = mode
+    metrics.sloTargetP99.labels(route).set(intent.slo.p99Ms / 1000)
+    metrics.sloTargetErrorRate.labels(route).set(intent.slo.errorRate)
+    metrics.guardrailHalts.labels(route).inc(0)
+    this.apply()
+  }
+
+  get mode (): ChaosMode { return this.modeValue }
+  get level (): number { return this.modeValue === 'intent' ? this.controller.level : this.modeValue === 'uniform' ? 1 : 0 }
+
+  /** One finished client request (the hot path: counters and two histogram records). */
+  record (durationMs: number, surfaced: boolean, fault: string | undefined): void {
+    this.slo.record(durationMs, surfaced)
+    this.window.record(durationMs, surfaced)
+    const b = this.books
+    b.requests++
+    if (surfaced) b.surfaced++
+    if (fault === undefined) return
+    for (const label of fault.split(',')) {
+      let f = b.byFault.get(label)
+      if (f === undefined) { f = { requests: 0, surfaced: 0, toFirstSurfaced: undefined }; b.byFault.set(label, f) }
+      f.requests++
+      if (surfaced) {
+        f.surfaced++
+        f.toFirstSurfaced ??= f.requests
+      }
+    }
+  }
+
+  /** One evaluation window ended: judge it, move the level, apply the plan. */
+  tick (now: number): ControllerEvent | undefined {
+    const figures = this.window.snapshot()
+    this.window.reset()
+    const slo = this.slo.snapshot()
+    this.metrics.sloP99.labels(this.route).set(slo.p99Ms / 1000)
+    this.metrics.sloErrorRate.labels(this.route).set(slo.errorRate)
+    const b = this.books
+    if (b.levels.length < MAX_LEVEL_HISTORY) b.levels.push(this.level)
+    if (figures.requests >= this.settings.minRequests) {
+      b.windows++
+      if (headroom(figures, this.intent.slo) > 0) b.windowsWithinSlo++
+      else b.windowsBreached++
+    }
+    if (this.modeValue !== 'intent') return undefined
+    const event = this.controller.evaluate(figures, now)
+    if (event.type === 'breach') this.metrics.guardrailHalts.labels(this.route).inc()
+    this.apply()
+    return event
+  }
+
+  setMode (mode: ChaosMode): void {
+    this.modeValue = mode
+    this.apply()
+  }
+
+  /** Admin: clear a guardrail halt now instead of waiting for the cool-down. */
+  resume (): void {
+    this.controller.resume()
+    this.apply()
+  }
+
+  /** Starts fresh books (an experiment begins) and, for intent mode, a fresh controller. */
+  resetBooks (): void {
+    this.books = emptyBooks()
+    this.controller = new IntensityController(this.plan.controller, this.intent.slo)
+    this.applied = ''
+    this.apply()
+  }
+
+  get booksSoFar (): EngineBooks { return this.books }
+  controllerReport (now: number): ControllerReport { return this.controller.report(now) }
+  sloSnapshot (): SloSnapshot { return this.slo.snapshot() }
+
+  /** Pushes the plan for the current mode and level to the route's faults. */
+  private apply (): void {
+    const level = this.level
+    let probability = 0
+    let entries: Array<{ config: FaultConfig, weight: number }> = []
+    if (this.modeValue === 'intent' && level > 0) {
+      probability = level * this.budget
+      entries = this.plan.entries.map((e) => ({ config: faultSchema.parse(e.build(level)), weight: e.weight }))
+    } else if (this.modeValue === 'uniform') {
+      probability = this.budget
+      entries = this.uniform.entries.map((e) => ({ config: faultSchema.parse(e.build(0.5)), weight: e.weight }))
+    }
+    const key = `${this.modeValue}:${level}`
+    if (key !== this.applied) this.faults.setPlan(entries, probability, this.budget)
+    this.applied = key
+    this.metrics.chaosLevel.labels(this.route).set(level)
+    this.metrics.chaosProbability.labels(this.route).set(probability)
+  }
+
+  state (now: number): Record<string, unknown> {
+    return {
+      mode: this.modeValue,
+      declared: this.declared,
+      intent: this.intent,
+      budget: this.budget,
+      level: this.level,
+      controller: this.controller.report(now),
+      slo: this.slo.snapshot(),
+      plan: this.plan.entries.map((e) => ({ name: e.name, kind: e.kind, weight: e.weight }))
+    }
+  }
+
+  dispose (): void {
+    this.slo.destroy()
+    this.window.destroy()
+  }
+}
