@@ -166,6 +166,12 @@ export class Faultline {
       if (event.type === 'breach') {
         this.logger.warn({ route: route.name, brokeAt: event.brokeAt, headroom: Math.round(event.headroom * 1000) / 1000, cooldownMs: this.config.controller.cooldownMs },
           'guardrail: client-visible SLO breached, planned injection halted on this route')
+        this.alerts.emit({
+          type: 'guardrail_halt',
+          route: route.name,
+          upstream: route.upstreamLabel,
+          details: { brokeAtLevel: event.brokeAt, headroom: Math.round(event.headroom * 1000) / 1000, cooldownMs: this.config.controller.cooldownMs, slo: route.intent?.intent.slo }
+        })
       } else if (event.type === 'resume') {
         this.logger.info({ route: route.name, level: event.level }, 'guardrail: cool-down over, planned injection resumes')
       }
