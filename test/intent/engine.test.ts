@@ -33,6 +33,12 @@ async function gauge (proxy: StartedProxy, name: string, route: string): Promise
 
 t.test('the controller ramps up while the SLO holds, and the guardrail halts injection when the upstream turns slow', async (t) => {
   let slow = false
+  const alerts: Array<{ type: string, route: string, details: Record<string, unknown> }> = []
+  const receiver = await startUpstream(t, (req, res) => {
+    let body = ''
+    req.on('data', (c: Buffer) => { body += c.toString() })
+    req.on('end', () => { alerts.push(JSON.parse(body) as never); res.end() })
+  })
   const upstream = await startUpstream(t, (_req, res) => {
     res.setHeader('content-type', 'application/json')
     if (slow) setTimeout(() => res.end('{"id":1,"data":"late"}'), 600)
@@ -40,6 +46,7 @@ t.test('the controller ramps up while the SLO holds, and the guardrail halts inj
   })
   const proxy = await startProxy(t, {
     controller: { evaluationMs: 400, cooldownMs: 60_000, holdWindows: 2, minRequests: 5 },
+    alerts: { webhooks: [{ url: receiver.url, types: ['guardrail_halt'] }] },
     routes: [route('svc', '/svc', upstream.url, {
       // Consistency faults (truncated, corrupt, drifted bodies) keep status 200 and the pace: the
       // client-visible SLO holds, so the level must climb. A slow upstream then breaks the p99.
@@ -63,6 +70,10 @@ t.test('the controller ramps up while the SLO holds, and the guardrail halts inj
   t.equal(await gauge(proxy, 'faultline_chaos_level', 'svc'), 0, 'level 0 at once')
   t.equal(await gauge(proxy, 'faultline_chaos_fault_probability', 'svc'), 0)
   t.ok(proxy.logs.lines.some((l) => l.level === 40 && String(l.msg).startsWith('guardrail')), 'the halt is logged as a warning')
+  for (let i = 0; i < 40 && alerts.length === 0; i++) await sleep(50)
+  t.equal(alerts[0]?.type, 'guardrail_halt', 'and posted to the webhook')
+  t.equal(alerts[0]?.route, 'svc')
+  t.ok((alerts[0]?.details.brokeAtLevel as number) > 0)
   const before = sumOf(await scrape(proxy), 'faultline_faults_injected_total', { route: 'svc' })
   await traffic(`${proxy.url}/svc`, 500)
   t.equal(sumOf(await scrape(proxy), 'faultline_faults_injected_total', { route: 'svc' }), before, 'nothing is injected during the cool-down')
