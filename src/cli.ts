@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util'
 import { loadConfigFile } from './config/load.js'
+import type { Config } from './config/schema.js'
 import { ConfigError } from './config/errors.js'
 import { Faultline } from './faultline.js'
 import { runDemo } from './demo/run.js'
@@ -27,17 +28,31 @@ function fail (message: string, code: number): never {
   process.exit(code)
 }
 
-async function run (args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } })
-  const file = values.config ?? process.env.FAULTLINE_CONFIG
-  if (!file) fail('faultline run: no config file: pass --config FILE or set FAULTLINE_CONFIG\n' + USAGE, 2)
-  let faultline: Faultline
+/** Loads a config file, or exits 2 with its errors. */
+async function loadOrFail (file: string): Promise<Config> {
   try {
-    faultline = await Faultline.start(await loadConfigFile(file), { configFile: file })
+    return await loadConfigFile(file)
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2)
     throw err
   }
+}
+
+/** Starts the proxy from a config file, or exits 2 with the config's errors. */
+async function startFromFile (file: string): Promise<Faultline> {
+  try {
+    return await Faultline.start(await loadOrFail(file), { configFile: file })
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2)
+    throw err
+  }
+}
+
+async function run (args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } })
+  const file = values.config ?? process.env.FAULTLINE_CONFIG
+  if (!file) fail('faultline run: no config file: pass --config FILE or set FAULTLINE_CONFIG\n' + USAGE, 2)
+  const faultline = await startFromFile(file)
   guardProcess(faultline)
   process.on('SIGHUP', () => {
     faultline.reload().catch(() => { /* logged by reload; the old config stays live */ })
@@ -82,26 +97,15 @@ function guardProcess (faultline: Faultline): void {
 async function check (args: string[]): Promise<void> {
   const file = args[0]
   if (!file) fail('faultline check: no file given\n' + USAGE, 2)
-  try {
-    const config = await loadConfigFile(file)
-    process.stdout.write(`${file}: ok (${config.routes.length} route${config.routes.length === 1 ? '' : 's'}: ${config.routes.map((r) => r.name).join(', ')})\n`)
-  } catch (err) {
-    if (err instanceof ConfigError) fail(err.message, 2)
-    throw err
-  }
+  const config = await loadOrFail(file)
+  process.stdout.write(`${file}: ok (${config.routes.length} route${config.routes.length === 1 ? '' : 's'}: ${config.routes.map((r) => r.name).join(', ')})\n`)
 }
 
 async function plan (args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } })
   const file = positionals[0]
   if (!file) fail('faultline plan: no file given\n' + USAGE, 2)
-  let config
-  try {
-    config = await loadConfigFile(file)
-  } catch (err) {
-    if (err instanceof ConfigError) fail(err.message, 2)
-    throw err
-  }
+  const config = await loadOrFail(file)
   process.stdout.write(values.json === true ? JSON.stringify(planViews(config), null, 2) + '\n' : planText(config))
 }
 
@@ -121,13 +125,7 @@ async function experiment (args: string[]): Promise<void> {
   if (durationMs === undefined || durationMs < 1000) fail(`faultline experiment: --duration: expected a duration of at least 1s such as 60s or 2m, got ${JSON.stringify(values.duration)}`, 2)
   const mode = values.mode ?? 'intent'
   if (mode !== 'intent' && mode !== 'uniform') fail(`faultline experiment: --mode: expected intent or uniform, got ${JSON.stringify(mode)}`, 2)
-  let faultline: Faultline
-  try {
-    faultline = await Faultline.start(await loadConfigFile(file), { configFile: file })
-  } catch (err) {
-    if (err instanceof ConfigError) fail(err.message, 2)
-    throw err
-  }
+  const faultline = await startFromFile(file)
   const { done } = await faultline.experiments.start(mode, durationMs)
   faultline.logger.info({ mode, durationMs }, 'experiment started: send traffic through the proxy')
   const stopEarly = (): void => { void faultline.experiments.stop() }
