@@ -54,6 +54,14 @@ function exposedFault (ctx: RequestContext): string | undefined {
 }
 
 export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, _log: Logger): void {
+  // The client left while the upstream was answering: nothing to write to,
+  // and the upstream connection is freed now (Node 24's pipeline() throws on
+  // a destroyed destination, which here would be an unhandled rejection).
+  if (res.destroyed) {
+    upstream.body.once('error', noop) // undici reports its own abort; nobody is left to tell
+    upstream.body.destroy()
+    return
+  }
   if (upstream.statusCode >= 500 && ctx.outcome === 'ok') ctx.outcome = 'failed'
   const headers = clientResponseHeaders(upstream.headers)
   headers['x-request-id'] = ctx.requestId
