@@ -189,7 +189,7 @@ const unanswered = counts.sent - counts.answered
 const lines = [
   `### Soak ${new Date().toISOString().slice(0, 16)}Z: ${durationS} s at ${rate} req/s, chaos on (node ${process.version}, ${(await import('node:os')).cpus().length} cores)`,
   '',
-  `Sent ${counts.sent}, answered ${counts.answered}, client errors ${counts.errors} (injected resets and truncations show up here), most in flight ${counts.inFlightMax}.`,
+  `Sent ${counts.sent}, answered ${counts.answered}, cut or failed responses seen by the client ${counts.errors}, most in flight ${counts.inFlightMax}.`,
   `Statuses: ${Object.entries(counts.byStatus).map(([k, v]) => `${k}: ${v}`).join(', ')}.`,
   '',
   '| t (s) | RSS (MB) | heap used (MB) | open fds | event-loop lag p99 (ms) |',

@@ -58,8 +58,6 @@ export const listenSchema = z.strictObject({
   keepAliveTimeoutMs: z.number().int().positive().default(72_000),
   /** Cap on concurrent client connections; 0 means no cap. */
   maxConnections: z.number().int().min(0).default(0),
-  /** Whether to trust X-Forwarded-For from the client (only behind another proxy). */
-  trustProxy: z.boolean().default(false),
   /** Longest request target (path + query) in bytes; longer gets 414. */
   maxUrlLength: z.number().int().min(64).default(8_192),
   /** Request line plus all headers, in bytes (Node's maxHeaderSize); more gets 431. */

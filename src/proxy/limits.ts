@@ -3,9 +3,16 @@
  * checked up front (one comparison, nothing read); only a body without a
  * length (chunked) is counted as it streams through, by BodyLimit.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { PassThrough, type Readable } from 'node:stream'
-import { sendJson } from './respond.js'
+
+/** Requests whose streamed body passed its limit, with the limit: sendFailure answers them 413. */
+const exceeded = new WeakMap<IncomingMessage, number>()
+
+/** The limit a request's body passed, if it did. */
+export function bodyLimitExceeded (req: IncomingMessage): number | undefined {
+  return exceeded.get(req)
+}
 
 export class RequestBodyTooLarge extends Error {
   constructor (limit: number) {
@@ -37,6 +44,7 @@ export class BodyLimit {
       seen += chunk.length
       if (seen > limit) {
         this.exceeded = true
+        exceeded.set(req, limit)
         req.off('data', onData)
         req.pause()
         body.destroy(new RequestBodyTooLarge(limit))
@@ -50,13 +58,4 @@ export class BodyLimit {
     req.once('error', (err) => { body.destroy(err) })
     req.once('close', () => { if (!req.complete && !body.destroyed) body.destroy(new Error('the client closed the connection while sending the request body')) })
   }
-}
-
-/** 413 and close: the rest of the body is never read, so the connection cannot be reused. */
-export function sendTooLarge (res: ServerResponse, limit: number, requestId: string): void {
-  if (res.headersSent) {
-    res.destroy()
-    return
-  }
-  sendJson(res, 413, { error: 'request_body_too_large', message: `the request body is larger than ${limit} bytes`, requestId }, { connection: 'close', 'x-request-id': requestId })
 }

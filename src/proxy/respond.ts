@@ -10,6 +10,7 @@ import type { RequestContext } from './context.js'
 import type { UpstreamResponse } from './pipeline.js'
 import { clientResponseHeaders } from './headers.js'
 import { PolicyRejection, UpstreamError, classifyBodyError, classifyError, statusForError } from './errors.js'
+import { bodyLimitExceeded } from './limits.js'
 
 const LOG_PATH_MAX = 256
 
@@ -57,6 +58,14 @@ function exposedFault (ctx: RequestContext): string | undefined {
 }
 
 export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, _log: Logger): void {
+  // The client left while the upstream was answering: nothing to write to,
+  // and the upstream connection is freed now (Node 24's pipeline() throws on
+  // a destroyed destination, which here would be an unhandled rejection).
+  if (res.destroyed) {
+    upstream.body.once('error', noop) // undici reports its own abort; nobody is left to tell
+    upstream.body.destroy()
+    return
+  }
   if (upstream.statusCode >= 500 && ctx.outcome === 'ok') ctx.outcome = 'failed'
   const headers = clientResponseHeaders(upstream.headers)
   headers['x-request-id'] = ctx.requestId
@@ -99,8 +108,24 @@ export function sendJson (res: ServerResponse, status: number, body: ErrorBody, 
   res.end(payload)
 }
 
+/** 413 and close: the rest of the body is never read, so the connection cannot be reused. */
+export function sendTooLarge (res: ServerResponse, limit: number, requestId: string): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  sendJson(res, 413, { error: 'request_body_too_large', message: `the request body is larger than ${limit} bytes`, requestId }, { connection: 'close', 'x-request-id': requestId })
+}
+
 /** The client-facing answer for a failure no policy absorbed. */
 export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unknown, _log: Logger): void {
+  // The upstream call failed because the client's streamed body passed the route's limit (src/proxy/limits.ts).
+  const bodyLimit = bodyLimitExceeded(ctx.req)
+  if (bodyLimit !== undefined) {
+    ctx.outcome = 'failed'
+    sendTooLarge(res, bodyLimit, ctx.requestId)
+    return
+  }
   if (err instanceof PolicyRejection) {
     // Refused by a policy (open breaker, full bulkhead, auth guard): a fast 503 that says why.
     ctx.outcome = err.reason === 'rejected_bulkhead' ? 'rejected_bulkhead' : err.reason === 'short_circuited' ? 'short_circuited' : 'failed'

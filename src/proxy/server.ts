@@ -13,8 +13,8 @@ import type { RouteTable } from './router.js'
 import { hostOf } from './router.js'
 import { RequestContext } from './context.js'
 import { hasRequestBody, upstreamRequestHeaders } from './headers.js'
-import { sendFailure, sendJson, sendUpstreamResponse, settleOnClose } from './respond.js'
-import { BodyLimit, declaredTooLarge, sendTooLarge } from './limits.js'
+import { sendFailure, sendJson, sendTooLarge, sendUpstreamResponse, settleOnClose } from './respond.js'
+import { BodyLimit, declaredTooLarge } from './limits.js'
 import { serveWithClientFaults } from '../faults/client.js'
 import type { Metrics } from '../metrics/metrics.js'
 
@@ -123,14 +123,7 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     }
     route.call(ctx).then(
       (upstream) => { sendUpstreamResponse(ctx, res, upstream, logger) },
-      (err: unknown) => {
-        if (limit?.exceeded === true) {
-          ctx.outcome = 'failed'
-          sendTooLarge(res, maxBody, requestId)
-        } else {
-          sendFailure(ctx, res, err, logger)
-        }
-      }
+      (err: unknown) => { sendFailure(ctx, res, err, logger) }
     )
   }
 

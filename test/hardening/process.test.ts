@@ -52,11 +52,11 @@ t.test('an unhandled rejection is logged and the proxy keeps serving', async (t)
 })
 
 t.test('an uncaught exception drains in-flight requests, then exits 1', async (t) => {
-  const upstream = await startUpstream(t, (_req, res) => { setTimeout(() => res.end('complete'), 500) })
+  const upstream = await startUpstream(t, (_req, res) => { setTimeout(() => res.end('complete'), 1_000) })
   const { file, port } = await cliConfig(t, upstream.url, 'shutdown: { drainMs: 5000 }\n')
   const cli = await startCli(t, file, { FAULTLINE_TEST_MISBEHAVE: 'exception' })
   const inflight = fetchText(`http://127.0.0.1:${port}/x`)
-  await sleep(150)
+  for (let i = 0; i < 300 && upstream.hits() < 1; i++) await sleep(10)
   cli.child.kill('SIGUSR2')
   const res = await inflight
   t.equal(res.status, 200, 'the in-flight request completes')
@@ -66,11 +66,13 @@ t.test('an uncaught exception drains in-flight requests, then exits 1', async (t
 })
 
 t.test('SIGTERM under load: every in-flight request completes', async (t) => {
-  const upstream = await startUpstream(t, (_req, res) => { setTimeout(() => res.end('done'), 400) })
-  const { file, port } = await cliConfig(t, upstream.url, 'shutdown: { drainMs: 5000 }\n')
+  const upstream = await startUpstream(t, (_req, res) => { setTimeout(() => res.end('done'), 1_000) })
+  const { file, port } = await cliConfig(t, upstream.url, 'shutdown: { drainMs: 8000 }\n')
   const cli = await startCli(t, file)
   const inflight = Array.from({ length: 40 }, async (_, i) => await fetchText(`http://127.0.0.1:${port}/r${i}`).then((r) => r.status, () => 0))
-  await sleep(200)
+  // Only requests already in flight must complete: wait until all 40 reached the upstream.
+  for (let i = 0; i < 500 && upstream.hits() < 40; i++) await sleep(10)
+  t.equal(upstream.hits(), 40, 'all 40 in flight')
   cli.child.kill('SIGTERM')
   const statuses = await Promise.all(inflight)
   t.same(statuses, statuses.map(() => 200), 'all 40 answered 200')

@@ -50,3 +50,22 @@ t.test('malformed HTTP, oversized headers, silence and endless bodies from upstr
   t.equal(sumOf(samples, 'faultline_upstream_errors_total', { route: 'u', error_class: 'invalid_response' }), 2)
   t.equal(sumOf(samples, 'faultline_upstream_errors_total', { route: 'u', error_class: 'timeout' }), 2)
 })
+
+t.test('a client that leaves before the upstream answers: nothing thrown, the proxy serves on', async (t) => {
+  const { startUpstream } = await import('../helpers.js')
+  const { connect } = await import('node:net')
+  const upstream = await startUpstream(t, (_req, res) => { setTimeout(() => res.end('late'), 300) })
+  const proxy = await startProxy(t, { routes: [route('late', '/', upstream.url)] })
+  for (let i = 0; i < 5; i++) {
+    const socket = connect(proxy.faultline.proxyPort, '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write('GET /gone HTTP/1.1\r\nHost: x\r\n\r\n')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    socket.destroy()
+  }
+  // The upstream answers after the clients left; on Node 24 writing to them threw.
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.equal((await fetchText(`${proxy.url}/ok`)).body, 'late')
+  const samples = await scrape(proxy)
+  t.equal(sumOf(samples, 'faultline_requests_total', { route: 'late', outcome: 'cancelled' }), 5, 'counted as cancelled')
+})
