@@ -5,6 +5,8 @@
  */
 import t from 'tap'
 import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { parse as parseYaml } from 'yaml'
 import { loadConfigFile } from '../src/config/load.js'
 import { startDemoClient, DEMO_CALLS } from '../src/demo/client.js'
 import { startDemoUpstream } from '../src/demo/upstream.js'
@@ -14,9 +16,12 @@ import { REPO } from './docker-files.js'
 t.test('the client holds its rate through the sidecar, and faultline counts what it saw', async (t) => {
   const upstream = await startDemoUpstream({ seed: 7 })
   t.teardown(upstream.close)
-  const docker = await loadConfigFile(join(REPO, 'docker/faultline.yaml'), { FAULTLINE_ADMIN_TOKEN: 'test-admin-token-0123456789' })
-  // docker/faultline.yaml's routes, with the compose service name swapped for the local upstream.
-  const proxy = await startProxy(t, { routes: docker.routes.map((r) => ({ ...r, upstream: { ...r.upstream, url: upstream.url } })) })
+  // Validated as the container would load it...
+  await loadConfigFile(join(REPO, 'docker/faultline.yaml'), { FAULTLINE_ADMIN_TOKEN: 'test-admin-token-0123456789' })
+  // ...then its routes as written (a parsed route is not config input: `fallback: [cache]` becomes
+  // { kind: 'cache', ... }), with the compose service name swapped for the local upstream.
+  const written = parseYaml(await readFile(join(REPO, 'docker/faultline.yaml'), 'utf8')) as { routes: Array<{ upstream: Record<string, unknown> }> }
+  const proxy = await startProxy(t, { routes: written.routes.map((r) => ({ ...r, upstream: { ...r.upstream, url: upstream.url } })) } as Parameters<typeof startProxy>[1])
 
   const lines: string[] = []
   const rate = 100
