@@ -14,7 +14,7 @@ t.test('faultline experiment runs against live traffic for its duration, then wr
   const dir = t.testdir({})
   const file = join(dir, 'faultline.yaml')
   await writeFile(file, `listen: { host: 127.0.0.1, port: ${port} }\nadmin: { port: ${adminPort} }\nroutes:\n  - name: svc\n    match: { pathPrefix: /svc }\n    upstream: { url: "${upstream.url}" }\n    intent: { protects: availability }\n    chaos: { enabled: true, budget: 0.2, seed: 9 }\n`)
-  const child = spawn(process.execPath, [...CLI, 'experiment', '--config', file, '--duration', '2s', '--mode', 'uniform', '--out', join(dir, 'out')], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...CLI, 'experiment', '--config', file, '--duration', '4s', '--mode', 'uniform', '--out', join(dir, 'out')], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let output = ''
   child.stdout.on('data', (c: Buffer) => { output += c.toString() })

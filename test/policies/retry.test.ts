@@ -34,7 +34,7 @@ t.test('each failure class: retried or not, as classified', async (t) => {
     routes: [
       route('connect', '/connect', `http://127.0.0.1:${port}`, fastRetry()),
       route('reset', '/reset', reset.url, fastRetry()),
-      route('timeout', '/timeout', hang.url, { resilience: { timeoutMs: 3000, attemptTimeoutMs: 100, retry: { attempts: 3, backoff: { baseMs: 1, maxMs: 5 } } } }),
+      route('timeout', '/timeout', hang.url, { resilience: { timeoutMs: 3000, attemptTimeoutMs: 300, retry: { attempts: 3, backoff: { baseMs: 1, maxMs: 5 } } } }),
       route('invalid', '/invalid', garbage.url, fastRetry()),
       route('limited', '/limited', limited.url, fastRetry()),
       route('auth', '/auth', auth.url, fastRetry()),
