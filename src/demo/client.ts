@@ -148,8 +148,11 @@ export function startDemoClient (options: DemoClientOptions): DemoClient {
   // but never how many: the rate holds over any window, and a full run
   // makes exactly rate x duration calls however late the timers fire.
   const durationMs = durationS * 1000
-  const tick = (): void => {
-    const due = Math.floor(Math.min(performance.now() - started, durationMs) * rate / 1000)
+  const tick = (atDeadline = false): void => {
+    // A timer may fire a hair before performance.now() says the time is up:
+    // at the deadline the whole duration is due, by definition.
+    const elapsed = atDeadline ? durationMs : Math.min(performance.now() - started, durationMs)
+    const due = Math.floor(elapsed * rate / 1000)
     for (; sent < due; sent++) {
       const p: Promise<void> = send(DEMO_CALLS[sent % DEMO_CALLS.length]!).finally(() => { pending.delete(p) })
       pending.add(p)
@@ -166,9 +169,9 @@ export function startDemoClient (options: DemoClientOptions): DemoClient {
   let resolveDone!: (tally: Tally) => void
   const done = new Promise<Tally>((resolve) => { resolveDone = resolve })
   let stopping: Promise<Tally> | undefined
-  const stop = async (): Promise<Tally> => {
+  const finish = async (atDeadline: boolean): Promise<Tally> => {
     stopping ??= (async () => {
-      tick()
+      tick(atDeadline)
       clearInterval(ticker)
       clearInterval(reporter)
       clearTimeout(deadline)
@@ -181,11 +184,12 @@ export function startDemoClient (options: DemoClientOptions): DemoClient {
     })()
     return await stopping
   }
+  const stop = async (): Promise<Tally> => await finish(false)
 
   const ticker = setInterval(tick, Math.min(100, Math.max(5, 1000 / rate)))
   const reporter = setInterval(report, reportEveryMs)
   // setTimeout fires at once beyond 2^31-1 ms (~24.8 days): clamp, not surprise.
-  const deadline = setTimeout(() => { void stop() }, Math.min(durationMs, 2 ** 31 - 1))
+  const deadline = setTimeout(() => { void finish(true) }, Math.min(durationMs, 2 ** 31 - 1))
   log(`demo client: ${rate} requests/s to ${target} for ${durationS} s (routes: ${DEMO_CALLS.map((c) => c.route).join(', ')})`)
   return { done, stop }
 }
