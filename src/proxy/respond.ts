@@ -4,7 +4,6 @@
  * when the client connection is done with the response.
  */
 import type { ServerResponse } from 'node:http'
-import { pipeline } from 'node:stream'
 import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { UpstreamResponse } from './pipeline.js'
@@ -48,19 +47,27 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
   if (upstream.statusCode >= 500 && ctx.outcome === 'ok') ctx.outcome = 'failed'
   const headers = clientResponseHeaders(upstream.headers)
   headers['x-request-id'] = ctx.requestId
-  // Registered before pipeline() so it runs before pipeline destroys `res`:
-  // that is how an upstream failure is told apart from a client that left.
-  upstream.body.once('error', (err) => {
+  const body = upstream.body
+  // An upstream failure mid-body: with the status line already sent,
+  // aborting the client's response is the only honest signal left.
+  body.once('error', (err) => {
     if (res.destroyed) return
     const failure = classifyError(err)
     ctx.errorClass = failure.errorClass
     ctx.outcome = 'failed'
     ctx.route.metrics.upstreamError(failure.errorClass)
+    res.destroy()
   })
+  // A client that leaves abandons the upstream response (and its connection).
+  res.once('close', () => { if (!body.readableEnded) body.destroy() })
+  // pipe() re-throws a response error nobody listens to; the close above cleans up.
+  res.on('error', noop)
   res.writeHead(upstream.statusCode, headers)
-  // On any error pipeline() destroys both sides: with the status line already
-  // sent, aborting the client's response is the only honest signal left.
-  pipeline(upstream.body, res, noop)
+  // pipe(), not stream.pipeline(): the same streaming and backpressure, and
+  // the two listeners above do what pipeline's cleanup did; pipeline() also
+  // builds an AbortController and aborts it (a DOMException with a stack
+  // trace) on every completion, ~10% of the proxy's CPU per request.
+  body.pipe(res)
 }
 
 function noop (): void {}
