@@ -16,7 +16,7 @@
  * bench/out/. See bench/README.md.
  */
 import { spawn, execFileSync } from 'node:child_process'
-import { createReadStream, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs'
+import { createReadStream, existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, get } from 'node:http'
 import { cpus, release } from 'node:os'
 import { dirname, join, relative } from 'node:path'
@@ -175,48 +175,52 @@ async function startTarget (target, upstreamUrl) {
 // ---------------------------------------------------------------- CPU accounting
 //
 // Throughput on a shared machine moves with whatever else runs on it. Two
-// figures that do not: the CPU time the proxy spends per request (its
-// cost, whatever the wall clock did), and how much CPU *other* processes
-// used meanwhile, so a disturbed run can be recognised as one.
+// figures from the scheduler's own accounting (/proc/PID/task/TID/schedstat:
+// ns on a CPU, ns runnable but waiting for one) help read a run:
+//  - the CPU time the proxy spends per request, all its threads: its cost,
+//    much steadier than req/s when the machine is busy;
+//  - the share of the time the proxy's main thread, and the load
+//    generator's, were ready to run but had to wait for a CPU: near 0 on a
+//    quiet machine; a high figure marks a disturbed run.
 
-const TICK_MS = 10 // USER_HZ is 100 on Linux
-
-/** utime + stime of one process, all its threads, in ticks. */
-function processTicks (pid) {
+/** [ns on CPU summed over all threads, ns the main thread waited for a CPU]. */
+function schedstat (pid) {
+  let run = 0
+  let wait = 0
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return Number(fields[11]) + Number(fields[12])
-  } catch { return 0 }
-}
-
-/** Machine-wide user+nice+system and steal ticks. */
-function machineTicks () {
-  const [user, nice, system, , , , , steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
-  return { busy: user + nice + system, steal }
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const [onCpu, waited] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number)
+        run += onCpu
+        if (tid === String(pid)) wait = waited
+      } catch { /* the thread just exited */ }
+    }
+  } catch { /* no such process */ }
+  return [run, wait]
 }
 
 function snapshot (pids) {
-  return { at: performance.now(), machine: machineTicks(), procs: pids.map(processTicks) }
+  return { at: performance.now(), procs: pids.map(schedstat) }
 }
 
-/** CPU figures between two snapshots; procs[0] is the proxy under test, if there is one. */
+/** CPU figures between two snapshots of [proxy, load generator]. */
 function cpuBetween (a, b, requests, hasProxy) {
-  const seconds = (b.at - a.at) / 1000
-  const ours = b.procs.map((t, i) => t - a.procs[i])
-  const others = (b.machine.busy - a.machine.busy) - ours.reduce((x, y) => x + y, 0) + (b.machine.steal - a.machine.steal)
+  const ns = (b.at - a.at) * 1e6
+  const [proxyRun, proxyWait] = b.procs[0].map((x, i) => x - a.procs[0][i])
+  const loadWait = b.procs[1][1] - a.procs[1][1]
   return {
-    proxyUsPerRequest: hasProxy && requests > 0 ? ours[0] * TICK_MS * 1000 / requests : undefined,
-    proxyCores: hasProxy ? ours[0] * TICK_MS / 1000 / seconds : undefined,
-    otherCores: Math.max(0, others * TICK_MS / 1000 / seconds)
+    proxyUsPerRequest: hasProxy && requests > 0 ? proxyRun / 1000 / requests : undefined,
+    proxyCores: hasProxy ? proxyRun / ns : undefined,
+    proxyWait: hasProxy ? proxyWait / ns : undefined,
+    loadWait: loadWait / ns
   }
 }
 
 /** Runs the load generator (pinned to core 1) and returns its result plus CPU figures. */
-async function load (url, proxyPid, upstreamPid) {
+async function load (url, proxyPid) {
   const child = start('load', 1, ['bench/load.mjs', JSON.stringify({ url, connections: opts.connections, pipelining: opts.pipelining, warmup: opts.warmup, duration: opts.duration })], { pipeStdout: true })
   const limit = setTimeout(() => child.kill('SIGKILL'), (opts.warmup + opts.duration + 30) * 1000)
-  const all = [proxyPid ?? 0, upstreamPid, child.pid]
+  const all = [proxyPid ?? -1, child.pid]
   let before, after, result
   let buffered = ''
   child.stdout.setEncoding('utf8')
@@ -248,6 +252,7 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.le
 const fmtInt = (n) => Math.round(n).toLocaleString('en-US')
 const fmtMs = (n) => n.toFixed(2)
 const fmtX = (n) => n.toFixed(2) + 'x'
+const fmtPct = (n) => (100 * n).toFixed(0) + '%'
 
 function summarise (runs) {
   const out = {}
@@ -261,7 +266,8 @@ function summarise (runs) {
       p50: median(list.map((r) => r.p50)),
       p99: median(list.map((r) => r.p99)),
       cpuUs: list[0].proxyUsPerRequest === undefined ? undefined : median(list.map((r) => r.proxyUsPerRequest)),
-      otherCores: median(list.map((r) => r.otherCores ?? 0)),
+      proxyWait: list[0].proxyWait === undefined ? undefined : median(list.map((r) => r.proxyWait)),
+      loadWait: median(list.map((r) => r.loadWait ?? 0)),
       errors: list.reduce((n, r) => n + r.errors + r.timeouts + r.non2xx, 0),
       runs: list
     }
@@ -274,12 +280,13 @@ function ratios (a, b) {
 }
 
 function table (summary) {
-  const rows = [['target', 'req/s', opts.rounds > 1 ? 'req/s min-max' : '', 'p50 ms', 'p99 ms', 'req/s vs bare', 'proxy CPU µs/req', 'other load (cores)', 'errors']]
+  const rows = [['target', 'req/s', opts.rounds > 1 ? 'req/s min-max' : '', 'p50 ms', 'p99 ms', 'req/s vs bare', 'proxy CPU µs/req', 'CPU wait proxy/load', 'errors']]
   for (const t of ALL_TARGETS) {
     const s = summary[t]
     if (!s) continue
     rows.push([LABELS[t], fmtInt(s.rps), opts.rounds > 1 ? `${fmtInt(s.rpsMin)}-${fmtInt(s.rpsMax)}` : '', fmtMs(s.p50), fmtMs(s.p99),
-      summary.bare ? fmtX(s.rps / summary.bare.rps) : '', s.cpuUs === undefined ? '-' : s.cpuUs.toFixed(0), s.otherCores.toFixed(2), String(s.errors)])
+      summary.bare ? fmtX(s.rps / summary.bare.rps) : '', s.cpuUs === undefined ? '-' : s.cpuUs.toFixed(0),
+      `${s.proxyWait === undefined ? '-' : fmtPct(s.proxyWait)} / ${fmtPct(s.loadWait)}`, String(s.errors)])
   }
   const keep = rows[0].map((_, i) => rows.some((r, j) => j > 0 && r[i] !== ''))
   return rows.map((r) => r.filter((_, i) => keep[i]))
@@ -382,10 +389,10 @@ async function main () {
     for (const target of opts.targets) {
       const { url, child } = await startTarget(target, upstreamUrl)
       try {
-        const result = await load(url, child?.pid, upstream.pid)
+        const result = await load(url, child?.pid)
         runs[target].push(result)
         process.stderr.write(`  round ${round} ${LABELS[target].padEnd(21)} ${fmtInt(result.rps).padStart(7)} req/s  p50 ${fmtMs(result.p50)} ms  p99 ${fmtMs(result.p99)} ms` +
-          `${result.proxyUsPerRequest === undefined ? '' : `  proxy ${result.proxyUsPerRequest.toFixed(0)} µs/req`}  other load ${(result.otherCores ?? 0).toFixed(2)} cores` +
+          `${result.proxyUsPerRequest === undefined ? '' : `  proxy ${result.proxyUsPerRequest.toFixed(0)} µs/req, ${result.proxyCores.toFixed(2)} cores, waited ${fmtPct(result.proxyWait)}`}  load gen waited ${fmtPct(result.loadWait ?? 0)}` +
           `${result.errors + result.timeouts + result.non2xx ? '  ERRORS' : ''}\n`)
       } finally {
         if (child) await stop(child)
