@@ -34,6 +34,8 @@ function run (duration, record) {
       url: opts.url,
       connections: opts.connections,
       pipelining: opts.pipelining,
+      // A fixed offered load (req/s over all connections) instead of as fast as possible.
+      ...(opts.rate > 0 ? { overallRate: opts.rate } : {}),
       duration
     }, (err, result) => { if (err) reject(err); else resolve(result) })
     if (record) {

@@ -7,10 +7,12 @@
  * The proxy under test runs alone on core 0; the upstream and the load
  * generator share core 1, so every proxy gets the same single core.
  *
- *   npm run bench [-- --duration 10 --warmup 3 --connections 64 --rounds 1
+ *   npm run bench [-- --duration 10 --warmup 3 --connections 64 --rounds 1 --rate 0
  *                     --targets direct,bare,fastify-http-proxy,faultline --json --write]
  *
  * Every flag has an env twin (BENCH_DURATION, BENCH_WRITE=1, ...).
+ * BENCH_FAULTLINE_CONFIG replaces bench/faultline.yaml, BENCH_BASELINE_CONFIG
+ * does for the baseline only (for experiments).
  * BENCH_PROXY_NODE_ARGS adds node flags to the proxy under test (e.g.
  * "--cpu-prof --cpu-prof-dir=bench/out/prof"). Logs of every child go to
  * bench/out/. See bench/README.md.
@@ -39,6 +41,7 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string' },
     connections: { type: 'string' },
     pipelining: { type: 'string' },
+    rate: { type: 'string' },
     rounds: { type: 'string' },
     targets: { type: 'string' },
     baseline: { type: 'string' },
@@ -63,6 +66,8 @@ const opts = {
   warmup: number(flags.warmup, 'BENCH_WARMUP', 3),
   connections: number(flags.connections, 'BENCH_CONNECTIONS', 64),
   pipelining: number(flags.pipelining, 'BENCH_PIPELINING', 1),
+  // 0: as fast as possible. N: a fixed N req/s, to compare CPU per request at equal load.
+  rate: number(flags.rate, 'BENCH_RATE', 0),
   rounds: Math.max(1, number(flags.rounds, 'BENCH_ROUNDS', 1)),
   // Another build's dist/cli.js, measured as target "baseline": A/B in one run.
   baseline: flags.baseline ?? env.BENCH_BASELINE,
@@ -163,7 +168,8 @@ async function startTarget (target, upstreamUrl) {
   } else {
     const cli = target === 'baseline' ? opts.baseline : 'dist/cli.js'
     if (!existsSync(join(ROOT, cli))) throw new Error(`${cli} is missing: run \`npm run build\` first (\`npm run bench\` does)`)
-    child = start(target, 0, [...opts.proxyNodeArgs, cli, 'run', '--config', 'bench/faultline.yaml'], {
+    const config = (target === 'baseline' ? env.BENCH_BASELINE_CONFIG : undefined) ?? env.BENCH_FAULTLINE_CONFIG ?? 'bench/faultline.yaml'
+    child = start(target, 0, [...opts.proxyNodeArgs, cli, 'run', '--config', config], {
       childEnv: { BENCH_PROXY_PORT: String(port), BENCH_ADMIN_PORT: String(await freePort()), BENCH_UPSTREAM_URL: upstreamUrl }
     })
   }
@@ -218,7 +224,7 @@ function cpuBetween (a, b, requests, hasProxy) {
 
 /** Runs the load generator (pinned to core 1) and returns its result plus CPU figures. */
 async function load (url, proxyPid) {
-  const child = start('load', 1, ['bench/load.mjs', JSON.stringify({ url, connections: opts.connections, pipelining: opts.pipelining, warmup: opts.warmup, duration: opts.duration })], { pipeStdout: true })
+  const child = start('load', 1, ['bench/load.mjs', JSON.stringify({ url, connections: opts.connections, pipelining: opts.pipelining, rate: opts.rate, warmup: opts.warmup, duration: opts.duration })], { pipeStdout: true })
   const limit = setTimeout(() => child.kill('SIGKILL'), (opts.warmup + opts.duration + 30) * 1000)
   const all = [proxyPid ?? -1, child.pid]
   let before, after, result
@@ -353,7 +359,7 @@ hand and kept across runs. How to read this: bench/README.md.
 - **Date:** ${new Date().toISOString().replace('T', ' ').slice(0, 16)} UTC
 - **Machine:** ${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.os}
 - **Command:** \`${command()}\`
-- **Load:** autocannon, ${opts.connections} connections, pipelining ${opts.pipelining}, ${opts.warmup} s warm-up then ${opts.duration} s measured per target, ${opts.rounds} round${opts.rounds > 1 ? 's (targets interleaved; medians shown)' : ''}; GET ${PATH}, ~1 KB JSON answer
+- **Load:** autocannon, ${opts.connections} connections, pipelining ${opts.pipelining}, ${opts.rate > 0 ? `a fixed ${opts.rate} req/s, ` : 'as fast as possible, '}${opts.warmup} s warm-up then ${opts.duration} s measured per target, ${opts.rounds} round${opts.rounds > 1 ? 's (targets interleaved, in reverse order every other round; medians shown)' : ''}; GET ${PATH}, ~1 KB JSON answer
 - **Pinning:** ${pinNote}
 ${extra.logLines !== undefined ? `- **faultline logging:** info, to bench/out/faultline.log (${fmtInt(extra.logLines)} lines in its last run)\n` : ''}
 ${renderMarkdown(table(summary))}
@@ -386,7 +392,9 @@ async function main () {
   const runs = Object.fromEntries(opts.targets.map((t) => [t, []]))
   const extra = {}
   for (let round = 1; round <= opts.rounds; round++) {
-    for (const target of opts.targets) {
+    // ABBA order: every other round runs the targets in reverse, so drift in
+    // the machine's load and any order effect fall on every target alike.
+    for (const target of round % 2 === 1 ? opts.targets : [...opts.targets].reverse()) {
       const { url, child } = await startTarget(target, upstreamUrl)
       try {
         const result = await load(url, child?.pid)
