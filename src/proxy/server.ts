@@ -44,6 +44,9 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     keepAliveTimeout: options.keepAliveTimeoutMs,
     // Request ids are ours (x-request-id); fastify's own counter is never shown.
     genReqId: () => '',
+    // fastify would build a pino child per request to bind its (empty) reqId;
+    // nothing logs through request.log, so every request shares the root logger.
+    childLoggerFactory: (root) => root,
     return503OnClosing: true,
     forceCloseConnections: 'idle'
   })
