@@ -19,35 +19,38 @@ function pathForLog (url: string | undefined): string {
   return path.length > LOG_PATH_MAX ? path.slice(0, LOG_PATH_MAX) + '...' : path
 }
 
-/** Records metrics and logs one line when the response is finished or aborted. */
-function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Logger): void {
-  res.once('close', () => {
-    if (!res.writableFinished && ctx.outcome !== 'failed') ctx.outcome = 'cancelled'
-    const ms = performance.now() - ctx.startedAt
-    const status = res.statusCode
-    ctx.route.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000)
-    log.info({
-      route: ctx.route.name,
-      method: ctx.method,
-      path: pathForLog(ctx.req.url),
-      status,
-      outcome: ctx.outcome,
-      durationMs: Math.round(ms * 1000) / 1000,
-      requestId: ctx.requestId,
-      attempts: ctx.attempts,
-      errorClass: ctx.errorClass,
-      fault: ctx.fault,
-      fallback: ctx.fallback
-    }, 'request')
-  })
+/** Records metrics and logs one line; called once, when the response is finished or aborted. */
+function settle (ctx: RequestContext, res: ServerResponse, log: Logger): void {
+  if (!res.writableFinished && ctx.outcome !== 'failed') ctx.outcome = 'cancelled'
+  const ms = performance.now() - ctx.startedAt
+  const status = res.statusCode
+  ctx.route.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000)
+  log.info({
+    route: ctx.route.name,
+    method: ctx.method,
+    path: pathForLog(ctx.req.url),
+    status,
+    outcome: ctx.outcome,
+    durationMs: Math.round(ms * 1000) / 1000,
+    requestId: ctx.requestId,
+    attempts: ctx.attempts,
+    errorClass: ctx.errorClass,
+    fault: ctx.fault,
+    fallback: ctx.fallback
+  }, 'request')
 }
 
 export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, log: Logger): void {
-  settleOnClose(ctx, res, log)
+  const body = upstream.body
+  // One listener closes the books and, if the client left before the end,
+  // abandons the upstream response (and its connection).
+  res.once('close', () => {
+    settle(ctx, res, log)
+    if (!body.readableEnded) body.destroy()
+  })
   if (upstream.statusCode >= 500 && ctx.outcome === 'ok') ctx.outcome = 'failed'
   const headers = clientResponseHeaders(upstream.headers)
   headers['x-request-id'] = ctx.requestId
-  const body = upstream.body
   // An upstream failure mid-body: with the status line already sent,
   // aborting the client's response is the only honest signal left.
   body.once('error', (err) => {
@@ -58,13 +61,11 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
     ctx.route.metrics.upstreamError(failure.errorClass)
     res.destroy()
   })
-  // A client that leaves abandons the upstream response (and its connection).
-  res.once('close', () => { if (!body.readableEnded) body.destroy() })
   // pipe() re-throws a response error nobody listens to; the close above cleans up.
   res.on('error', noop)
   res.writeHead(upstream.statusCode, headers)
   // pipe(), not stream.pipeline(): the same streaming and backpressure, and
-  // the two listeners above do what pipeline's cleanup did; pipeline() also
+  // the listeners above do what pipeline's cleanup did; pipeline() also
   // builds an AbortController and aborts it (a DOMException with a stack
   // trace) on every completion, ~10% of the proxy's CPU per request.
   body.pipe(res)
@@ -91,7 +92,7 @@ export function sendJson (res: ServerResponse, status: number, body: ErrorBody, 
 
 /** The client-facing answer for a failure no policy absorbed. */
 export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unknown, log: Logger): void {
-  settleOnClose(ctx, res, log)
+  res.once('close', () => { settle(ctx, res, log) })
   const failure = err instanceof UpstreamError ? err : classifyError(err)
   if (ctx.outcome === 'ok') ctx.outcome = 'failed'
   ctx.errorClass ??= failure.errorClass
