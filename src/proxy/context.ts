@@ -4,6 +4,7 @@
  * from it once, at the end. A class (not an object literal) so every
  * request has the same shape and V8 keeps one hidden class.
  */
+import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { ErrorClass } from './errors.js'
@@ -11,6 +12,52 @@ import type { Outcome } from '../metrics/metrics.js'
 import type { RouteRuntime } from './route.js'
 
 export type FallbackKind = 'cache' | 'alternate' | 'static'
+
+/**
+ * Aborts one upstream attempt: the attempt-deadline seam behind
+ * ctx.attemptSignal. An AbortController per attempt is costly (an
+ * EventTarget, plus undici's listener on it: about a fifth of the proxy's
+ * CPU per request under load), and most attempts never time out. So this
+ * is an EventEmitter, which undici accepts as a request signal, and the
+ * real AbortSignal that injected delays and other listeners want is only
+ * made when someone asks for it; it is aborted whenever this is.
+ */
+export class AttemptAbort extends EventEmitter {
+  #aborted = false
+  #reason: unknown = undefined
+  #controller: AbortController | undefined = undefined
+  #signal: AbortSignal | undefined = undefined
+
+  /** An AttemptAbort that follows a signal someone else owns; its `signal` is that signal. */
+  static following (signal: AbortSignal): AttemptAbort {
+    const abort = new AttemptAbort()
+    abort.#signal = signal
+    if (signal.aborted) abort.abort(signal.reason)
+    else signal.addEventListener('abort', () => { abort.abort(signal.reason) }, { once: true })
+    return abort
+  }
+
+  get aborted (): boolean { return this.#aborted }
+  get reason (): unknown { return this.#reason }
+
+  /** A standard AbortSignal for this attempt, made on first use. */
+  get signal (): AbortSignal {
+    if (this.#signal === undefined) {
+      this.#controller = new AbortController()
+      if (this.#aborted) this.#controller.abort(this.#reason)
+      this.#signal = this.#controller.signal
+    }
+    return this.#signal
+  }
+
+  abort (reason: unknown): void {
+    if (this.#aborted) return
+    this.#aborted = true
+    this.#reason = reason
+    this.#controller?.abort(reason)
+    this.emit('abort')
+  }
+}
 
 export class RequestContext {
   readonly route: RouteRuntime
@@ -27,8 +74,8 @@ export class RequestContext {
   readonly startedAt: number
   /** performance.now() by which response headers must be in hand (the route's timeoutMs). */
   readonly deadline: number
-  /** Aborts the current attempt (set by the attemptTimeout policy; injected delays listen to it too). */
-  attemptSignal: AbortSignal | undefined = undefined
+  /** Aborts the current attempt (set by the attemptTimeout policy; the upstream call listens to it). */
+  attemptAbort: AttemptAbort | undefined = undefined
   /** Upstream attempts made so far (0 before the first). */
   attempts = 0
   outcome: Outcome = 'ok'
@@ -51,5 +98,18 @@ export class RequestContext {
     this.startedAt = startedAt
     this.deadline = startedAt + route.config.resilience.timeoutMs
     this.upstream = route.upstreamLabel
+  }
+
+  /**
+   * The current attempt's AbortSignal, for injected delays and anything
+   * else that takes one; made on first read. Setting it makes the attempt
+   * follow that signal instead.
+   */
+  get attemptSignal (): AbortSignal | undefined {
+    return this.attemptAbort?.signal
+  }
+
+  set attemptSignal (signal: AbortSignal | undefined) {
+    this.attemptAbort = signal === undefined ? undefined : AttemptAbort.following(signal)
   }
 }
