@@ -5,6 +5,7 @@
  */
 import type { ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
+import { logRequest } from '../log.js'
 import type { RequestContext } from './context.js'
 import type { UpstreamResponse } from './pipeline.js'
 import { clientResponseHeaders } from './headers.js'
@@ -25,7 +26,7 @@ function settle (ctx: RequestContext, res: ServerResponse, log: Logger): void {
   const ms = performance.now() - ctx.startedAt
   const status = res.statusCode
   ctx.route.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000)
-  log.info({
+  logRequest(log, {
     route: ctx.route.name,
     method: ctx.method,
     path: pathForLog(ctx.req.url),
@@ -37,7 +38,7 @@ function settle (ctx: RequestContext, res: ServerResponse, log: Logger): void {
     errorClass: ctx.errorClass,
     fault: ctx.fault,
     fallback: ctx.fallback
-  }, 'request')
+  })
 }
 
 export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, log: Logger): void {
