@@ -110,6 +110,23 @@ function canHandWrite (logger: Logger): boolean {
 }
 
 const str = JSON.stringify
+
+/**
+ * JSON for a value from a small bounded set (route names, methods, outcomes,
+ * error classes, fault names): escaped once, then looked up. Capped, so an
+ * unexpected stream of distinct values cannot grow it without bound.
+ */
+const quotedCache = new Map<string, string>()
+function quoted (value: string): string {
+  let json = quotedCache.get(value)
+  if (json === undefined) {
+    json = str(value)
+    if (quotedCache.size < 1_000) quotedCache.set(value, json)
+  }
+  return json
+}
+
+/** Numbers as JSON writes them (String(n), null when not finite). */
 function num (n: number): string {
   return Number.isFinite(n) ? String(n) : 'null'
 }
@@ -130,11 +147,11 @@ export function logRequest (logger: Logger, line: RequestLine): void {
   }
   const l = logger as unknown as Internals
   let s = l[S.lsCacheSym][30] + l[S.timeSym]() + l[S.chindingsSym] +
-    ',"route":' + str(line.route) + ',"method":' + str(line.method) + ',"path":' + str(line.path) +
-    ',"status":' + num(line.status) + ',"outcome":' + str(line.outcome) + ',"durationMs":' + num(line.durationMs) +
+    ',"route":' + quoted(line.route) + ',"method":' + quoted(line.method) + ',"path":' + str(line.path) +
+    ',"status":' + num(line.status) + ',"outcome":' + quoted(line.outcome) + ',"durationMs":' + num(line.durationMs) +
     ',"requestId":' + str(line.requestId) + ',"attempts":' + num(line.attempts)
-  if (line.errorClass !== undefined) s += ',"errorClass":' + str(line.errorClass)
-  if (line.fault !== undefined) s += ',"fault":' + str(line.fault)
-  if (line.fallback !== undefined) s += ',"fallback":' + str(line.fallback)
+  if (line.errorClass !== undefined) s += ',"errorClass":' + quoted(line.errorClass)
+  if (line.fault !== undefined) s += ',"fault":' + quoted(line.fault)
+  if (line.fallback !== undefined) s += ',"fallback":' + quoted(line.fallback)
   l[S.streamSym].write(s + ',"msg":"request"' + l[S.endSym])
 }
