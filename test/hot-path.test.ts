@@ -132,6 +132,33 @@ t.test('large bodies stream byte-exact both ways', async (t) => {
   t.ok(body.equals(reply), 'response body intact')
 })
 
+t.test('a slow client holds the upstream back: the body is streamed, not buffered', async (t) => {
+  let written = 0
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' })
+    const piece = Buffer.alloc(64 * 1024, 'z')
+    const more = (): void => {
+      while (written < 256 * 1024 * 1024) {
+        written += piece.length
+        if (!res.write(piece)) { res.once('drain', more); return }
+      }
+      res.end()
+    }
+    more()
+  })
+  const proxy = await startProxy(t, { routes: [route('big', '/big', upstream.url)] })
+  const req = httpRequest(`${proxy.url}/big`, { agent: false })
+  const res = await new Promise<IncomingMessage>((resolve) => { req.on('response', resolve).end() })
+  res.pause()
+  await sleep(500)
+  t.ok(written < 32 * 1024 * 1024, `the upstream got ${Math.round(written / 1024 / 1024)} MB ahead of a client that read nothing`)
+  let received = 0
+  res.on('data', (c: Buffer) => { received += c.length; if (received > 8 * 1024 * 1024) req.destroy() })
+  res.resume()
+  await new Promise((resolve) => res.on('close', resolve))
+  t.ok(received > 8 * 1024 * 1024, 'and the stream flows again once the client reads')
+})
+
 t.test('an upstream that fails mid-body: the client response is cut, the failure is counted and logged', async (t) => {
   const upstream = await startUpstream(t, (_req, res) => {
     res.writeHead(200, { 'content-length': '100000' })
