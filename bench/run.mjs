@@ -7,7 +7,7 @@
  * The proxy under test runs alone on core 0; the upstream and the load
  * generator share core 1, so every proxy gets the same single core.
  *
- *   npm run bench [-- --duration 10 --warmup 3 --connections 64 --rounds 1 --rate 0
+ *   npm run bench [-- --duration 10 --warmup 3 --connections 64 --rounds 1 --rate 0 --quiet-wait 0
  *                     --targets direct,bare,fastify-http-proxy,faultline --json --write]
  *
  * Every flag has an env twin (BENCH_DURATION, BENCH_WRITE=1, ...).
@@ -42,6 +42,7 @@ const { values: flags } = parseArgs({
     connections: { type: 'string' },
     pipelining: { type: 'string' },
     rate: { type: 'string' },
+    'quiet-wait': { type: 'string' },
     rounds: { type: 'string' },
     targets: { type: 'string' },
     baseline: { type: 'string' },
@@ -68,6 +69,8 @@ const opts = {
   pipelining: number(flags.pipelining, 'BENCH_PIPELINING', 1),
   // 0: as fast as possible. N: a fixed N req/s, to compare CPU per request at equal load.
   rate: number(flags.rate, 'BENCH_RATE', 0),
+  // Up to this many seconds before each target, wait for other processes to quiet down.
+  quietWait: number(flags['quiet-wait'], 'BENCH_QUIET_WAIT', 0),
   rounds: Math.max(1, number(flags.rounds, 'BENCH_ROUNDS', 1)),
   // Another build's dist/cli.js, measured as target "baseline": A/B in one run.
   baseline: flags.baseline ?? env.BENCH_BASELINE,
@@ -222,6 +225,31 @@ function cpuBetween (a, b, requests, hasProxy) {
   }
 }
 
+/**
+ * Cores busy machine-wide over one second, taken while our own processes
+ * sit idle (the proxy is up, no load yet): that is everyone else.
+ */
+async function backgroundLoad () {
+  const busy = () => {
+    const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+    return user + nice + system + irq + softirq + steal
+  }
+  const a = busy()
+  const t0 = performance.now()
+  await sleep(1_000)
+  return (busy() - a) * 10 / (performance.now() - t0) // ticks are 10 ms
+}
+
+const QUIET_CORES = 0.25
+
+/** Waits (up to --quiet-wait s) until others use under QUIET_CORES; returns the last reading. */
+async function quietEnough () {
+  const until = Date.now() + opts.quietWait * 1000
+  let load = await backgroundLoad()
+  while (load > QUIET_CORES && Date.now() < until) load = await backgroundLoad()
+  return load
+}
+
 /** Runs the load generator (pinned to core 1) and returns its result plus CPU figures. */
 async function load (url, proxyPid) {
   const child = start('load', 1, ['bench/load.mjs', JSON.stringify({ url, connections: opts.connections, pipelining: opts.pipelining, rate: opts.rate, warmup: opts.warmup, duration: opts.duration })], { pipeStdout: true })
@@ -274,6 +302,7 @@ function summarise (runs) {
       cpuUs: list[0].proxyUsPerRequest === undefined ? undefined : median(list.map((r) => r.proxyUsPerRequest)),
       proxyWait: list[0].proxyWait === undefined ? undefined : median(list.map((r) => r.proxyWait)),
       loadWait: median(list.map((r) => r.loadWait ?? 0)),
+      background: median(list.map((r) => r.background)),
       errors: list.reduce((n, r) => n + r.errors + r.timeouts + r.non2xx, 0),
       runs: list
     }
@@ -286,13 +315,13 @@ function ratios (a, b) {
 }
 
 function table (summary) {
-  const rows = [['target', 'req/s', opts.rounds > 1 ? 'req/s min-max' : '', 'p50 ms', 'p99 ms', 'req/s vs bare', 'proxy CPU µs/req', 'CPU wait proxy/load', 'errors']]
+  const rows = [['target', 'req/s', opts.rounds > 1 ? 'req/s min-max' : '', 'p50 ms', 'p99 ms', 'req/s vs bare', 'proxy CPU µs/req', 'CPU wait proxy/load', 'background cores', 'errors']]
   for (const t of ALL_TARGETS) {
     const s = summary[t]
     if (!s) continue
     rows.push([LABELS[t], fmtInt(s.rps), opts.rounds > 1 ? `${fmtInt(s.rpsMin)}-${fmtInt(s.rpsMax)}` : '', fmtMs(s.p50), fmtMs(s.p99),
       summary.bare ? fmtX(s.rps / summary.bare.rps) : '', s.cpuUs === undefined ? '-' : s.cpuUs.toFixed(0),
-      `${s.proxyWait === undefined ? '-' : fmtPct(s.proxyWait)} / ${fmtPct(s.loadWait)}`, String(s.errors)])
+      `${s.proxyWait === undefined ? '-' : fmtPct(s.proxyWait)} / ${fmtPct(s.loadWait)}`, s.background.toFixed(2), String(s.errors)])
   }
   const keep = rows[0].map((_, i) => rows.some((r, j) => j > 0 && r[i] !== ''))
   return rows.map((r) => r.filter((_, i) => keep[i]))
@@ -397,11 +426,12 @@ async function main () {
     for (const target of round % 2 === 1 ? opts.targets : [...opts.targets].reverse()) {
       const { url, child } = await startTarget(target, upstreamUrl)
       try {
-        const result = await load(url, child?.pid)
+        const background = await quietEnough()
+        const result = { ...await load(url, child?.pid), background }
         runs[target].push(result)
         process.stderr.write(`  round ${round} ${LABELS[target].padEnd(21)} ${fmtInt(result.rps).padStart(7)} req/s  p50 ${fmtMs(result.p50)} ms  p99 ${fmtMs(result.p99)} ms` +
           `${result.proxyUsPerRequest === undefined ? '' : `  proxy ${result.proxyUsPerRequest.toFixed(0)} µs/req, ${result.proxyCores.toFixed(2)} cores, waited ${fmtPct(result.proxyWait)}`}  load gen waited ${fmtPct(result.loadWait ?? 0)}` +
-          `${result.errors + result.timeouts + result.non2xx ? '  ERRORS' : ''}\n`)
+          `  background ${background.toFixed(2)} cores${result.errors + result.timeouts + result.non2xx ? '  ERRORS' : ''}\n`)
       } finally {
         if (child) await stop(child)
       }
