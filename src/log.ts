@@ -132,6 +132,21 @@ function num (n: number): string {
 }
 
 /**
+ * num() for a duration rounded to the microsecond (k / 1000): the same
+ * digits, built from the integer, about 3x cheaper than the general
+ * double-to-string. Anything not of that form takes the general path.
+ */
+function millis (n: number): string {
+  const us = Math.round(n * 1000)
+  if (us / 1000 !== n || us < 0 || us > 9e15) return num(n)
+  const whole = Math.floor(us / 1000)
+  const frac = us - whole * 1000
+  if (frac === 0) return String(whole)
+  const digits = frac < 10 ? '00' + String(frac) : frac < 100 ? '0' + String(frac) : String(frac)
+  return String(whole) + '.' + (digits.endsWith('00') ? digits.slice(0, 1) : digits.endsWith('0') ? digits.slice(0, 2) : digits)
+}
+
+/**
  * Logs the per-request line: exactly what `logger.info(line, 'request')`
  * writes (a test holds us to it), serialised by hand. pino's generic path
  * walks the object, looks up serializers and redaction per key and escapes
@@ -148,7 +163,7 @@ export function logRequest (logger: Logger, line: RequestLine): void {
   const l = logger as unknown as Internals
   let s = l[S.lsCacheSym][30] + l[S.timeSym]() + l[S.chindingsSym] +
     ',"route":' + quoted(line.route) + ',"method":' + quoted(line.method) + ',"path":' + str(line.path) +
-    ',"status":' + num(line.status) + ',"outcome":' + quoted(line.outcome) + ',"durationMs":' + num(line.durationMs) +
+    ',"status":' + num(line.status) + ',"outcome":' + quoted(line.outcome) + ',"durationMs":' + millis(line.durationMs) +
     ',"requestId":' + str(line.requestId) + ',"attempts":' + num(line.attempts)
   if (line.errorClass !== undefined) s += ',"errorClass":' + quoted(line.errorClass)
   if (line.fault !== undefined) s += ',"fault":' + quoted(line.fault)

@@ -30,7 +30,10 @@ const cases: Array<[string, RequestLine]> = [
   ['plain', base],
   ['every optional field', { ...base, status: 504, outcome: 'failed', errorClass: 'timeout', fault: 'latency', fallback: 'cache', attempts: 3 }],
   ['strings that need escaping', { ...base, path: '/a"b\\c\u0001d/\u00e9/\u{1F600}/' + 'x'.repeat(300), method: 'PURGE' }],
-  ['odd numbers', { ...base, status: 0, durationMs: 0.000001, attempts: 0 }]
+  ['odd numbers', { ...base, status: 0, durationMs: 0.000001, attempts: 0 }],
+  ['long and whole durations', { ...base, durationMs: 123456.789 }],
+  ['a whole duration', { ...base, durationMs: 250 }],
+  ['a duration that is not whole microseconds', { ...base, durationMs: 1 / 3 }]
 ]
 
 // Same options as createLogger, with a fixed clock so the two lines compare.
@@ -87,4 +90,20 @@ t.test("faultline's own logger takes the hand-written path", async (t) => {
   logRequest(log, base)
   t.equal(out.lines.length, 1)
   t.equal(viaPino, 0)
+})
+
+t.test('durations are written exactly as JSON would, over many values', async (t) => {
+  const byPino = new Lines()
+  const byHand = new Lines()
+  const viaPino = logger(byPino)
+  const viaHand = logger(byHand)
+  let seed = 42
+  const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+  for (let i = 0; i < 20_000; i++) {
+    const scale = 10 ** Math.floor(random() * 7)
+    const line = { ...base, durationMs: Math.round(random() * scale * 1000) / 1000 }
+    viaPino.info(line, 'request')
+    logRequest(viaHand, line)
+  }
+  t.same(byHand.lines, byPino.lines)
 })
