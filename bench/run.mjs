@@ -132,8 +132,13 @@ async function stopAll () {
 
 // Last resort if we are exiting without having stopped them (a throw, a signal).
 process.on('exit', () => { for (const child of children) child.kill('SIGKILL') })
+let interrupted = false
 for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => { stopAll().finally(() => process.exit(130)) })
+  process.on(signal, () => {
+    interrupted = true
+    process.stderr.write(`bench: ${signal}, stopping everything\n`)
+    stopAll().finally(() => process.exit(130))
+  })
 }
 
 async function freePort () {
@@ -416,7 +421,7 @@ async function main () {
   const upstream = start('upstream', 1, ['bench/upstream.mjs', String(upstreamPort)])
   await ready(upstreamUrl + PATH, upstream)
 
-  const perTarget = opts.duration + opts.warmup + 2
+  const perTarget = opts.duration + opts.warmup + 3
   process.stderr.write(`${pinNote}\n${opts.targets.length} targets x ${opts.rounds} round(s), ~${perTarget} s each (~${Math.ceil(opts.targets.length * opts.rounds * perTarget)} s)\n`)
   const runs = Object.fromEntries(opts.targets.map((t) => [t, []]))
   const extra = {}
@@ -457,7 +462,7 @@ async function main () {
 try {
   await main()
 } catch (err) {
-  process.stderr.write(`bench: ${err.stack ?? err}\n`)
+  if (!interrupted) process.stderr.write(`bench: ${err.stack ?? err}\n`)
   process.exitCode = 1
 } finally {
   await stopAll()
