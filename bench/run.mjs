@@ -231,27 +231,30 @@ function cpuBetween (a, b, requests, hasProxy) {
 }
 
 /**
- * Cores busy machine-wide over one second, taken while our own processes
- * sit idle (the proxy is up, no load yet): that is everyone else.
+ * Cores busy machine-wide over one second before the load starts, minus
+ * what our own processes used meanwhile (a proxy that just started is
+ * still compiling and collecting): that is everyone else.
  */
-async function backgroundLoad () {
+async function backgroundLoad (ours) {
   const busy = () => {
     const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
-    return user + nice + system + irq + softirq + steal
+    return (user + nice + system + irq + softirq + steal) * 10 // ms (ticks are 10 ms)
   }
+  const oursMs = () => ours.reduce((sum, pid) => sum + schedstat(pid)[0] / 1e6, 0)
   const a = busy()
+  const o = oursMs()
   const t0 = performance.now()
   await sleep(1_000)
-  return (busy() - a) * 10 / (performance.now() - t0) // ticks are 10 ms
+  return Math.max(0, (busy() - a) - (oursMs() - o)) / (performance.now() - t0)
 }
 
 const QUIET_CORES = 0.25
 
 /** Waits (up to --quiet-wait s) until others use under QUIET_CORES; returns the last reading. */
-async function quietEnough () {
+async function quietEnough (ours) {
   const until = Date.now() + opts.quietWait * 1000
-  let load = await backgroundLoad()
-  while (load > QUIET_CORES && Date.now() < until) load = await backgroundLoad()
+  let load = await backgroundLoad(ours)
+  while (load > QUIET_CORES && Date.now() < until) load = await backgroundLoad(ours)
   return load
 }
 
@@ -431,7 +434,7 @@ async function main () {
     for (const target of round % 2 === 1 ? opts.targets : [...opts.targets].reverse()) {
       const { url, child } = await startTarget(target, upstreamUrl)
       try {
-        const background = await quietEnough()
+        const background = await quietEnough([child?.pid ?? -1, upstream.pid])
         const result = { ...await load(url, child?.pid), background }
         runs[target].push(result)
         process.stderr.write(`  round ${round} ${LABELS[target].padEnd(21)} ${fmtInt(result.rps).padStart(7)} req/s  p50 ${fmtMs(result.p50)} ms  p99 ${fmtMs(result.p99)} ms` +
