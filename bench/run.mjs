@@ -296,10 +296,21 @@ const fmtMs = (n) => n.toFixed(2)
 const fmtX = (n) => n.toFixed(2) + 'x'
 const fmtPct = (n) => (100 * n).toFixed(0) + '%'
 
+/**
+ * A round is disturbed when the proxy (or, for direct, the load generator
+ * beyond what sharing core 1 with the upstream costs) waited for a CPU
+ * while other work ran: its figures describe the neighbours. Medians use
+ * the undisturbed rounds when every target has some; otherwise all rounds.
+ */
+const DISTURBED_WAIT = 0.1
+const disturbed = (r) => (r.proxyWait ?? 0) >= DISTURBED_WAIT || r.background > QUIET_CORES * 2
+
 function summarise (runs) {
+  const clean = Object.values(runs).every((list) => list.some((r) => !disturbed(r)))
   const out = {}
-  for (const [target, list] of Object.entries(runs)) {
-    if (list.length === 0) continue
+  for (const [target, all] of Object.entries(runs)) {
+    if (all.length === 0) continue
+    const list = clean ? all.filter((r) => !disturbed(r)) : all
     const rps = list.map((r) => r.rps)
     out[target] = {
       rps: median(rps),
@@ -311,8 +322,9 @@ function summarise (runs) {
       proxyWait: list[0].proxyWait === undefined ? undefined : median(list.map((r) => r.proxyWait)),
       loadWait: median(list.map((r) => r.loadWait ?? 0)),
       background: median(list.map((r) => r.background)),
-      errors: list.reduce((n, r) => n + r.errors + r.timeouts + r.non2xx, 0),
-      runs: list
+      errors: all.reduce((n, r) => n + r.errors + r.timeouts + r.non2xx, 0),
+      rounds: `${list.length}/${all.length}`,
+      runs: all
     }
   }
   return out
@@ -323,11 +335,11 @@ function ratios (a, b) {
 }
 
 function table (summary) {
-  const rows = [['target', 'req/s', opts.rounds > 1 ? 'req/s min-max' : '', 'p50 ms', 'p99 ms', 'req/s vs bare', 'proxy CPU µs/req', 'CPU wait proxy/load', 'background cores', 'errors']]
+  const rows = [['target', opts.rounds > 1 ? 'rounds used' : '', 'req/s', opts.rounds > 1 ? 'req/s min-max' : '', 'p50 ms', 'p99 ms', 'req/s vs bare', 'proxy CPU µs/req', 'CPU wait proxy/load', 'background cores', 'errors']]
   for (const t of ALL_TARGETS) {
     const s = summary[t]
     if (!s) continue
-    rows.push([LABELS[t], fmtInt(s.rps), opts.rounds > 1 ? `${fmtInt(s.rpsMin)}-${fmtInt(s.rpsMax)}` : '', fmtMs(s.p50), fmtMs(s.p99),
+    rows.push([LABELS[t], opts.rounds > 1 ? s.rounds : '', fmtInt(s.rps), opts.rounds > 1 ? `${fmtInt(s.rpsMin)}-${fmtInt(s.rpsMax)}` : '', fmtMs(s.p50), fmtMs(s.p99),
       summary.bare ? fmtX(s.rps / summary.bare.rps) : '', s.cpuUs === undefined ? '-' : s.cpuUs.toFixed(0),
       `${s.proxyWait === undefined ? '-' : fmtPct(s.proxyWait)} / ${fmtPct(s.loadWait)}`, s.background.toFixed(2), String(s.errors)])
   }
@@ -396,7 +408,7 @@ hand and kept across runs. How to read this: bench/README.md.
 - **Date:** ${new Date().toISOString().replace('T', ' ').slice(0, 16)} UTC
 - **Machine:** ${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.os}
 - **Command:** \`${command()}\`
-- **Load:** autocannon, ${opts.connections} connections, pipelining ${opts.pipelining}, ${opts.rate > 0 ? `a fixed ${opts.rate} req/s, ` : 'as fast as possible, '}${opts.warmup} s warm-up then ${opts.duration} s measured per target, ${opts.rounds} round${opts.rounds > 1 ? 's (targets interleaved, in reverse order every other round; medians shown)' : ''}; GET ${PATH}, ~1 KB JSON answer
+- **Load:** autocannon, ${opts.connections} connections, pipelining ${opts.pipelining}, ${opts.rate > 0 ? `a fixed ${opts.rate} req/s, ` : 'as fast as possible, '}${opts.warmup} s warm-up then ${opts.duration} s measured per target, ${opts.rounds} round${opts.rounds > 1 ? 's (targets interleaved, in reverse order every other round; medians over the undisturbed rounds, those where the proxy waited under 10% of the time for a CPU and background load was under 0.5 cores, when every target has one)' : ''}; GET ${PATH}, ~1 KB JSON answer
 - **Pinning:** ${pinNote}
 ${extra.logLines !== undefined ? `- **faultline logging:** info, to bench/out/faultline.log (${fmtInt(extra.logLines)} lines in its last run)\n` : ''}
 ${renderMarkdown(table(summary))}
@@ -439,7 +451,7 @@ async function main () {
         runs[target].push(result)
         process.stderr.write(`  round ${round} ${LABELS[target].padEnd(21)} ${fmtInt(result.rps).padStart(7)} req/s  p50 ${fmtMs(result.p50)} ms  p99 ${fmtMs(result.p99)} ms` +
           `${result.proxyUsPerRequest === undefined ? '' : `  proxy ${result.proxyUsPerRequest.toFixed(0)} µs/req, ${result.proxyCores.toFixed(2)} cores, waited ${fmtPct(result.proxyWait)}`}  load gen waited ${fmtPct(result.loadWait ?? 0)}` +
-          `  background ${background.toFixed(2)} cores${result.errors + result.timeouts + result.non2xx ? '  ERRORS' : ''}\n`)
+          `  background ${background.toFixed(2)} cores${disturbed(result) ? '  (disturbed)' : ''}${result.errors + result.timeouts + result.non2xx ? '  ERRORS' : ''}\n`)
       } finally {
         if (child) await stop(child)
       }
