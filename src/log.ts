@@ -3,7 +3,11 @@
  * line never blocks a request; flushed at least every second and on
  * shutdown. Credentials are redacted wherever they could appear.
  */
+import { writeSync } from 'node:fs'
 import { pino, type Logger, type DestinationStream } from 'pino'
+
+/** pino's own sonic-boom destination (sonic-boom is pino's dependency, not ours). */
+type SonicBoom = ReturnType<typeof pino.destination>
 
 export type { Logger }
 
@@ -53,15 +57,85 @@ export function createLogger (level: string, destination?: DestinationStream): L
  * timer bounds how long a line can wait.
  */
 const FLUSH_EVERY_MS = 1_000
+const STDOUT = 1
 
 function stdout (): DestinationStream {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
+  const destination = pino.destination({ dest: STDOUT, sync: false, minLength: 4096 })
   setInterval(() => {
     try {
       destination.flush()
     } catch { /* destroyed at exit: nothing left to write */ }
   }, FLUSH_EVERY_MS).unref()
-  return destination
+  return new TurnBatcher(destination, STDOUT)
+}
+
+/**
+ * Hands sonic-boom the lines of one event-loop turn as one string instead
+ * of one by one. Per write, sonic-boom measures the byte length of the
+ * line and of its whole pending buffer (up to 16 KB): under load that was
+ * ~3 us of CPU per request, now paid once per turn (~10 requests). Every
+ * log line goes through here, so their order is kept; they reach
+ * sonic-boom at the end of the turn (setImmediate), or at once on flush,
+ * and synchronously if the process exits first.
+ */
+class TurnBatcher implements DestinationStream {
+  private lines: string[] = []
+  private scheduled = false
+  private readonly destination: SonicBoom
+  private readonly fd: number
+
+  constructor (destination: SonicBoom, fd: number) {
+    this.destination = destination
+    this.fd = fd
+    // Before pino's own exit hook (which flushes sonic-boom synchronously).
+    process.prependListener('exit', this.drainSync)
+  }
+
+  write (line: string): void {
+    this.lines.push(line)
+    if (!this.scheduled) {
+      this.scheduled = true
+      setImmediate(this.drain)
+    }
+  }
+
+  flush (cb?: (err?: Error) => void): void {
+    this.drain()
+    this.destination.flush(cb)
+  }
+
+  flushSync (): void {
+    this.drain()
+    this.destination.flushSync()
+  }
+
+  end (): void {
+    this.drain()
+    this.destination.end()
+  }
+
+  private take (): string | undefined {
+    this.scheduled = false
+    if (this.lines.length === 0) return undefined
+    const chunk = this.lines.length === 1 ? this.lines[0] : this.lines.join('')
+    this.lines = []
+    return chunk
+  }
+
+  private readonly drain = (): void => {
+    const chunk = this.take()
+    if (chunk !== undefined) this.destination.write(chunk)
+  }
+
+  /** At exit there is no event loop left: what sonic-boom holds first, then ours, both synchronously. */
+  private readonly drainSync = (): void => {
+    const chunk = this.take()
+    if (chunk === undefined) return
+    try {
+      this.destination.flushSync()
+      writeSync(this.fd, chunk)
+    } catch { /* stdout is gone: nothing more can be done */ }
+  }
 }
 
 /** The fields of the one line logged per request (src/proxy/respond.ts), in output order. */
