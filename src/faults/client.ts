@@ -13,7 +13,7 @@ import { sendFailure, sendJson, sendUpstreamResponse } from '../proxy/respond.js
 import { ClientCut, ClientGone, cutSocket } from './io.js'
 import { TriggerError } from './trigger.js'
 
-export function serveWithClientFaults (ctx: RequestContext, res: ServerResponse, log: Logger): void {
+export function serveWithClientFaults (ctx: RequestContext, res: ServerResponse): void {
   const route = ctx.route
   let chosen
   try {
@@ -25,13 +25,13 @@ export function serveWithClientFaults (ctx: RequestContext, res: ServerResponse,
   }
   const answer = chosen === undefined ? route.call(ctx) : route.faults.inject(ctx, chosen, route.call, route.faults.clientIO)
   answer.then(
-    (upstream) => { sendUpstreamResponse(ctx, res, upstream, log) },
+    (upstream) => { sendUpstreamResponse(ctx, res, upstream) },
     (err: unknown) => {
       if (err instanceof ClientCut) {
         ctx.outcome = 'failed'
         cutSocket(ctx.req.socket, err.how)
       } else if (!(err instanceof ClientGone)) {
-        sendFailure(ctx, res, err, log)
+        sendFailure(ctx, res, err)
       }
     }
   )

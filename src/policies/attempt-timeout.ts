@@ -1,16 +1,17 @@
 /**
  * Attempt timeout: bounds one try, fault included (it sits just outside
  * the fault stage), and never outlives the request's own deadline. The
- * signal reaches the upstream call and any injected delay through
- * ctx.attemptSignal.
+ * abort reaches the upstream call through ctx.attemptAbort and any
+ * injected delay through ctx.attemptSignal (made from it on demand).
  *
  * Our own timer, not undici's headersTimeout: undici runs that on a coarse
  * (~1 s) timer wheel, and a 250 ms deadline must mean 250 ms.
  */
 import { UpstreamError } from '../proxy/errors.js'
+import { AttemptAbort } from '../proxy/context.js'
 import type { Policy } from '../proxy/pipeline.js'
 
-function abortOnTimeout (abort: AbortController, ms: number, total: boolean): void {
+function abortOnTimeout (abort: AttemptAbort, ms: number, total: boolean): void {
   // When the request's deadline is what ran out, say so: a retry must not try again.
   abort.abort(total
     ? new UpstreamError('timeout', `no response within the route's timeoutMs (the last attempt waited ${Math.round(ms)} ms)`, { timeoutPhase: 'total' })
@@ -24,18 +25,18 @@ export function attemptTimeout (attemptTimeoutMs: number): Policy {
       const left = ctx.deadline - performance.now()
       const total = left <= attemptTimeoutMs
       const waitMs = Math.max(1, total ? left : attemptTimeoutMs)
-      const abort = new AbortController()
+      const abort = new AttemptAbort()
       const timer = setTimeout(abortOnTimeout, waitMs, abort, waitMs, total)
-      const outer = ctx.attemptSignal
-      ctx.attemptSignal = abort.signal
+      const outer = ctx.attemptAbort
+      ctx.attemptAbort = abort
       try {
         return await next(ctx)
       } catch (err) {
         // Whatever the inner call threw after the deadline fired, the cause is the timeout.
-        throw abort.signal.aborted ? abort.signal.reason : err
+        throw abort.aborted ? abort.reason : err
       } finally {
         clearTimeout(timer)
-        ctx.attemptSignal = outer
+        ctx.attemptAbort = outer
       }
     }
   }

@@ -15,6 +15,7 @@
  */
 import { Readable, Transform, pipeline } from 'node:stream'
 import CachePolicy from 'http-cache-semantics'
+import { LRUCache } from 'lru-cache'
 import type { RequestContext } from '../proxy/context.js'
 import type { UpstreamResponse } from '../proxy/pipeline.js'
 import type { CacheConfig } from './schema.js'
@@ -41,11 +42,27 @@ export class LastKnownGood {
   readonly store: CacheStore
   private readonly config: CacheConfig
   private readonly events: PolicyEvents
+  /** When each variant was last teed into the store (performance.now()), for refreshMs. */
+  private readonly teedAt: LRUCache<string, number> | undefined
 
   constructor (store: CacheStore, config: CacheConfig, events: PolicyEvents) {
     this.store = store
     this.config = config
     this.events = events
+    this.teedAt = config.refreshMs > 0 ? new LRUCache<string, number>({ max: config.maxEntries }) : undefined
+  }
+
+  /** True when this variant was teed within refreshMs; otherwise notes that it is being teed now. */
+  private teedRecently (ctx: RequestContext, varyNames: readonly string[]): boolean {
+    const teedAt = this.teedAt
+    if (teedAt === undefined) return false
+    let variant = ctx.method + ' ' + ctx.upstreamPath
+    for (const name of varyNames) variant += '\n' + name + ':' + (varyValue(ctx.req.headers, name) ?? '')
+    const now = performance.now()
+    const last = teedAt.get(variant)
+    if (last !== undefined && now - last < this.config.refreshMs) return true
+    teedAt.set(variant, now)
+    return false
   }
 
   key (ctx: RequestContext): CacheKey {
@@ -63,6 +80,7 @@ export class LastKnownGood {
     if (Number.isFinite(length) && length > this.config.maxEntryBytes) return response
     const varyNames = headerList(headers.vary)
     if (varyNames.includes('*')) return response
+    if (this.teedRecently(ctx, varyNames)) return response
     const policy = new CachePolicy({ method, url: ctx.upstreamPath, headers: ctx.req.headers }, { status, headers }, { shared: true })
     if (!policy.storable()) return response
     const state = policy.toObject()

@@ -81,7 +81,13 @@ export const cacheSchema = z.strictObject({
   /** Larger responses are streamed to the client but not stored. */
   maxEntryBytes: z.number().int().positive().default(1024 * 1024),
   /** How long past its freshness an entry may still be served on failure (a response's stale-if-error wins). */
-  maxStaleMs: z.number().int().min(0).default(300_000)
+  maxStaleMs: z.number().int().min(0).default(300_000),
+  /**
+   * A variant stored less than this long ago is not stored again: under load
+   * a hot URL is copied into the cache once per refreshMs, not on every
+   * answer. 0 stores every cacheable answer.
+   */
+  refreshMs: z.number().int().min(0).default(1_000)
 })
 
 export const staticSchema = z.strictObject({

@@ -30,6 +30,8 @@ export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: R
   const { backstopMs, bodyIdleTimeoutMs } = options
   return async (ctx: RequestContext): Promise<UpstreamResponse> => {
     ctx.attempts++
+    // An EventEmitter undici takes as its signal: no AbortSignal is made for a plain attempt.
+    const abort = ctx.attemptAbort
     let response
     try {
       response = await pool.request({
@@ -37,13 +39,13 @@ export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: R
         method: ctx.method as 'GET',
         headers: ctx.upstreamHeaders,
         body: ctx.body,
-        signal: ctx.attemptSignal,
+        signal: abort,
         // The attempt timeout (a policy) owns the deadline; this is only a backstop.
         headersTimeout: backstopMs,
         bodyTimeout: bodyIdleTimeoutMs
       })
     } catch (err) {
-      const failure = classifyError(ctx.attemptSignal?.aborted === true ? ctx.attemptSignal.reason : err)
+      const failure = classifyError(abort?.aborted === true ? abort.reason : err)
       ctx.errorClass = failure.errorClass
       metrics.upstreamError(failure.errorClass)
       throw failure

@@ -26,13 +26,24 @@ export interface Policy {
   dispose?: () => void
 }
 
-/** Nests policies around `call`; the first policy is the outermost. */
+/**
+ * Nests policies around `call`; the first policy is the outermost. Each
+ * layer hands back the policy's own promise instead of wrapping it in one
+ * more async function: a promise and three microtask hops fewer per policy
+ * per request. A policy that throws synchronously still rejects.
+ */
 export function composePipeline (policies: readonly Policy[], call: UpstreamCall): UpstreamCall {
   let next = call
   for (let i = policies.length - 1; i >= 0; i--) {
     const policy = policies[i]!
     const inner = next
-    next = async (ctx) => await policy.execute(ctx, inner)
+    next = (ctx) => {
+      try {
+        return policy.execute(ctx, inner)
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    }
   }
   return next
 }

@@ -188,3 +188,16 @@ t.test('failFast: no fallback, an immediate clear error; contradictions are conf
   t.match(bad({ breaker: { consecutiveFailures: 3, failureRate: 0.5 } }), /not both/)
   t.equal(bad({ fallback: ['alternate'] }, { alternates: ['http://127.0.0.1:2'] }), 'accepted')
 })
+
+t.test('cache refreshMs: a variant stored within refreshMs is not stored again; 0 stores every answer', async (t) => {
+  for (const [refreshMs, expected, stores] of [[60_000, 'first', 1], [0, 'second', 2]] as const) {
+    const upstream = await scriptedUpstream(t, [{ status: 200, body: 'first' }, { status: 200, body: 'second' }, 503])
+    const proxy = await startProxy(t, { routes: [route('c', '/c', upstream.url, { resilience: { fallback: [{ cache: { refreshMs } }] } })] })
+    t.equal((await fetchText(`${proxy.url}/c/x`)).body, 'first')
+    t.equal((await fetchText(`${proxy.url}/c/x`)).body, 'second')
+    const served = await fetchText(`${proxy.url}/c/x`)
+    t.equal(served.headers['x-faultline-fallback'], 'cache', `refreshMs ${refreshMs}: the failure is answered from the cache`)
+    t.equal(served.body, expected, `refreshMs ${refreshMs}: the cache holds the ${expected} answer`)
+    t.equal(sumOf(await scrape(proxy), 'faultline_cache_stores_total', { route: 'c' }), stores)
+  }
+})
