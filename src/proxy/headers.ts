@@ -43,7 +43,8 @@ const RESPONSE_DROP = new Set([
 
 /** Extra names a Connection header lists, lower-cased; empty in the common case. */
 function connectionTokens (value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined
+  // Nearly every request and response says just one of these: no parsing.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return undefined
   const joined = Array.isArray(value) ? value.join(',') : value
   let tokens: Set<string> | undefined
   for (const raw of joined.split(',')) {
