@@ -3,6 +3,7 @@
  * line never blocks a request; flushed on shutdown. Credentials are
  * redacted wherever they could appear.
  */
+import { writeSync } from 'node:fs'
 import { pino, type Logger, type DestinationStream } from 'pino'
 
 export type { Logger }
@@ -57,8 +58,97 @@ export function createLogger (level: string, destination?: DestinationStream): L
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: isoTime
     },
-    // Async, not buffered to a size: lines batch up by themselves while a write
-    // is in flight under load, and a quiet proxy's lines still appear at once.
-    destination ?? pino.destination({ dest: 1, sync: false })
+    destination ?? stdout()
   )
+}
+
+/** pino's own sonic-boom destination (sonic-boom is pino's dependency, not ours). */
+type SonicBoom = ReturnType<typeof pino.destination>
+
+/**
+ * Lines are written 4 KB at a time, off the event loop: one write per ~15
+ * request lines under load instead of one per line. A quiet proxy would
+ * hold its last lines until 4 KB built up, so a timer bounds how long a
+ * line can wait.
+ */
+const FLUSH_EVERY_MS = 250
+const STDOUT = 1
+
+function stdout (): DestinationStream {
+  const destination = pino.destination({ dest: STDOUT, sync: false, minLength: 4096 })
+  setInterval(() => {
+    try {
+      destination.flush()
+    } catch { /* closed at exit: nothing left to write */ }
+  }, FLUSH_EVERY_MS).unref()
+  return new TurnBatcher(destination, STDOUT)
+}
+
+/**
+ * Hands sonic-boom the lines of one event-loop turn as one string instead
+ * of one by one. Per write, sonic-boom measures the byte length of the
+ * line and of its whole pending buffer: under load that was ~6 us of CPU
+ * per request on the bench branch, now paid once per turn (~10 requests).
+ * Every line goes through here, so their order is kept; they reach
+ * sonic-boom at the end of the turn (setImmediate), at once on flush, and
+ * synchronously if the process exits first.
+ */
+export class TurnBatcher implements DestinationStream {
+  private lines: string[] = []
+  private scheduled = false
+  private readonly destination: SonicBoom
+  private readonly fd: number
+
+  constructor (destination: SonicBoom, fd: number) {
+    this.destination = destination
+    this.fd = fd
+    // Before pino's own exit hook (which flushes sonic-boom synchronously).
+    process.prependListener('exit', this.drainSync)
+  }
+
+  write (line: string): void {
+    this.lines.push(line)
+    if (!this.scheduled) {
+      this.scheduled = true
+      setImmediate(this.drain)
+    }
+  }
+
+  flush (cb?: (err?: Error) => void): void {
+    this.drain()
+    this.destination.flush(cb)
+  }
+
+  flushSync (): void {
+    this.drain()
+    this.destination.flushSync()
+  }
+
+  end (): void {
+    this.drain()
+    this.destination.end()
+  }
+
+  private take (): string | undefined {
+    this.scheduled = false
+    if (this.lines.length === 0) return undefined
+    const chunk = this.lines.length === 1 ? this.lines[0] : this.lines.join('')
+    this.lines = []
+    return chunk
+  }
+
+  private readonly drain = (): void => {
+    const chunk = this.take()
+    if (chunk !== undefined) this.destination.write(chunk)
+  }
+
+  /** At exit there is no event loop left: what sonic-boom holds first, then ours, both synchronously. */
+  private readonly drainSync = (): void => {
+    const chunk = this.take()
+    if (chunk === undefined) return
+    try {
+      this.destination.flushSync()
+      writeSync(this.fd, chunk)
+    } catch { /* stdout is gone: nothing more can be done */ }
+  }
 }
