@@ -81,9 +81,10 @@ export class RouteFaults {
     for (const fault of config.faults) this.armed.push(this.arm(fault))
     this.stage = {
       name: 'faults',
-      execute: async (ctx, next) => {
+      // Not async: with no fault chosen (the common case) the attempt's own promise is handed back.
+      execute: (ctx, next) => {
         const chosen = this.choose(ctx, 'upstream')
-        return chosen === undefined ? await next(ctx) : await this.inject(ctx, chosen, next, this.upstreamIO)
+        return chosen === undefined ? next(ctx) : this.inject(ctx, chosen, next, this.upstreamIO)
       },
       state: () => this.state()
     }

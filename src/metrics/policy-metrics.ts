@@ -21,8 +21,8 @@ export class PolicyMetrics implements PolicyEvents {
   private readonly stateChildren = new Map<BreakerStateName, Set>()
   private readonly budget: Inc
   private readonly authTrips: Inc
-  private readonly inFlight: Set
-  private readonly queued: Set
+  /** This route's entry in Metrics.bulkheadLevels (copied into the gauges on collect). */
+  private readonly bulkhead = { inFlight: 0, queued: 0 }
   private readonly lookups: Record<CacheLookup, Inc>
   private readonly stores: Inc
 
@@ -32,8 +32,6 @@ export class PolicyMetrics implements PolicyEvents {
     this.upstream = upstream
     this.budget = metrics.retryBudgetExhausted.labels(route)
     this.authTrips = metrics.authGuardTrips.labels(route, upstream)
-    this.inFlight = metrics.bulkheadInFlight.labels(route)
-    this.queued = metrics.bulkheadQueued.labels(route)
     this.lookups = {
       hit: metrics.cacheLookups.labels(route, 'hit'),
       stale: metrics.cacheLookups.labels(route, 'stale'),
@@ -42,7 +40,7 @@ export class PolicyMetrics implements PolicyEvents {
     this.stores = metrics.cacheStores.labels(route)
     if (used.retry) this.budget.inc(0)
     if (used.authGuard) this.authTrips.inc(0)
-    if (used.bulkhead) { this.inFlight.set(0); this.queued.set(0) }
+    if (used.bulkhead) metrics.bulkheadLevels.set(route, this.bulkhead)
     if (used.cache) { for (const c of Object.values(this.lookups)) c.inc(0); this.stores.inc(0) }
     if (used.breaker) for (const s of BREAKER_STATES) this.stateChildren.set(s, metrics.breakerState.labels(route, upstream, s))
   }
@@ -74,8 +72,8 @@ export class PolicyMetrics implements PolicyEvents {
   authGuardTripped (): void { this.authTrips.inc() }
 
   bulkheadChanged (inFlight: number, queued: number): void {
-    this.inFlight.set(inFlight)
-    this.queued.set(queued)
+    this.bulkhead.inFlight = inFlight
+    this.bulkhead.queued = queued
   }
 
   cacheLookup (result: CacheLookup): void { this.lookups[result].inc() }
