@@ -12,7 +12,7 @@
  * The breaker sits inside retry, so it sees every attempt, and an open
  * breaker throws a PolicyRejection that retry does not retry.
  */
-import { FailureRule, PolicyRejection, UpstreamError } from '../proxy/errors.js'
+import { ClientCancelled, FailureRule, PolicyRejection, UpstreamError } from '../proxy/errors.js'
 import { responseErrorClass } from '../proxy/attempt.js'
 import type { Policy } from '../proxy/pipeline.js'
 import type { BreakerConfig } from './schema.js'
@@ -120,6 +120,12 @@ export class CircuitBreaker {
     }
   }
 
+  /** A request admitted with `ticket` ended with no result (its client left): a half-open probe slot is freed. */
+  abandon (ticket: BreakerState): void {
+    const state = this.current
+    if (ticket === state && state.name === 'half_open' && state.admitted > 0) state.admitted--
+  }
+
   /** Operator: short-circuit every request until reset(). */
   forceOpen (): void { this.moveTo({ name: 'forced_open' }) }
   /** Operator: let every request through and record nothing until reset(). */
@@ -168,7 +174,9 @@ export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, e
       try {
         response = await next(ctx)
       } catch (err) {
-        breaker.record(ticket, err instanceof UpstreamError && !rule.matchesClass(err.errorClass))
+        // The client left: the upstream's answer was never judged, so it is not a failure (nor a success).
+        if (err instanceof ClientCancelled) breaker.abandon(ticket)
+        else breaker.record(ticket, err instanceof UpstreamError && !rule.matchesClass(err.errorClass))
         throw err
       }
       const cls = responseErrorClass(response.statusCode)

@@ -6,7 +6,7 @@
  */
 import type { Pool } from 'undici'
 import type { ErrorClass } from './errors.js'
-import { classifyError } from './errors.js'
+import { ClientCancelled, classifyError } from './errors.js'
 import type { RequestContext } from './context.js'
 import type { UpstreamCall, UpstreamResponse } from './pipeline.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
@@ -29,6 +29,8 @@ export interface AttemptOptions {
 export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: RouteMetrics): UpstreamCall {
   const { backstopMs, bodyIdleTimeoutMs } = options
   return async (ctx: RequestContext): Promise<UpstreamResponse> => {
+    // A retry, an alternate or a queued request whose client has left: no new attempt.
+    if (ctx.clientGone) throw new ClientCancelled()
     ctx.attempts++
     // An EventEmitter undici takes as its signal: no AbortSignal is made for a plain attempt.
     const abort = ctx.attemptAbort
@@ -45,6 +47,7 @@ export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: R
         bodyTimeout: bodyIdleTimeoutMs
       })
     } catch (err) {
+      if (ctx.clientGone) throw new ClientCancelled()
       const failure = classifyError(abort?.aborted === true ? abort.reason : err)
       ctx.errorClass = failure.errorClass
       metrics.upstreamError(failure.errorClass)

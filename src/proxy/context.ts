@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream'
-import type { ErrorClass } from './errors.js'
+import { ClientCancelled, type ErrorClass } from './errors.js'
 import type { Outcome } from '../metrics/metrics.js'
 import type { RouteRuntime } from './route.js'
 
@@ -72,6 +72,8 @@ export class RequestContext {
   /** Name of the fault injected into this request, if any. */
   fault: string | undefined = undefined
   fallback: FallbackKind | undefined = undefined
+  /** The client left before its answer: no new attempt starts, and the one in flight was aborted. */
+  clientGone = false
   /** The body being streamed to the client, once the status line is out (the responder's, so it can abandon it). */
   responseBody: Readable | undefined = undefined
   /** Label of the upstream that answered (origin host:port). */
@@ -93,5 +95,12 @@ export class RequestContext {
   /** The current attempt's AbortSignal, for injected delays and anything else that takes one; made on first read. */
   get attemptSignal (): AbortSignal | undefined {
     return this.attemptAbort?.signal
+  }
+
+  /** The client left before its answer: abort the attempt in flight and start no other. */
+  abandon (): void {
+    if (this.clientGone) return
+    this.clientGone = true
+    this.attemptAbort?.abort(new ClientCancelled())
   }
 }

@@ -33,6 +33,19 @@ export class UpstreamError extends Error {
   }
 }
 
+/**
+ * The client closed its connection before its answer was sent. The request
+ * is abandoned: the attempt in flight is aborted, nothing is retried or
+ * served from a fallback, and nothing counts against the upstream (its
+ * breaker, its error metrics). Envoy resets the upstream stream the same way.
+ */
+export class ClientCancelled extends Error {
+  constructor () {
+    super('the client closed the connection before its answer was sent')
+    this.name = 'ClientCancelled'
+  }
+}
+
 /** The status a client gets for a failure that no policy absorbed. */
 export function statusForError (errorClass: ErrorClass): number {
   return errorClass === 'timeout' ? 504 : 502

@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { UpstreamResponse } from './pipeline.js'
 import { clientResponseHeaders } from './headers.js'
-import { PolicyRejection, UpstreamError, classifyBodyError, classifyError, statusForError } from './errors.js'
+import { ClientCancelled, PolicyRejection, UpstreamError, classifyBodyError, classifyError, statusForError } from './errors.js'
 import { bodyLimitExceeded } from './limits.js'
 
 const LOG_PATH_MAX = 256
@@ -31,7 +31,12 @@ export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Lo
   // the client left before the end of (and with it the upstream connection).
   res.once('close', () => {
     const body = ctx.responseBody
-    if (body !== undefined && !body.readableEnded) body.destroy()
+    if (body !== undefined) {
+      if (!body.readableEnded) body.destroy()
+    } else if (!res.writableFinished) {
+      // Gone before any answer: stop working for nobody (queued and in-flight attempts, retries).
+      ctx.abandon()
+    }
     if (!res.writableFinished && ctx.outcome !== 'failed') ctx.outcome = 'cancelled'
     const ms = performance.now() - ctx.startedAt
     // No status line went out (the client left, or a fault cut the connection): status 0.
@@ -145,6 +150,8 @@ export function sendTooLarge (res: ServerResponse, limit: number, requestId: str
 
 /** The client-facing answer for a failure no policy absorbed. */
 export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unknown): void {
+  // Abandoned because the client left (settleOnClose): nobody to answer, nothing to classify.
+  if (err instanceof ClientCancelled) return
   // The upstream call failed because the client's streamed body passed the route's limit (src/proxy/limits.ts).
   const bodyLimit = bodyLimitExceeded(ctx.req)
   if (bodyLimit !== undefined) {
