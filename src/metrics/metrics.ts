@@ -38,6 +38,18 @@ export function statusClass (status: number): string {
   return status > 0 ? '1xx' : 'none'
 }
 
+/** Why the listener refused a request before any route or upstream saw it (docs/SECURITY.md). */
+export const EDGE_REJECTIONS = ['bad_request', 'request_timeout', 'uri_too_long', 'header_too_large', 'too_many_headers', 'body_too_large'] as const
+export type EdgeRejection = (typeof EDGE_REJECTIONS)[number]
+
+/** The reason for a Node 'clientError', or undefined when the client just went away. */
+export function clientErrorReason (code: string | undefined): EdgeRejection | undefined {
+  if (code === 'ECONNRESET' || code === 'EPIPE') return undefined
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'request_timeout'
+  if (code === 'HPE_HEADER_OVERFLOW') return 'header_too_large'
+  return 'bad_request'
+}
+
 const REDUNDANT_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
 
 /** Requests of one label set counted since `faultline_requests_total` was last collected. */
@@ -141,6 +153,13 @@ export class Metrics {
     name: 'faultline_slo_target_error_rate',
     help: 'The error ratio threshold (0..1) the route\'s intent declares.',
     labelNames: ['route'] as const,
+    registers: [this.registry]
+  })
+
+  readonly edgeRejections = new Counter({
+    name: 'faultline_edge_rejections_total',
+    help: 'Client requests refused at the listener before reaching an upstream, by reason: bad_request (400: malformed or smuggling-shaped HTTP), request_timeout (408: headers or body not received in time), uri_too_long (414), header_too_large and too_many_headers (431), body_too_large (413).',
+    labelNames: ['reason'] as const,
     registers: [this.registry]
   })
 
@@ -257,6 +276,7 @@ export class Metrics {
       // Each is the sum of its per-type sibling (nodejs_active_handles{type}, ...).
       for (const name of REDUNDANT_DEFAULT_METRICS) this.registry.removeSingleMetric(name)
     }
+    for (const reason of EDGE_REJECTIONS) this.edgeRejections.labels(reason).inc(0)
     this.configReloads.labels('success').inc(0)
     this.configReloads.labels('failure').inc(0)
   }

@@ -48,6 +48,11 @@ export class RouteMetrics {
     histogram.observe(seconds)
   }
 
+  /** A request body over the route's limit, refused with 413 (docs/SECURITY.md). */
+  bodyTooLarge (): void {
+    this.metrics.edgeRejections.labels('body_too_large').inc()
+  }
+
   /** One failed upstream attempt. */
   upstreamError (errorClass: ErrorClass): void {
     let counter = this.errorChildren.get(errorClass)

@@ -156,6 +156,7 @@ export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unkn
   const bodyLimit = bodyLimitExceeded(ctx.req)
   if (bodyLimit !== undefined) {
     ctx.outcome = 'failed'
+    ctx.route.metrics.bodyTooLarge()
     sendTooLarge(res, bodyLimit, ctx.requestId)
     return
   }

@@ -18,7 +18,7 @@ import { hasRequestBody, upstreamRequestHeaders } from './headers.js'
 import { sendFailure, sendJson, sendTooLarge, sendUpstreamResponse, settleOnClose } from './respond.js'
 import { BodyLimit, declaredTooLarge } from './limits.js'
 import { serveWithClientFaults } from '../faults/client.js'
-import type { Metrics } from '../metrics/metrics.js'
+import { clientErrorReason, type Metrics } from '../metrics/metrics.js'
 import { requestLogger } from '../log.js'
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE']
@@ -108,6 +108,11 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     done()
   })
   app.server.headersTimeout = headersTimeoutMs
+  // Counted only: fastify's own clientError handler answers (400, 408, 431) and closes.
+  app.server.on('clientError', (err: NodeJS.ErrnoException) => {
+    const reason = clientErrorReason(err.code)
+    if (reason !== undefined) metrics.edgeRejections.labels(reason).inc()
+  })
   // Node silently drops headers past maxHeadersCount; keep one more than the
   // limit so an over-limit request is seen (rawHeaders) and refused, not truncated.
   app.server.maxHeadersCount = maxHeaders + 1
@@ -122,10 +127,12 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     const method = req.method ?? 'GET'
     // Two comparisons on the hot path; both answers close the connection.
     if (url.length > maxUrlLength) {
+      metrics.edgeRejections.labels('uri_too_long').inc()
       sendJson(res, 414, { error: 'uri_too_long', message: `the request target is longer than ${maxUrlLength} bytes` }, { connection: 'close' })
       return
     }
     if (req.rawHeaders.length > maxHeaders * 2) {
+      metrics.edgeRejections.labels('too_many_headers').inc()
       sendJson(res, 431, { error: 'too_many_headers', message: `the request has more than ${maxHeaders} header fields` }, { connection: 'close' })
       return
     }
@@ -140,6 +147,7 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     const hasBody = hasRequestBody(req)
     // A declared length over the limit is refused before anything is read or forwarded.
     if (hasBody && maxBody > 0 && declaredTooLarge(req, maxBody)) {
+      route.metrics.bodyTooLarge()
       sendTooLarge(res, maxBody, requestId)
       return
     }

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { connect, type Socket } from 'node:net'
-import { fetchText, rawExchange, route, startProxy, startUpstream, type Teardown } from '../helpers.js'
+import { fetchText, rawExchange, route, scrape, startProxy, startUpstream, sumOf, type Teardown } from '../helpers.js'
 
 /** An upstream that counts requests that arrived and requests whose body arrived whole. */
 async function countingUpstream (t: Teardown): Promise<{ url: string, hits: () => number, complete: () => number }> {
@@ -59,6 +59,8 @@ t.test('request-smuggling shapes get 400 and never reach the upstream as a reque
   t.ok(upstream.hits() <= 1, 'at most the invalid-chunk request started upstream (its headers were valid) and it was aborted')
   const ok = await fetchText(`${proxy.url}/fine`)
   t.equal(ok.status, 200, 'the listener still serves')
+  const refused = sumOf(await scrape(proxy), 'faultline_edge_rejections_total', { reason: 'bad_request' })
+  t.ok(refused >= Object.keys(shapes).length, `every refusal is counted as bad_request (${refused})`)
 })
 
 t.test('URL length: 414 past listen.maxUrlLength, served below it', async (t) => {
@@ -69,6 +71,7 @@ t.test('URL length: 414 past listen.maxUrlLength, served below it', async (t) =>
   t.match(long, /uri_too_long/)
   t.equal((await fetchText(`${proxy.url}/${'a'.repeat(2_000)}`)).status, 200)
   t.equal(upstream.hits(), 1, 'the long one was never forwarded')
+  t.equal(sumOf(await scrape(proxy), 'faultline_edge_rejections_total', { reason: 'uri_too_long' }), 1, 'counted')
 })
 
 t.test('header size and count: 431', async (t) => {
@@ -85,6 +88,8 @@ t.test('header size and count: 431', async (t) => {
   const ok = await rawExchange(port, `GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${fine}\r\n`, 3_000)
   t.equal(statusOf(ok), 200, '20 fields including Host and Connection pass')
   t.equal(upstream.hits(), 1)
+  const m = await scrape(proxy)
+  t.equal(sumOf(m, 'faultline_edge_rejections_total', { reason: 'header_too_large' }) + sumOf(m, 'faultline_edge_rejections_total', { reason: 'too_many_headers' }), 2, 'both 431s counted')
 })
 
 t.test('request body limit per route: 413 up front with Content-Length, while streaming without', async (t) => {
@@ -119,6 +124,7 @@ t.test('request body limit per route: 413 up front with Content-Length, while st
   t.match(underChunked, /got 900/)
   const other = await fetchText(`${proxy.url}/big`, { method: 'POST', body: 'w'.repeat(50_000) })
   t.equal(other.body, 'got 50000', 'the limit is per route')
+  t.equal(sumOf(await scrape(proxy), 'faultline_edge_rejections_total', { reason: 'body_too_large' }), 3, 'the three 413s counted')
 })
 
 t.test('slowloris: trickled headers and bodies are cut by the timeouts, others are served meanwhile', async (t) => {
@@ -154,6 +160,7 @@ t.test('slowloris: trickled headers and bodies are cut by the timeouts, others a
   t.equal(statusOf(headers.received()), 408, 'with a 408')
   t.ok(bodyMs < 4_000, `the body trickler is cut (${Math.round(bodyMs)} ms)`)
   t.equal(upstream.complete(), 10, 'only the ordinary requests completed upstream')
+  t.ok(sumOf(await scrape(proxy), 'faultline_edge_rejections_total', { reason: 'request_timeout' }) >= 1, 'the cut-offs are counted')
 })
 
 t.test('keep-alive: an idle client connection is closed after listen.keepAliveTimeoutMs', async (t) => {
