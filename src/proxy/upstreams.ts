@@ -3,7 +3,13 @@
  * config generation that points at it, so keep-alive connections survive a
  * reload. Pools no config uses any more are closed gracefully: undici's
  * close() lets in-flight requests finish first.
+ *
+ * For https:// origins the key includes a digest of the CA, certificate and
+ * key files' contents, read on every reload: certificates rotated in place
+ * (a renewed mounted secret, same paths) get a new pool on the next
+ * reload, and the old pool drains.
  */
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Pool } from 'undici'
 import type { UpstreamConfig } from '../config/schema.js'
@@ -16,9 +22,12 @@ export interface PoolOptions {
   tls?: UpstreamConfig['tls']
 }
 
-function keyOf (origin: string, o: PoolOptions): string {
+function keyOf (origin: string, o: PoolOptions, connect: TlsConnect | undefined): string {
   const base = `${origin}|${o.connections}|${o.connectTimeoutMs}|${o.keepAliveTimeoutMs}`
-  return o.tls === undefined ? base : `${base}|${JSON.stringify(o.tls)}`
+  if (o.tls === undefined) return base
+  const files = createHash('sha256')
+  for (const pem of [connect?.ca, connect?.cert, connect?.key]) files.update(pem ?? '').update('\0')
+  return `${base}|${JSON.stringify(o.tls)}|${files.digest('hex')}`
 }
 
 function readPem (path: string, key: string): Buffer {
@@ -29,8 +38,10 @@ function readPem (path: string, key: string): Buffer {
   }
 }
 
+interface TlsConnect { ca?: Buffer, cert?: Buffer, key?: Buffer, servername?: string, rejectUnauthorized: boolean }
+
 /** undici connect options for an https:// origin; files are read now, so a new pool picks up rotated files. */
-function tlsConnect (origin: string, tls: PoolOptions['tls']): Record<string, unknown> | undefined {
+function tlsConnect (origin: string, tls: PoolOptions['tls']): TlsConnect | undefined {
   if (tls === undefined || !origin.startsWith('https:')) return undefined
   return {
     ...(tls.ca !== undefined ? { ca: readPem(tls.ca, 'ca') } : {}),
@@ -46,10 +57,10 @@ export class UpstreamPools {
 
   /** The pool for an origin with these options, created on first use. */
   get (origin: string, options: PoolOptions): Pool {
-    const key = keyOf(origin, options)
+    const connect = tlsConnect(origin, options.tls)
+    const key = keyOf(origin, options, connect)
     let pool = this.pools.get(key)
     if (pool === undefined) {
-      const connect = tlsConnect(origin, options.tls)
       pool = new Pool(origin, {
         ...(connect !== undefined ? { connect } : {}),
         connections: options.connections,

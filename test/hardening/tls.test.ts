@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { copyFileSync, readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
@@ -46,12 +46,16 @@ t.test('TLS upstreams: CA bundle, SNI and mutual TLS', async (t) => {
   t.teardown(async () => { server.closeAllConnections(); await new Promise((resolve) => server.close(resolve)) })
   const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
   const tls = { ca: pki.ca, servername: 'upstream.test', cert: pki.clientCert, key: pki.clientKey }
+  // A CA bundle at a fixed path whose contents are replaced later (a rotated, mounted secret).
+  const liveCa = join(pki.ca, '..', 'live-ca.pem')
+  copyFileSync(pki.otherCa, liveCa)
   const proxy = await startProxy(t, {
     routes: [
       route('mtls', '/mtls', url, { upstream: { url, tls } }),
       route('nocert', '/nocert', url, { upstream: { url, tls: { ca: pki.ca, servername: 'upstream.test' } } }),
       route('wrongca', '/wrongca', url, { upstream: { url, tls: { ...tls, ca: pki.otherCa } } }),
-      route('wrongname', '/wrongname', url, { upstream: { url, tls: { ...tls, servername: 'elsewhere.test' } } })
+      route('wrongname', '/wrongname', url, { upstream: { url, tls: { ...tls, servername: 'elsewhere.test' } } }),
+      route('rotating', '/rotating', url, { upstream: { url, tls: { ...tls, ca: liveCa } } })
     ]
   })
   const ok = await fetchText(`${proxy.url}/mtls`)
@@ -66,6 +70,15 @@ t.test('TLS upstreams: CA bundle, SNI and mutual TLS', async (t) => {
   const wrongName = await fetchText(`${proxy.url}/wrongname`)
   t.equal(wrongName.status, 502, 'a certificate for another name is refused')
   t.equal(seen.length, 1, 'only the verified, authenticated route reached the upstream')
+
+  // Certificates rotated in place are read again on reload: same path, new contents, a new pool.
+  t.equal((await fetchText(`${proxy.url}/rotating`)).status, 502, 'the live bundle does not vouch for the upstream yet')
+  copyFileSync(pki.ca, liveCa)
+  t.equal((await fetchText(`${proxy.url}/rotating`)).status, 502, 'no reload yet: the pool keeps what it read')
+  proxy.faultline.applyConfig(proxy.faultline.currentConfig)
+  const rotated = await fetchText(`${proxy.url}/rotating`)
+  t.equal(rotated.status, 200, 'after a reload the rotated bundle is used')
+  t.equal(rotated.body, 'secure hello')
 })
 
 t.test('TLS config is validated', async (t) => {
