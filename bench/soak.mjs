@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Pool, request } from 'undici'
+import { freePort } from './lib.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -39,14 +40,6 @@ for (const [k, v] of Object.entries({ durationS, rate, intervalS, warmupS })) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const root = join(import.meta.dirname, '..')
-
-async function freePort () {
-  const server = createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 // The upstream: small JSON, a little latency, so the proxy holds some requests in flight.
 const upstream = createServer((req, res) => {

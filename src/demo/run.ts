@@ -13,19 +13,16 @@ import { parsePrometheusText, sumOf } from '../metrics/text.js'
 import { OUTCOMES } from '../metrics/metrics.js'
 import { ERROR_CLASSES } from '../proxy/errors.js'
 import { startDemoUpstream } from './upstream.js'
+import { DEMO_CALLS, type DemoCall } from './client.js'
 import { reportMarkdown, type ExperimentReport } from '../intent/report.js'
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url))
 
-interface Call { route: string, method: 'GET' | 'POST', path: string, body?: string }
+type Call = DemoCall
 
-/** The burst: bounded in count (and each call by the client's own 5 s timeout). */
-const PLAN: Array<{ call: Call, count: number }> = [
-  { call: { route: 'catalog', method: 'GET', path: '/catalog/items' }, count: 300 },
-  { call: { route: 'pricing', method: 'GET', path: '/pricing/quote' }, count: 200 },
-  { call: { route: 'inventory', method: 'GET', path: '/inventory/stock?sku=lamp' }, count: 200 },
-  { call: { route: 'orders', method: 'POST', path: '/api/orders', body: '{"sku":"lamp","qty":1}' }, count: 100 }
-]
+/** How many of each demo call the burst sends: bounded in count (and each call by the client's own 5 s timeout). */
+const COUNTS: Record<string, number> = { catalog: 300, pricing: 200, inventory: 200, orders: 100 }
+const PLAN: Array<{ call: Call, count: number }> = DEMO_CALLS.map((call) => ({ call, count: COUNTS[call.route] ?? 100 }))
 const CONCURRENCY = 8
 
 interface Tally { requests: number, byStatus: Map<string, number>, latencies: number[], transportErrors: number }
