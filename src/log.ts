@@ -43,8 +43,10 @@ export function isoTime (): string {
 /**
  * The logger for the one line per request. Its fields are fixed and carry
  * no headers or query strings, so it skips redaction: with wildcard paths
- * pino runs a redactor over every key of every line, a few percent of the
- * proxy's CPU per request (bench/).
+ * pino runs a redactor over every key of every line. Measured in isolation
+ * (bench/RESULTS.md): 10.2 us per line with redaction, 1.1 us without it;
+ * a line serialised by hand would save 0.6 us more, not worth a second
+ * JSON writer to keep in step with pino.
  */
 export function requestLogger (logger: Logger): Logger {
   return logger.child({}, { redact: [] })
