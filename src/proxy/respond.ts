@@ -118,6 +118,10 @@ function pump (body: Readable, res: ServerResponse): void {
     }
   })
   body.once('end', () => { res.end() })
+  // A body that closes without 'end' or 'error' (a stream some stage destroyed
+  // quietly) must not leave the client waiting: abort its response, as
+  // pipeline() would have with a premature-close error.
+  body.once('close', () => { if (!body.readableEnded && !res.destroyed) res.destroy() })
 }
 
 function noop (): void {}
