@@ -46,6 +46,18 @@ export interface CacheStore {
   stats: () => { entries: number, bytes: number }
 }
 
+/** Method and path: every variant of one resource. */
+export function primaryKey (key: CacheKey): string {
+  return key.method + ' ' + key.path
+}
+
+/** One variant: the primary key plus the request's values of the Vary names (a missing header is not an empty one). */
+export function variantKey (primary: string, names: readonly string[], headers: CacheKey['headers']): string {
+  let out = primary
+  for (const name of names) out += '\n' + name + ':' + (varyValue(headers, name) ?? '\u0000')
+  return out
+}
+
 /** The request header value a Vary name refers to, normalised for comparison. */
 export function varyValue (headers: CacheKey['headers'], name: string): string | null {
   const v = headers[name]

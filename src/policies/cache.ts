@@ -21,7 +21,7 @@ import type { UpstreamResponse } from '../proxy/pipeline.js'
 import type { CacheConfig } from './schema.js'
 import type { PolicyEvents } from './events.js'
 import type { CacheKey, CacheStore, CacheValue } from './cache-store.js'
-import { varyValue } from './cache-store.js'
+import { primaryKey, variantKey, varyValue } from './cache-store.js'
 
 /** How long past freshness (ms) a response may still be served on error. */
 export function staleAllowanceMs (rescc: Record<string, string>, maxStaleMs: number): number {
@@ -53,11 +53,10 @@ export class LastKnownGood {
   }
 
   /** True when this variant was teed within refreshMs; otherwise notes that it is being teed now. */
-  private teedRecently (ctx: RequestContext, varyNames: readonly string[]): boolean {
+  private teedRecently (key: CacheKey, varyNames: readonly string[]): boolean {
     const teedAt = this.teedAt
     if (teedAt === undefined) return false
-    let variant = ctx.method + ' ' + ctx.upstreamPath
-    for (const name of varyNames) variant += '\n' + name + ':' + (varyValue(ctx.req.headers, name) ?? '')
+    const variant = variantKey(primaryKey(key), varyNames, key.headers)
     const now = performance.now()
     const last = teedAt.get(variant)
     if (last !== undefined && now - last < this.config.refreshMs) return true
@@ -80,7 +79,8 @@ export class LastKnownGood {
     if (Number.isFinite(length) && length > this.config.maxEntryBytes) return response
     const varyNames = headerList(headers.vary)
     if (varyNames.includes('*')) return response
-    if (this.teedRecently(ctx, varyNames)) return response
+    const key = this.key(ctx)
+    if (this.teedRecently(key, varyNames)) return response
     const policy = new CachePolicy({ method, url: ctx.upstreamPath, headers: ctx.req.headers }, { status, headers }, { shared: true })
     if (!policy.storable()) return response
     const state = policy.toObject()
@@ -94,7 +94,6 @@ export class LastKnownGood {
       vary = {}
       for (const name of varyNames) vary[name] = varyValue(ctx.req.headers, name)
     }
-    const key = this.key(ctx)
     const writer = this.store.createWriteStream(key, { statusCode: status, headers: stored, vary, cachedAt: now, deleteAt: now + servableMs, policy: state })
     if (writer === undefined) return response
     writer.on('error', noop)

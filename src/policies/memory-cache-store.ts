@@ -8,22 +8,12 @@
 import { Writable } from 'node:stream'
 import { LRUCache } from 'lru-cache'
 import type { CacheKey, CacheStore, CacheValue, CachedResponse } from './cache-store.js'
-import { varyMatches, varyValue } from './cache-store.js'
+import { primaryKey, variantKey, varyMatches } from './cache-store.js'
 
 export interface MemoryCacheStoreOptions {
   maxEntries: number
   maxBytes: number
   maxEntryBytes: number
-}
-
-function primaryKey (key: CacheKey): string {
-  return key.method + ' ' + key.path
-}
-
-function variantKey (primary: string, names: readonly string[], headers: CacheKey['headers']): string {
-  let out = primary
-  for (const name of names) out += '\n' + name + ':' + (varyValue(headers, name) ?? '\u0000')
-  return out
 }
 
 /** Approximate bytes an entry holds: body, headers and a fixed overhead. */

@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { RequestContext } from './context.js'
 import type { UpstreamResponse } from './pipeline.js'
+import type { RouteMetrics } from '../metrics/route-metrics.js'
 import { clientResponseHeaders } from './headers.js'
 import { ClientCancelled, PolicyRejection, UpstreamError, classifyBodyError, classifyError, statusForError } from './errors.js'
 import { bodyLimitExceeded } from './limits.js'
@@ -143,8 +144,9 @@ export function sendJson (res: ServerResponse, status: number, body: ErrorBody, 
   res.end(payload)
 }
 
-/** 413 and close: the rest of the body is never read, so the connection cannot be reused. */
-export function sendTooLarge (res: ServerResponse, limit: number, requestId: string): void {
+/** 413 and close: the rest of the body is never read, so the connection cannot be reused. Counted as an edge refusal. */
+export function sendTooLarge (res: ServerResponse, limit: number, requestId: string, metrics: RouteMetrics): void {
+  metrics.bodyTooLarge()
   if (res.headersSent) {
     res.destroy()
     return
@@ -160,8 +162,7 @@ export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unkn
   const bodyLimit = bodyLimitExceeded(ctx.req)
   if (bodyLimit !== undefined) {
     ctx.outcome = 'failed'
-    ctx.route.metrics.bodyTooLarge()
-    sendTooLarge(res, bodyLimit, ctx.requestId)
+    sendTooLarge(res, bodyLimit, ctx.requestId, ctx.route.metrics)
     return
   }
   if (err instanceof PolicyRejection) {

@@ -147,8 +147,7 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     const hasBody = hasRequestBody(req)
     // A declared length over the limit is refused before anything is read or forwarded.
     if (hasBody && maxBody > 0 && declaredTooLarge(req, maxBody)) {
-      route.metrics.bodyTooLarge()
-      sendTooLarge(res, maxBody, requestId)
+      sendTooLarge(res, maxBody, requestId, route.metrics)
       return
     }
     // Only a body without a trusted length needs counting on the way through.
