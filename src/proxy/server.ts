@@ -17,6 +17,7 @@ import { RequestContext } from './context.js'
 import { hasRequestBody, upstreamRequestHeaders } from './headers.js'
 import { sendFailure, sendJson, sendTooLarge, sendUpstreamResponse, settleOnClose } from './respond.js'
 import { BodyLimit, declaredTooLarge } from './limits.js'
+import { BadPath, normalizeTarget } from './path.js'
 import { serveWithClientFaults } from '../faults/client.js'
 import { clientErrorReason, type Metrics } from '../metrics/metrics.js'
 import { requestLogger } from '../log.js'
@@ -136,7 +137,17 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
       sendJson(res, 431, { error: 'too_many_headers', message: `the request has more than ${maxHeaders} header fields` }, { connection: 'close' })
       return
     }
-    const route = options.routes().match(url, method, hostOf(req.headers.host))
+    // Dot-segments resolved before matching (docs/SECURITY.md): the route and the upstream see the same path.
+    let target: string
+    try {
+      target = normalizeTarget(url)
+    } catch (err) {
+      if (!(err instanceof BadPath)) throw err
+      metrics.edgeRejections.labels('bad_request').inc()
+      sendJson(res, 400, { error: 'bad_path', message: err.message }, { connection: 'close' })
+      return
+    }
+    const route = options.routes().match(target, method, hostOf(req.headers.host))
     if (route === undefined) {
       metrics.unmatched.inc()
       sendJson(res, 404, { error: 'no_route', message: `no route matches ${method} ${url.split('?')[0]}`, path: url.split('?')[0] })
@@ -156,7 +167,7 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
       route,
       req,
       requestId,
-      route.upstreamPath(url),
+      route.upstreamPath(target),
       upstreamRequestHeaders(req, requestId),
       hasBody ? (limit?.body ?? req) : null,
       startedAt
