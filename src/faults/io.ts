@@ -20,7 +20,7 @@ import type { Socket } from 'node:net'
 import { Readable, type Transform } from 'node:stream'
 import type { RequestContext } from '../proxy/context.js'
 import type { UpstreamResponse } from '../proxy/pipeline.js'
-import { ClientCancelled, UpstreamError, classifyError, type ErrorClass } from '../proxy/errors.js'
+import { ClientCancelled, ClientFault, UpstreamError, classifyError, type ErrorClass } from '../proxy/errors.js'
 import { responseErrorClass } from '../proxy/attempt.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
 import type { ChaosSwitch } from './switch.js'
@@ -179,8 +179,9 @@ export class UpstreamSideIO extends FaultIO {
   }
 
   protected abandoned (ctx: RequestContext, reason: unknown): Error {
-    if (reason === undefined) return new UpstreamError('timeout', 'the client went away during an injected delay', { code: INJECTED_CODE })
-    if (reason instanceof ClientCancelled) return reason
+    // The client left or broke a limit during the wait: its fault, not the upstream's.
+    if (reason === undefined) return ctx.clientFault ?? new ClientCancelled()
+    if (reason instanceof ClientFault) return reason
     // The attempt timed out while the fault held it: a failed attempt, as if the upstream were that slow.
     const failure = classifyError(reason)
     ctx.errorClass = failure.errorClass

@@ -4,7 +4,7 @@
  */
 import { Readable } from 'node:stream'
 import type { RequestContext } from '../proxy/context.js'
-import { UpstreamError } from '../proxy/errors.js'
+import { ClientCancelled, ClientFault, UpstreamError } from '../proxy/errors.js'
 
 /** True when ctx.body can be sent again: no body, or one already buffered. */
 export function replayable (ctx: RequestContext): boolean {
@@ -28,11 +28,25 @@ export async function makeReplayable (ctx: RequestContext, limit: number): Promi
   if (body === null || Buffer.isBuffer(body)) return
   const declared = Number(ctx.req.headers['content-length'])
   if (Number.isFinite(declared) && declared > limit) return
-  const { chunks, size, complete } = await readUpTo(body, limit, ctx.deadline)
-  ctx.body = complete ? Buffer.concat(chunks, size) : Readable.from(prefixThenRest(chunks, body), { objectMode: false })
+  const { chunks, size, complete } = await readUpTo(ctx, body, limit)
+  if (complete) {
+    ctx.body = Buffer.concat(chunks, size)
+    return
+  }
+  const rest = Readable.from(prefixThenRest(chunks, body), { objectMode: false })
+  // Ours, so its errors are ours: the client's failure reaches the request through ctx.clientFault.
+  rest.on('error', noop)
+  ctx.body = rest
 }
 
-function readUpTo (stream: Readable, limit: number, deadline: number): Promise<{ chunks: Buffer[], size: number, complete: boolean }> {
+function noop (): void {}
+
+/** A client body that failed while being read is the client's fault, never the upstream's. */
+function clientFaultOf (ctx: RequestContext, err?: unknown): ClientFault {
+  return ctx.clientFault ?? (err instanceof ClientFault ? err : new ClientCancelled())
+}
+
+function readUpTo (ctx: RequestContext, stream: Readable, limit: number): Promise<{ chunks: Buffer[], size: number, complete: boolean }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -51,18 +65,18 @@ function readUpTo (stream: Readable, limit: number, deadline: number): Promise<{
     const onEnd = (): void => { finish(true) }
     const onError = (err: Error): void => {
       cleanup()
-      reject(new UpstreamError('reset', `the client's request body failed: ${err.message}`, { cause: err }))
+      reject(clientFaultOf(ctx, err))
     }
     const onClose = (): void => {
       cleanup()
-      reject(new UpstreamError('reset', 'the client closed the connection while sending the request body'))
+      reject(clientFaultOf(ctx))
     }
     const onTimeout = (): void => {
       cleanup()
       stream.pause()
       reject(new UpstreamError('timeout', 'the client did not finish sending the request body within the route\'s timeoutMs', { timeoutPhase: 'total' }))
     }
-    const timer = setTimeout(onTimeout, Math.max(1, deadline - performance.now()))
+    const timer = setTimeout(onTimeout, Math.max(1, ctx.deadline - performance.now()))
     function cleanup (): void {
       clearTimeout(timer)
       stream.off('data', onData)

@@ -12,7 +12,7 @@
  * The breaker sits inside retry, so it sees every attempt, and an open
  * breaker throws a PolicyRejection that retry does not retry.
  */
-import { ClientCancelled, FailureRule, PolicyRejection, UpstreamError } from '../proxy/errors.js'
+import { ClientFault, FailureRule, PolicyRejection, UpstreamError } from '../proxy/errors.js'
 import { responseErrorClass } from '../proxy/attempt.js'
 import type { Policy } from '../proxy/pipeline.js'
 import type { BreakerConfig } from './schema.js'
@@ -174,8 +174,8 @@ export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, e
       try {
         response = await next(ctx)
       } catch (err) {
-        // The client left: the upstream's answer was never judged, so it is not a failure (nor a success).
-        if (err instanceof ClientCancelled) breaker.abandon(ticket)
+        // The client left or broke a limit: the upstream's answer was never judged, so it is not a failure (nor a success).
+        if (err instanceof ClientFault) breaker.abandon(ticket)
         else breaker.record(ticket, err instanceof UpstreamError && !rule.matchesClass(err.errorClass))
         throw err
       }

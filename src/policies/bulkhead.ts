@@ -11,12 +11,15 @@
  */
 import { PolicyRejection, UpstreamError } from '../proxy/errors.js'
 import type { Policy } from '../proxy/pipeline.js'
+import type { RequestContext } from '../proxy/context.js'
 import type { BulkheadConfig } from './schema.js'
 import type { PolicyEvents } from './events.js'
 
 interface Waiter {
   resolve: () => void
   timer: NodeJS.Timeout
+  /** Stops listening for the waiting request's client fault. */
+  off: () => void
 }
 
 export class Bulkhead {
@@ -49,24 +52,36 @@ export class Bulkhead {
     return true
   }
 
-  /** Waits for a slot until `deadline` (performance.now() time); rejects when the queue is full or time runs out. */
-  async acquire (deadline: number): Promise<void> {
+  /**
+   * Waits for a slot until `deadline` (performance.now() time); rejects when
+   * the queue is full or time runs out, or at once when the waiting
+   * request's client leaves or breaks a limit (`ctx`), so it holds no queue place.
+   */
+  async acquire (deadline: number, ctx?: RequestContext): Promise<void> {
     if (this.tryAcquire()) return
     if (this.queue.length >= this.config.maxQueue) {
       throw new PolicyRejection('rejected_bulkhead',
         `the route is at its limit of ${this.config.maxConcurrent} concurrent requests` + (this.config.maxQueue > 0 ? ` and ${this.config.maxQueue} queued` : ''),
         this.config.retryAfterS)
     }
+    if (ctx?.clientFault !== undefined) throw ctx.clientFault
     await new Promise<void>((resolve, reject) => {
+      const leave = (err: Error): void => {
+        clearTimeout(waiter.timer)
+        waiter.off()
+        const i = this.queue.indexOf(waiter)
+        if (i !== -1) this.queue.splice(i, 1)
+        this.changed()
+        reject(err)
+      }
       const waiter: Waiter = {
         resolve,
         timer: setTimeout(() => {
-          const i = this.queue.indexOf(waiter)
-          if (i !== -1) this.queue.splice(i, 1)
-          this.changed()
-          reject(new UpstreamError('timeout', 'the request waited in the bulkhead queue until the route\'s timeoutMs passed', { timeoutPhase: 'total' }))
-        }, Math.max(1, deadline - performance.now()))
+          leave(new UpstreamError('timeout', 'the request waited in the bulkhead queue until the route\'s timeoutMs passed', { timeoutPhase: 'total' }))
+        }, Math.max(1, deadline - performance.now())),
+        off: noop
       }
+      if (ctx !== undefined) waiter.off = ctx.onClientFault(leave)
       this.queue.push(waiter)
       this.changed()
     })
@@ -77,6 +92,7 @@ export class Bulkhead {
     const next = this.queue.shift()
     if (next !== undefined) {
       clearTimeout(next.timer)
+      next.off()
       next.resolve()
     } else {
       this.active--
@@ -95,7 +111,7 @@ export function bulkheadPolicy (bulkhead: Bulkhead, events: PolicyEvents, releas
   return {
     name: 'bulkhead',
     async execute (ctx, next) {
-      if (!bulkhead.tryAcquire()) await bulkhead.acquire(ctx.deadline)
+      if (!bulkhead.tryAcquire()) await bulkhead.acquire(ctx.deadline, ctx)
       let response
       try {
         response = await next(ctx)
@@ -115,3 +131,5 @@ export function bulkheadPolicy (bulkhead: Bulkhead, events: PolicyEvents, releas
     }
   }
 }
+
+function noop (): void {}

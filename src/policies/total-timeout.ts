@@ -8,7 +8,7 @@
  * it refuses to start past the deadline and turns whatever failed after
  * it into a `timeout` (504) that says so.
  */
-import { ClientCancelled, PolicyRejection, UpstreamError } from '../proxy/errors.js'
+import { ClientFault, PolicyRejection, UpstreamError } from '../proxy/errors.js'
 import type { RequestContext } from '../proxy/context.js'
 import type { Policy } from '../proxy/pipeline.js'
 
@@ -25,7 +25,7 @@ export function totalTimeout (): Policy {
       try {
         return await next(ctx)
       } catch (err) {
-        if (err instanceof PolicyRejection || err instanceof ClientCancelled) throw err
+        if (err instanceof PolicyRejection || err instanceof ClientFault) throw err
         if (performance.now() >= ctx.deadline || (err instanceof UpstreamError && err.timeoutPhase === 'total')) throw expired(ctx, err)
         throw err
       }

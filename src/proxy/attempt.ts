@@ -4,10 +4,10 @@
  * error is always a classified UpstreamError, and every failed attempt
  * (thrown, or a 401/403/429/5xx answer) is counted once, here.
  */
-import type { Pool } from 'undici'
-import type { ErrorClass } from './errors.js'
+import type { Dispatcher, Pool } from 'undici'
+import type { ClientFault, ErrorClass } from './errors.js'
 import { ClientCancelled, classifyError } from './errors.js'
-import type { RequestContext } from './context.js'
+import type { AttemptAbort, RequestContext } from './context.js'
 import type { UpstreamCall, UpstreamResponse } from './pipeline.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
 
@@ -26,17 +26,52 @@ export interface AttemptOptions {
   backstopMs: number
 }
 
+/** The request-side problem that ended this request, if any: the client left, or its body broke a limit. */
+function clientFaultOf (ctx: RequestContext): ClientFault | undefined {
+  if (ctx.clientFault !== undefined) return ctx.clientFault
+  if (ctx.clientGone) return new ClientCancelled()
+  // The client's own body stream died mid-upload (seen here before the response's 'close').
+  const req = ctx.req
+  if (ctx.body === req && req.destroyed && !req.complete) return new ClientCancelled()
+  return undefined
+}
+
+/**
+ * undici keeps an aborted request in its pool queue until a connection is
+ * free (only then does it see the abort), so the caller would wait past
+ * its deadline. The abort settles the attempt at once; undici drops the
+ * queued request when it reaches a connection.
+ */
+async function untilAborted (pending: Promise<Dispatcher.ResponseData>, abort: AttemptAbort | undefined): Promise<Dispatcher.ResponseData> {
+  if (abort === undefined) return await pending
+  return await new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(abort.reason)
+      // Too late to be used: whatever comes back is thrown away.
+      pending.then((response) => { response.body.on('error', noop).destroy() }, noop)
+    }
+    abort.once('abort', onAbort)
+    pending.then(
+      (response) => { abort.off('abort', onAbort); resolve(response) },
+      (err: unknown) => { abort.off('abort', onAbort); reject(err) }
+    )
+  })
+}
+
+function noop (): void {}
+
 export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: RouteMetrics): UpstreamCall {
   const { backstopMs, bodyIdleTimeoutMs } = options
   return async (ctx: RequestContext): Promise<UpstreamResponse> => {
-    // A retry, an alternate or a queued request whose client has left: no new attempt.
-    if (ctx.clientGone) throw new ClientCancelled()
+    // A retry, an alternate or a queued request whose client has left or failed its body: no new attempt.
+    const early = clientFaultOf(ctx)
+    if (early !== undefined) throw early
     ctx.attempts++
     // An EventEmitter undici takes as its signal: no AbortSignal is made for a plain attempt.
     const abort = ctx.attemptAbort
     let response
     try {
-      response = await pool.request({
+      response = await untilAborted(pool.request({
         path: ctx.upstreamPath,
         method: ctx.method as 'GET',
         headers: ctx.upstreamHeaders,
@@ -45,9 +80,11 @@ export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: R
         // The attempt timeout (a policy) owns the deadline; this is only a backstop.
         headersTimeout: backstopMs,
         bodyTimeout: bodyIdleTimeoutMs
-      })
+      }), abort)
     } catch (err) {
-      if (ctx.clientGone) throw new ClientCancelled()
+      // A client fault is not an upstream failure: not counted, not classified.
+      const fault = clientFaultOf(ctx)
+      if (fault !== undefined) throw fault
       const failure = classifyError(abort?.aborted === true ? abort.reason : err)
       ctx.errorClass = failure.errorClass
       metrics.upstreamError(failure.errorClass)

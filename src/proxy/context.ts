@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream'
-import { ClientCancelled, type ErrorClass } from './errors.js'
+import { ClientCancelled, type ClientFault, type ErrorClass } from './errors.js'
 import type { Outcome } from '../metrics/metrics.js'
 import type { RouteRuntime } from './route.js'
 
@@ -74,6 +74,10 @@ export class RequestContext {
   fallback: FallbackKind | undefined = undefined
   /** The client left before its answer: no new attempt starts, and the one in flight was aborted. */
   clientGone = false
+  /** A request-side problem (client gone, body over the limit): ends the request, never counted against the upstream. */
+  clientFault: ClientFault | undefined = undefined
+  /** Waits outside an attempt (a bulkhead queue) that end on a client fault; made on first use. */
+  #faultListeners: Array<(err: ClientFault) => void> | undefined = undefined
   /** The body being streamed to the client, once the status line is out (the responder's, so it can abandon it). */
   responseBody: Readable | undefined = undefined
   /** Label of the upstream that answered (origin host:port). */
@@ -101,6 +105,30 @@ export class RequestContext {
   abandon (): void {
     if (this.clientGone) return
     this.clientGone = true
-    this.attemptAbort?.abort(new ClientCancelled())
+    this.failClient(new ClientCancelled())
+  }
+
+  /**
+   * A request-side problem ends the request wherever it is: the attempt in
+   * flight (or still queued in the pool) is aborted with it, any wait
+   * outside an attempt ends, and no new attempt starts.
+   */
+  failClient (err: ClientFault): void {
+    if (this.clientFault !== undefined) return
+    this.clientFault = err
+    this.attemptAbort?.abort(err)
+    const listeners = this.#faultListeners
+    this.#faultListeners = undefined
+    if (listeners !== undefined) for (const listener of listeners) listener(err)
+  }
+
+  /** Calls `listener` once if a client fault ends this request; returns the unsubscribe. */
+  onClientFault (listener: (err: ClientFault) => void): () => void {
+    const listeners = (this.#faultListeners ??= [])
+    listeners.push(listener)
+    return () => {
+      const i = listeners.indexOf(listener)
+      if (i !== -1) listeners.splice(i, 1)
+    }
   }
 }

@@ -34,15 +34,33 @@ export class UpstreamError extends Error {
 }
 
 /**
+ * A request-side problem: the client left, or its body broke a limit. Never
+ * an upstream failure: it is not retried, not answered from a fallback, not
+ * counted by the breaker or the upstream error metrics, and it ends only
+ * its own request.
+ */
+export class ClientFault extends Error {}
+
+/**
  * The client closed its connection before its answer was sent. The request
  * is abandoned: the attempt in flight is aborted, nothing is retried or
  * served from a fallback, and nothing counts against the upstream (its
  * breaker, its error metrics). Envoy resets the upstream stream the same way.
  */
-export class ClientCancelled extends Error {
+export class ClientCancelled extends ClientFault {
   constructor () {
     super('the client closed the connection before its answer was sent')
     this.name = 'ClientCancelled'
+  }
+}
+
+/** The client's streamed (chunked) body passed the route's limit: answered 413 wherever the request was. */
+export class RequestBodyTooLarge extends ClientFault {
+  readonly limit: number
+  constructor (limit: number) {
+    super(`the request body is larger than ${limit} bytes`)
+    this.name = 'RequestBodyTooLarge'
+    this.limit = limit
   }
 }
 

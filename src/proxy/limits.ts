@@ -5,6 +5,9 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { PassThrough, type Readable } from 'node:stream'
+import { ClientCancelled, RequestBodyTooLarge, type ClientFault } from './errors.js'
+
+export { RequestBodyTooLarge }
 
 /** Requests whose streamed body passed its limit, with the limit: sendFailure answers them 413. */
 const exceeded = new WeakMap<IncomingMessage, number>()
@@ -12,13 +15,6 @@ const exceeded = new WeakMap<IncomingMessage, number>()
 /** The limit a request's body passed, if it did. */
 export function bodyLimitExceeded (req: IncomingMessage): number | undefined {
   return exceeded.get(req)
-}
-
-export class RequestBodyTooLarge extends Error {
-  constructor (limit: number) {
-    super(`the request body is larger than ${limit} bytes`)
-    this.name = 'RequestBodyTooLarge'
-  }
 }
 
 export function declaredTooLarge (req: IncomingMessage, limit: number): boolean {
@@ -31,14 +27,24 @@ export function declaredTooLarge (req: IncomingMessage, limit: number): boolean 
  * (undici aborts the upstream request, so an incomplete body is never
  * delivered as complete) while the client's own stream is only paused, not
  * destroyed: the socket must stay open long enough to carry the 413.
+ *
+ * The forwarded stream is ours, so its errors are ours to handle: it may
+ * fail while nobody reads it yet (the request queued in the pool or a
+ * bulkhead, held by a fault), and an 'error' without a listener would
+ * crash the process. The fault goes to the request instead (`onFault`),
+ * which ends it wherever it is waiting.
  */
 export class BodyLimit {
   readonly body: Readable
   exceeded = false
+  #fault: ClientFault | undefined = undefined
+  #onFault: ((err: ClientFault) => void) | undefined = undefined
 
   constructor (req: IncomingMessage, limit: number) {
     const body = new PassThrough()
     this.body = body
+    // The owner's listener: whoever reads the body later adds its own.
+    body.on('error', noop)
     let seen = 0
     const onData = (chunk: Buffer): void => {
       seen += chunk.length
@@ -47,7 +53,7 @@ export class BodyLimit {
         exceeded.set(req, limit)
         req.off('data', onData)
         req.pause()
-        body.destroy(new RequestBodyTooLarge(limit))
+        this.fail(new RequestBodyTooLarge(limit))
         return
       }
       if (!body.write(chunk)) req.pause()
@@ -55,7 +61,23 @@ export class BodyLimit {
     req.on('data', onData)
     body.on('drain', () => { if (!this.exceeded) req.resume() })
     req.once('end', () => { body.end() })
-    req.once('error', (err) => { body.destroy(err) })
-    req.once('close', () => { if (!req.complete && !body.destroyed) body.destroy(new Error('the client closed the connection while sending the request body')) })
+    req.once('error', () => { this.fail(new ClientCancelled()) })
+    req.once('close', () => { if (!req.complete) this.fail(new ClientCancelled()) })
+  }
+
+  /** Where a fault goes: the request's context, once it exists (a fault before that is delivered on attach). */
+  set onFault (listener: (err: ClientFault) => void) {
+    this.#onFault = listener
+    if (this.#fault !== undefined) listener(this.#fault)
+  }
+
+  private fail (err: ClientFault): void {
+    if (this.#fault !== undefined) return
+    this.#fault = err
+    // The request learns first, so whatever the destroyed stream fails reads the fault from it.
+    this.#onFault?.(err)
+    if (!this.body.destroyed) this.body.destroy(err)
   }
 }
+
+function noop (): void {}

@@ -10,7 +10,7 @@ import type { RequestContext } from './context.js'
 import type { UpstreamResponse } from './pipeline.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
 import { clientResponseHeaders } from './headers.js'
-import { ClientCancelled, PolicyRejection, UpstreamError, classifyBodyError, classifyError, statusForError } from './errors.js'
+import { ClientCancelled, PolicyRejection, RequestBodyTooLarge, UpstreamError, classifyBodyError, classifyError, statusForError } from './errors.js'
 import { bodyLimitExceeded } from './limits.js'
 
 const LOG_PATH_MAX = 256
@@ -90,6 +90,11 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
   // destroyed because the client left (settleOnClose) is not a failure.
   body.once('error', (err) => {
     if (res.destroyed) return
+    // The client's body failed (left mid-upload, over the limit) after the upstream answered: not the upstream's failure.
+    if (ctx.clientFault !== undefined) {
+      res.destroy()
+      return
+    }
     const failure = classifyBodyError(err, upstream.headers['content-length'] !== undefined)
     ctx.errorClass = failure.errorClass
     ctx.outcome = 'failed'
@@ -158,8 +163,8 @@ export function sendTooLarge (res: ServerResponse, limit: number, requestId: str
 export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unknown): void {
   // Abandoned because the client left (settleOnClose): nobody to answer, nothing to classify.
   if (err instanceof ClientCancelled) return
-  // The upstream call failed because the client's streamed body passed the route's limit (src/proxy/limits.ts).
-  const bodyLimit = bodyLimitExceeded(ctx.req)
+  // The client's streamed body passed the route's limit (src/proxy/limits.ts), wherever the request was.
+  const bodyLimit = err instanceof RequestBodyTooLarge ? err.limit : bodyLimitExceeded(ctx.req)
   if (bodyLimit !== undefined) {
     ctx.outcome = 'failed'
     sendTooLarge(res, bodyLimit, ctx.requestId, ctx.route.metrics)

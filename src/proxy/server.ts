@@ -172,6 +172,8 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
       hasBody ? (limit?.body ?? req) : null,
       startedAt
     )
+    // A body that fails the limit or is cut by the client ends this request, wherever it waits.
+    if (limit !== undefined) limit.onFault = (err) => { ctx.failClient(err) }
     // From the start, so a client that leaves before any answer is still counted and logged.
     settleOnClose(ctx, res, requestLog)
     // Client-side faults and trigger headers wrap the whole exchange; without them this is one property read.
