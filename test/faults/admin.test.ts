@@ -1,9 +1,9 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { route, startProxy, type StartedProxy } from '../helpers.js'
+import { route, startProxy, type StartedProxy, type TestUpstream } from '../helpers.js'
 import { TOKEN, auth, chaosProxy, jsonUpstream, see } from './fixtures.js'
 
 async function admin (proxy: StartedProxy, method: string, path: string, body?: unknown, headers: Record<string, string> = auth): Promise<{ status: number, body: any }> {
@@ -142,4 +142,56 @@ t.test('a reload replaces runtime changes with the file; the kill switch survive
   await admin(proxy, 'POST', '/chaos/off')
   t.equal((await admin(proxy, 'POST', '/reload')).status, 200)
   t.equal((await see(`${proxy.url}/svc/x`)).status, 200, 'a reload does not re-arm chaos')
+})
+
+// The switch hands every wait a release signal; off aborts it. Turning on
+// again must hand out a fresh, unaborted one, or every delay, hang and
+// throttle would be "released" at once for ever after. Each check below
+// holds only when the fault really waits: a lower bound on time, or a
+// timeout status the upstream never produces.
+async function assertDelaysInject (t: Test, proxy: StartedProxy, upstream: TestUpstream, when: string): Promise<void> {
+  const delayed = await see(`${proxy.url}/svc/slow`)
+  t.equal(delayed.status, 200, `${when}: the delayed request is answered`)
+  t.ok(delayed.ms >= 380, `${when}: a 400 ms latency fault waits (${Math.round(delayed.ms)} ms)`)
+  const hits = upstream.hits()
+  const hung = await see(`${proxy.url}/svc/hang`)
+  t.equal(hung.status, 502, `${when}: a hang closes without an answer instead of reaching the upstream`)
+  t.equal(upstream.hits(), hits, `${when}: the hung request never reached the upstream`)
+  const throttled = await see(`${proxy.url}/svc/throttled`)
+  t.equal(throttled.body.length, 1_011, `${when}: the throttled body arrives whole`)
+  t.ok(throttled.ms >= 600, `${when}: ~1 KB at 1 KB/s is paced (${Math.round(throttled.ms)} ms)`)
+}
+
+const rearmFaults = {
+  faults: [
+    { kind: 'latency', ms: 400, match: { path: '/svc/slow' } },
+    { kind: 'timeout', closeAfterMs: 300, match: { path: '/svc/hang' } },
+    { kind: 'throttle', bytesPerSecond: 1_000, match: { path: '/svc/throttled' } }
+  ]
+}
+
+t.test('POST /chaos/off then /chaos/on: delays, hangs and throttles inject again', async (t) => {
+  const upstream = await jsonUpstream(t, { data: 'x'.repeat(1_000) })
+  const proxy = await chaosProxy(t, upstream.url, rearmFaults)
+  await assertDelaysInject(t, proxy, upstream, 'before the switch')
+
+  t.equal((await admin(proxy, 'POST', '/chaos/off')).status, 200)
+  const released = await see(`${proxy.url}/svc/hang`)
+  t.equal(released.status, 200, 'off: the hang is not injected')
+  t.equal((await admin(proxy, 'POST', '/chaos/on')).status, 200)
+  await assertDelaysInject(t, proxy, upstream, 'after off and on')
+
+  // Twice round, in case a fresh signal were made only once.
+  await admin(proxy, 'POST', '/chaos/off')
+  await admin(proxy, 'POST', '/chaos/on')
+  await assertDelaysInject(t, proxy, upstream, 'after a second off and on')
+})
+
+t.test('PATCH a route off then on: delays, hangs and throttles inject again', async (t) => {
+  const upstream = await jsonUpstream(t, { data: 'x'.repeat(1_000) })
+  const proxy = await chaosProxy(t, upstream.url, rearmFaults)
+  t.equal((await admin(proxy, 'PATCH', '/chaos/routes/svc', { enabled: false })).status, 200)
+  t.equal((await see(`${proxy.url}/svc/hang`)).status, 200, 'disabled: the hang is not injected')
+  t.equal((await admin(proxy, 'PATCH', '/chaos/routes/svc', { enabled: true })).status, 200)
+  await assertDelaysInject(t, proxy, upstream, 'after the route is re-enabled')
 })
