@@ -2,8 +2,10 @@
  * Shared test fixtures: real servers on 127.0.0.1, random ports, torn down
  * by tap after each test. No mocks: the proxy under test is the real one.
  */
+import { accessSync, constants } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { delimiter, join } from 'node:path'
 import { Writable } from 'node:stream'
 import { request } from 'undici'
 import { Faultline } from '../src/faultline.js'
@@ -125,4 +127,48 @@ export async function rawExchange (port: number, payload: string, timeoutMs = 5_
     socket.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(chunks).toString('latin1')) })
     socket.write(payload)
   })
+}
+
+/** The absolute path of an executable on PATH, or undefined. */
+export function which (name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue
+    const candidate = join(dir, name)
+    try { accessSync(candidate, constants.X_OK); return candidate } catch {}
+  }
+  return undefined
+}
+
+/** The Debian package that provides each external program a test runs (.ci/run installs them). */
+const PACKAGE_OF: Record<string, string> = {
+  promtool: 'prometheus',
+  prometheus: 'prometheus',
+  chromium: 'chromium',
+  'redis-server': 'redis-server',
+  openssl: 'openssl'
+}
+
+/** True under CI (CI=true, as .ci/run and CI services set it). */
+export function inCI (): boolean {
+  const ci = process.env.CI
+  return ci !== undefined && ci !== '' && ci !== '0' && ci !== 'false'
+}
+
+export type NeededTool = { path: string, skip: false } | { path: undefined, skip: string }
+
+/**
+ * An external program some tests need, looked up once per test file.
+ * Found: its path, and `skip: false`. Missing in CI: throws, so the file
+ * fails saying how to install it (a skipped test would let `npm test`
+ * pass without having tested anything). Missing outside CI: a skip reason
+ * for tap's `skip` option, also printed to stderr so it is not missed.
+ */
+export function needTool (name: string): NeededTool {
+  const path = which(name)
+  if (path !== undefined) return { path, skip: false }
+  const pkg = PACKAGE_OF[name] ?? name
+  const how = `${name} not found on PATH: install it (apt-get install ${pkg}; .ci/run does)`
+  if (inCI()) throw new Error(`${how}. CI=true, so the tests that need it fail instead of skipping.`)
+  process.stderr.write(`\n*** SKIPPING the tests that need ${name}: ${how}. In CI (CI=true) they fail. ***\n\n`)
+  return { path: undefined, skip: how }
 }

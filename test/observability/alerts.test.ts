@@ -12,12 +12,11 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { REPO, repoText, promqlMetricNames, parseVolume } from '../docker-files.js'
 import { Metrics } from '../../src/metrics/metrics.js'
-import { fetchText } from '../helpers.js'
-import { missing, run, which } from './tools.js'
+import { fetchText, needTool } from '../helpers.js'
+import { run } from './tools.js'
 import { startBusyProxy } from './workload.js'
 
-const promtool = which('promtool')
-const skip = promtool === undefined ? missing('promtool', 'prometheus') : false
+const { path: promtool, skip } = needTool('promtool')
 
 const rule = z.union([
   z.object({ record: z.string(), expr: z.string() }).loose(),

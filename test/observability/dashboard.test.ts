@@ -10,11 +10,11 @@ import t from 'tap'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { REPO, repoText } from '../docker-files.js'
-import { missing, which } from './tools.js'
+import { needTool } from '../helpers.js'
 import { startBusyProxy } from './workload.js'
 import { startPrometheus } from './prometheus-server.js'
 
-const prometheus = which('prometheus')
+const { path: prometheus, skip } = needTool('prometheus')
 
 const dashboard = z.object({
   templating: z.object({ list: z.array(z.object({ name: z.string(), query: z.object({ query: z.string() }).loose() }).loose()) }),
@@ -36,7 +36,7 @@ function substitute (expr: string, vars: Map<string, string>): string {
   return out
 }
 
-t.test('every dashboard panel query returns data from a real Prometheus', { skip: prometheus === undefined ? missing('prometheus', 'prometheus') : false, timeout: 180_000 }, async (t) => {
+t.test('every dashboard panel query returns data from a real Prometheus', { skip, timeout: 180_000 }, async (t) => {
   const busy = await startBusyProxy(t)
   const server = await startPrometheus(t, prometheus!, {
     targets: [`127.0.0.1:${busy.proxy.faultline.adminPort}`],

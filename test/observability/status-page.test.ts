@@ -8,10 +8,10 @@ import t from 'tap'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fetchText, rawExchange, route, startProxy, startUpstream } from '../helpers.js'
-import { missing, run, which } from './tools.js'
+import { fetchText, needTool, rawExchange, route, startProxy, startUpstream } from '../helpers.js'
+import { run } from './tools.js'
 
-const chromium = which('chromium')
+const { path: chromium, skip } = needTool('chromium')
 
 t.test('the page and its assets: same-origin only, no inline script', async (t) => {
   const up = await startUpstream(t, (_req, res) => { res.end('ok') })
@@ -28,7 +28,7 @@ t.test('the page and its assets: same-origin only, no inline script', async (t) 
   t.equal((await fetchText(`${proxy.adminUrl}/status.css`)).status, 200)
 })
 
-t.test('headless Chromium renders the routes table with live data', { skip: chromium === undefined ? missing('chromium', 'chromium') : false, timeout: 120_000 }, async (t) => {
+t.test('headless Chromium renders the routes table with live data', { skip, timeout: 120_000 }, async (t) => {
   const ok = await startUpstream(t, (_req, res) => { res.end('ok') })
   const down = await startUpstream(t, (_req, res) => { res.statusCode = 503; res.end('no') })
   const proxy = await startProxy(t, {
