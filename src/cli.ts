@@ -98,6 +98,13 @@ async function check (args: string[]): Promise<void> {
   const file = args[0]
   if (!file) fail('faultline check: no file given\n' + USAGE, 2)
   const config = await loadOrFail(file)
+  // The same checks run and reload make before building (schemas compile, files read).
+  try {
+    Faultline.check(config, file)
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2)
+    throw err
+  }
   process.stdout.write(`${file}: ok (${config.routes.length} route${config.routes.length === 1 ? '' : 's'}: ${config.routes.map((r) => r.name).join(', ')})\n`)
 }
 

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { isLoopbackHost, type Config } from './config/schema.js'
 import { loadConfigFile } from './config/load.js'
 import { ConfigError } from './config/errors.js'
+import { prepareConfig } from './config/prepare.js'
 import { createLogger, type Logger } from './log.js'
 import { Metrics } from './metrics/metrics.js'
 import { UpstreamPools } from './proxy/upstreams.js'
@@ -84,17 +85,28 @@ export class Faultline {
     this.configFile = options.configFile
     this.logger = options.logger ?? createLogger(config.log.level)
     this.metrics = options.metrics ?? new Metrics()
-    this.adminToken = resolveAdminToken(config)
-    if (!isLoopbackHost(config.admin.host) && this.adminToken === undefined) {
-      throw new ConfigError(options.configFile ?? '<config>', [{
-        path: 'admin.host',
-        message: `expected a loopback address when no admin token is set, got "${config.admin.host}" (set admin.token or admin.tokenFile to expose the admin API)`
-      }])
-    }
+    this.adminToken = Faultline.check(config, options.configFile ?? '<config>')
     this.alerts = new AlertNotifier(config.alerts, { logger: this.logger, metrics: this.metrics, recorder: this.report })
     this.alerts.watchRoutes(() => this.table.routes.map((r) => r.name))
     this.table = this.buildTable(config)
     this.experiments = new ExperimentRunner(this.metrics, () => this.table, () => this.config.controller.evaluationMs)
+  }
+
+  /**
+   * Everything `run` checks before building anything, beyond the schema:
+   * the admin token (file), compiled schemas, readable TLS files. `faultline
+   * check` runs exactly this. Returns the admin token in force.
+   */
+  static check (config: Config, file: string): string | undefined {
+    const token = resolveAdminToken(config)
+    if (!isLoopbackHost(config.admin.host) && token === undefined) {
+      throw new ConfigError(file, [{
+        path: 'admin.host',
+        message: `expected a loopback address when no admin token is set, got "${config.admin.host}" (set admin.token or admin.tokenFile to expose the admin API)`
+      }])
+    }
+    prepareConfig(config, file)
+    return token
   }
 
   /** Validates, binds both listeners and returns once the proxy is ready. */
@@ -109,9 +121,20 @@ export class Faultline {
     return faultline
   }
 
+  /** Builds every route or none: a route that fails to build releases what the ones before it acquired. */
   private buildTable (config: Config): RouteTable {
+    const routes: RouteRuntime[] = []
+    try {
+      for (const route of config.routes) {
+        routes.push(new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, controller: config.controller, report: this.report, watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream) }))
+      }
+    } catch (err) {
+      for (const route of routes) route.dispose()
+      // Records the failed build made for new route names go too.
+      if (this.table !== undefined) this.report.retain(this.table.routes.map((r) => r.name))
+      throw err
+    }
     this.report.retain(config.routes.map((r) => r.name))
-    const routes = config.routes.map((route) => new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, controller: config.controller, report: this.report, watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream) }))
     return new RouteTable(routes)
   }
 
@@ -204,6 +227,8 @@ export class Faultline {
 
   /** Swaps in an already-validated config. Listener and admin addresses need a restart to change. */
   applyConfig (next: Config): { generation: number, routes: string[] } {
+    // Everything that can fail is checked before anything is acquired or swapped.
+    prepareConfig(next, this.configFile ?? '<config>')
     const token = resolveAdminToken(next)
     if (!isLoopbackHost(this.config.admin.host) && token === undefined) {
       throw new ConfigError(this.configFile ?? '<config>', [{ path: 'admin.token', message: 'expected a token: the admin API listens on a non-loopback address' }])
@@ -215,7 +240,14 @@ export class Faultline {
         this.logger.warn({ section: key }, `config.${key} changed: it takes effect on restart`)
       }
     }
-    const table = this.buildTable(next)
+    let table: RouteTable
+    try {
+      table = this.buildTable(next)
+    } catch (err) {
+      // buildTable released what it acquired; the caller gets a 400 with the reason, not a 500.
+      if (err instanceof ConfigError) throw err
+      throw new ConfigError(this.configFile ?? '<config>', [{ path: '', message: `the config could not be built: ${(err as Error).message}` }])
+    }
     const previous = this.table
     const evaluationChanged = next.controller.evaluationMs !== this.config.controller.evaluationMs
     // An experiment's books live in the routes being replaced: end it with what it has.
@@ -230,8 +262,8 @@ export class Faultline {
     this.alerts.configure(next.alerts)
     this.generation++
     if (evaluationChanged && this.evaluation !== undefined) this.startEvaluation()
-    for (const route of previous.routes) route.dispose()
-    void this.pools.retain(new Set(table.routes.flatMap((r) => r.pools)))
+    // Old routes release their pools and policy leases when their last in-flight request settles.
+    for (const route of previous.routes) route.retire()
     this.metrics.configReloads.labels('success').inc()
     this.metrics.configLoaded.setToCurrentTime()
     this.metrics.routesConfigured.set(next.routes.length)

@@ -24,6 +24,11 @@ const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/i
 
 export const REDACTED = '[redacted]'
 
+/** True for a field or header name whose value is a secret (config errors use it too). */
+export function isSecretKey (key: string): boolean {
+  return SECRET_KEYS.has(key.toLowerCase())
+}
+
 export function redactSecrets<T> (value: T): T {
   return walk(value, 0) as T
 }
@@ -39,7 +44,7 @@ function walk (value: unknown, depth: number): unknown {
     if (typeof toJSON === 'function') return walk(toJSON.call(value), depth + 1)
     const out: Record<string, unknown> = {}
     for (const [key, item] of Object.entries(value)) {
-      out[key] = SECRET_KEYS.has(key.toLowerCase()) && item !== undefined && item !== null ? REDACTED : walk(item, depth + 1)
+      out[key] = isSecretKey(key) && item !== undefined && item !== null ? REDACTED : walk(item, depth + 1)
     }
     return out
   }

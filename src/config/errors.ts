@@ -4,6 +4,7 @@
  * expected, one line per problem.
  */
 import type { z } from 'zod'
+import { isSecretKey } from '../admin/redact.js'
 
 export interface ConfigProblem {
   path: string
@@ -52,6 +53,9 @@ function bound (issue: { minimum?: unknown, maximum?: unknown, inclusive?: boole
 
 /** One zod issue as "expected X, got Y". */
 export function describeIssue (issue: z.core.$ZodIssue): string {
+  // A refused secret (a short admin.token, an Authorization matcher) is never echoed into a log or an API answer.
+  const last = issue.path[issue.path.length - 1]
+  if (typeof last === 'string' && isSecretKey(last)) issue = { ...issue, input: '[redacted]' } as z.core.$ZodIssue
   const input = (issue as { input?: unknown }).input
   switch (issue.code) {
     case 'invalid_type':

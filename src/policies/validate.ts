@@ -32,13 +32,14 @@ async function readUpTo (body: Readable, maxBytes: number): Promise<Buffer | 'to
   return Buffer.concat(chunks, size)
 }
 
+/** Strict off so common real-world schemas ("format" without ajv-formats) still compile; throws on a schema that does not. */
+export function compileSchema (schema: NonNullable<ValidateConfig['schema']>): ValidateFunction {
+  return new Ajv({ strict: false, allErrors: false }).compile(schema)
+}
+
 export function validateResponse (config: ValidateConfig, routeName: string): Policy {
-  let check: ValidateFunction | undefined
-  if (config.schema !== undefined) {
-    // Compiled once per route and config generation; strict off so common
-    // real-world schemas ("format" without ajv-formats) still compile.
-    check = new Ajv({ strict: false, allErrors: false }).compile(config.schema)
-  }
+  // Compiled once per route and config generation (prepareConfig has compiled it once already, so this does not throw).
+  const check = config.schema !== undefined ? compileSchema(config.schema) : undefined
   return {
     name: 'validate',
     async execute (ctx, next): Promise<UpstreamResponse> {

@@ -28,6 +28,8 @@ function pathForLog (url: string | undefined): string {
  * happened before a listener was added is never seen again.
  */
 export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Logger): void {
+  // The route (and its pools and policies) stays whole until this request settles, even if a reload retires it.
+  ctx.route.enter()
   // The one 'close' listener of a request: it also abandons an upstream body
   // the client left before the end of (and with it the upstream connection).
   res.once('close', () => {
@@ -59,6 +61,7 @@ export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Lo
       fault: ctx.fault,
       fallback: ctx.fallback
     }, 'request')
+    ctx.route.leave()
   })
 }
 

@@ -54,8 +54,15 @@ export class RouteRuntime {
   readonly intent: IntentEngine | undefined
   /** The whole pipeline: policies around one upstream attempt. Recomposed when chaos is switched on or off here. */
   call: UpstreamCall
+  /** Requests of this route not settled yet (a retired route keeps its pools and policies until this is 0). */
+  private inflight = 0
+  private retired = false
+  private disposed = false
+  private readonly releasePools: () => void
 
   constructor (config: RouteConfig, deps: RouteDeps) {
+    // Built first: it can fail (a schema that does not compile) before anything is acquired.
+    const validate = config.validate !== undefined ? validateResponse(config.validate, config.name) : undefined
     this.name = config.name
     this.config = config
     this.prefix = config.match.pathPrefix
@@ -77,6 +84,7 @@ export class RouteRuntime {
       ? config.upstream.alternates.map((url) => ({ label: new URL(url).host, pool: deps.pools.forUpstream(config.upstream, url) }))
       : []
     this.pools = [this.pool, ...alternates.map((a) => a.pool)]
+    this.releasePools = () => { for (const pool of this.pools) deps.pools.release(pool) }
     const policies = buildPolicies(config, {
       registry: deps.policyState,
       metrics: deps.metrics,
@@ -90,7 +98,7 @@ export class RouteRuntime {
     // Faults innermost, just inside the attempt timeout: every attempt re-rolls, an injected hang is cut
     // by the attempt timeout, and the policies see an injected failure exactly like a real one.
     // Validation sits just outside the faults: it judges the body a fault produced.
-    if (config.validate !== undefined) policies.push(validateResponse(config.validate, config.name))
+    if (validate !== undefined) policies.push(validate)
     this.policies = [...policies, this.faults.stage]
     // With nothing to inject upstream-side the stage is left out of the chain: it costs nothing per request.
     const compose = (): UpstreamCall => composePipeline(this.faults.active ? this.policies : policies, attempt)
@@ -120,8 +128,36 @@ export class RouteRuntime {
     return policies
   }
 
+  /** A request of this route started (RequestContext): the route stays whole until leave(). */
+  enter (): void {
+    this.inflight++
+  }
+
+  /** A request of this route settled (its response closed). */
+  leave (): void {
+    this.inflight--
+    if (this.retired && this.inflight === 0) this.dispose()
+  }
+
+  get inFlight (): number { return this.inflight }
+
+  /**
+   * A reload replaced this route (or removed it): new requests go to the new
+   * generation, and this one's pools, policy leases and intent engine are
+   * released once its last in-flight request settles, so nothing it holds
+   * is closed under a request that is queued, backing off or delayed.
+   */
+  retire (): void {
+    this.retired = true
+    if (this.inflight === 0) this.dispose()
+  }
+
+  /** Releases everything at once (shutdown, or a build that failed). Idempotent. */
   dispose (): void {
+    if (this.disposed) return
+    this.disposed = true
     for (const p of this.policies) p.dispose?.()
     this.intent?.dispose()
+    this.releasePools()
   }
 }

@@ -1,8 +1,10 @@
 /**
  * One undici Pool per upstream origin, shared by every route and every
  * config generation that points at it, so keep-alive connections survive a
- * reload. Pools no config uses any more are closed gracefully: undici's
- * close() lets in-flight requests finish first.
+ * reload. Pools are reference counted: each route holds its pools until it
+ * is retired and its last request is done (RouteRuntime), so a request
+ * queued, backing off or held by an injected delay across a reload still
+ * finds its pool open. Only a pool nobody holds is closed, gracefully.
  *
  * For https:// origins the key includes a digest of the CA, certificate and
  * key files' contents, read on every reload: certificates rotated in place
@@ -52,51 +54,68 @@ function tlsConnect (origin: string, tls: PoolOptions['tls']): TlsConnect | unde
   }
 }
 
-export class UpstreamPools {
-  private readonly pools = new Map<string, Pool>()
+/** Reads every TLS file an upstream names, so a config whose files are unreadable fails before anything is built. */
+export function checkUpstreamFiles (config: UpstreamConfig): void {
+  for (const url of [config.url, ...config.alternates]) tlsConnect(new URL(url).origin, config.tls)
+}
 
-  /** The pool for an origin with these options, created on first use. */
-  get (origin: string, options: PoolOptions): Pool {
+interface PoolEntry { pool: Pool, refs: number }
+
+export class UpstreamPools {
+  private readonly pools = new Map<string, PoolEntry>()
+
+  /** The pool for an origin with these options, created on first use; the caller holds one reference until release(). */
+  acquire (origin: string, options: PoolOptions): Pool {
     const connect = tlsConnect(origin, options.tls)
     const key = keyOf(origin, options, connect)
-    let pool = this.pools.get(key)
-    if (pool === undefined) {
-      pool = new Pool(origin, {
-        ...(connect !== undefined ? { connect } : {}),
-        connections: options.connections,
-        pipelining: 1,
-        keepAliveTimeout: options.keepAliveTimeoutMs,
-        connectTimeout: options.connectTimeoutMs
-      })
-      this.pools.set(key, pool)
+    let entry = this.pools.get(key)
+    if (entry === undefined) {
+      entry = {
+        pool: new Pool(origin, {
+          ...(connect !== undefined ? { connect } : {}),
+          connections: options.connections,
+          pipelining: 1,
+          keepAliveTimeout: options.keepAliveTimeoutMs,
+          connectTimeout: options.connectTimeoutMs
+        }),
+        refs: 0
+      }
+      this.pools.set(key, entry)
     }
-    return pool
+    entry.refs++
+    return entry.pool
   }
 
   forUpstream (config: UpstreamConfig, origin: string = config.url): Pool {
-    return this.get(new URL(origin).origin, config)
+    return this.acquire(new URL(origin).origin, config)
   }
 
-  /** Closes every pool not in `keep`, after its in-flight requests end. */
-  async retain (keep: Set<Pool>): Promise<void> {
-    const closing: Promise<void>[] = []
-    for (const [key, pool] of this.pools) {
-      if (!keep.has(pool)) {
-        this.pools.delete(key)
-        closing.push(pool.close().catch(() => {}))
-      }
+  /** Drops one reference; the last one closes the pool (undici lets its in-flight requests finish). */
+  release (pool: Pool): void {
+    for (const [key, entry] of this.pools) {
+      if (entry.pool !== pool) continue
+      if (--entry.refs > 0) return
+      this.pools.delete(key)
+      pool.close().catch(() => {})
+      return
     }
-    await Promise.all(closing)
+  }
+
+  /** How many pools are open (tests: nothing leaks across reloads). */
+  get size (): number {
+    return this.pools.size
   }
 
   async closeAll (): Promise<void> {
-    await this.retain(new Set())
+    const all = [...this.pools.values()]
+    this.pools.clear()
+    await Promise.all(all.map(async (e) => { await e.pool.close().catch(() => {}) }))
   }
 
   /** Ends every connection now; for a shutdown whose drain deadline passed. */
   async destroyAll (): Promise<void> {
     const all = [...this.pools.values()]
     this.pools.clear()
-    await Promise.all(all.map(async (p) => await p.destroy().catch(() => {})))
+    await Promise.all(all.map(async (e) => { await e.pool.destroy().catch(() => {}) }))
   }
 }
