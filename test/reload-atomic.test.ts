@@ -45,7 +45,7 @@ t.test('a reload with an invalid schema is refused whole: 400, nothing left behi
   t.equal((await fetchText(`${proxy.url}/svc`)).status, 200, 'the old config stays live')
 
   // `check` runs the same build: the file that reload refused fails it, exit 2, naming the path.
-  const check = spawnSync(process.execPath, [...CLI, 'check', file], { encoding: 'utf8', timeout: 15_000 })
+  const check = spawnSync(process.execPath, [...CLI, 'check', file], { encoding: 'utf8', timeout: 60_000 })
   t.equal(check.status, 2)
   t.match(check.stderr, /routes\[1\]\.validate\.schema: expected a JSON Schema that compiles/)
 })
