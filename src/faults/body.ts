@@ -24,8 +24,13 @@ export function throughRequestBody (body: Readable | Buffer, transform: Transfor
   return transform
 }
 
-/** Headers without content-length: for bodies whose length a fault changes (sent chunked instead). */
-export function withoutLength (headers: Headers): Headers {
+/**
+ * Headers without content-length: for bodies whose length a fault changes
+ * (sent chunked instead). A HEAD answer has no body to change: its
+ * Content-Length is the length a GET would get, and stays.
+ */
+export function withoutLength (headers: Headers, method?: string): Headers {
+  if (method === 'HEAD') return headers
   const { 'content-length': _dropped, ...rest } = headers
   return rest
 }

@@ -115,7 +115,7 @@ export const schemaDrift = defineFault({
     async apply (ctx, next) {
       const response = await next(ctx)
       if (!isJson(response.headers)) return response
-      return throughBody(response, new DriftJson(config, config.maxBytes), withoutLength(response.headers))
+      return throughBody(response, new DriftJson(config, config.maxBytes), withoutLength(response.headers, ctx.method))
     }
   })
 })

@@ -41,7 +41,7 @@ export const truncate = defineFault({
     return {
       async apply (ctx, next, io) {
         const response = await next(ctx)
-        if (config.clean) return throughBody(response, new Take(config.bytes), withoutLength(response.headers))
+        if (config.clean) return throughBody(response, new Take(config.bytes), withoutLength(response.headers, ctx.method))
         return throughBody(response, new CutAfter(config.bytes, (stream) => { io.cut(ctx, stream, 'invalid_response', message, 'close') }))
       }
     }

@@ -10,6 +10,7 @@ import { ClientCancelled, classifyError } from './errors.js'
 import type { AttemptAbort, RequestContext } from './context.js'
 import type { UpstreamCall, UpstreamResponse } from './pipeline.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
+import { sendInformational } from './respond.js'
 
 /** The error class a response status stands for, if it is a failure. */
 export function responseErrorClass (status: number): ErrorClass | undefined {
@@ -79,7 +80,9 @@ export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: R
         signal: abort,
         // The attempt timeout (a policy) owns the deadline; this is only a backstop.
         headersTimeout: backstopMs,
-        bodyTimeout: bodyIdleTimeoutMs
+        bodyTimeout: bodyIdleTimeoutMs,
+        // 102 and 103 are passed on as they arrive; undici drops them otherwise.
+        onInfo: ctx.res === undefined ? undefined : (info) => { sendInformational(ctx.res!, info.statusCode, info.headers) }
       }), abort)
     } catch (err) {
       // A client fault is not an upstream failure: not counted, not classified.

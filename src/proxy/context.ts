@@ -5,10 +5,11 @@
  * request has the same shape and V8 keeps one hidden class.
  */
 import { EventEmitter } from 'node:events'
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import { ClientCancelled, type ClientFault, type ErrorClass } from './errors.js'
 import type { Outcome } from '../metrics/metrics.js'
+import { asksForTrailers } from './headers.js'
 import type { RouteRuntime } from './route.js'
 
 export type FallbackKind = 'cache' | 'alternate' | 'static'
@@ -80,6 +81,8 @@ export class RequestContext {
   #faultListeners: Array<(err: ClientFault) => void> | undefined = undefined
   /** The body being streamed to the client, once the status line is out (the responder's, so it can abandon it). */
   responseBody: Readable | undefined = undefined
+  /** The client's response, for 1xx answers passed on before the final one (set by the listener). */
+  res: ServerResponse | undefined = undefined
   /** Label of the upstream that answered (origin host:port). */
   upstream: string
 
@@ -94,6 +97,11 @@ export class RequestContext {
     this.startedAt = startedAt
     this.deadline = startedAt + route.config.resilience.timeoutMs
     this.upstream = route.upstreamLabel
+  }
+
+  /** The client sent `TE: trailers` (RFC 9110 §10.1.4): the upstream's trailer fields may be passed on. */
+  get wantsTrailers (): boolean {
+    return asksForTrailers(this.req.headers.te)
   }
 
   /** The current attempt's AbortSignal, for injected delays and anything else that takes one; made on first read. */

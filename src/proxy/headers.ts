@@ -29,6 +29,13 @@ const REQUEST_DROP = new Set([
   'x-faultline-fault'
 ])
 
+const TE_TRAILERS = /(?:^|,)\s*trailers\s*(?:[,;]|$)/i
+
+/** A TE header that lists "trailers" (RFC 9110 §10.1.4). */
+export function asksForTrailers (te: string | string[] | undefined): boolean {
+  return te !== undefined && TE_TRAILERS.test(Array.isArray(te) ? te.join(',') : te)
+}
+
 /** Never copied back to the client; Node's server sets framing itself. */
 const RESPONSE_DROP = new Set([
   'connection',
@@ -65,7 +72,11 @@ export function upstreamRequestHeaders (req: IncomingMessage, requestId: string)
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     const lower = name.toLowerCase()
-    if (REQUEST_DROP.has(lower) || (listed !== undefined && listed.has(lower))) continue
+    if (REQUEST_DROP.has(lower) || (listed !== undefined && listed.has(lower))) {
+      // TE is hop-by-hop, but "trailers" says this hop can take them too: ask the upstream for them.
+      if (lower === 'te' && asksForTrailers(raw[i + 1])) out.push('te', 'trailers')
+      continue
+    }
     out.push(name, raw[i + 1]!)
   }
   const prior = req.headers['x-forwarded-for']

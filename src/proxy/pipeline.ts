@@ -12,6 +12,8 @@ export interface UpstreamResponse {
   statusCode: number
   headers: Record<string, string | string[] | undefined>
   body: Readable
+  /** The upstream's trailer fields, filled by the end of the body (undici's ResponseData). */
+  trailers?: Record<string, string | string[] | undefined>
 }
 
 export type UpstreamCall = (ctx: RequestContext) => Promise<UpstreamResponse>

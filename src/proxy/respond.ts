@@ -106,8 +106,35 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
   })
   // A client-side error ends in 'close' (settleOnClose); it must never throw.
   res.on('error', noop)
+  if (bodiless(ctx.method, upstream.statusCode)) {
+    sendBodiless(res, upstream.statusCode, headers, body)
+    return
+  }
+  const trailers = ctx.wantsTrailers && upstream.headers.trailer !== undefined
+  if (trailers) headers.trailer = upstream.headers.trailer!
   res.writeHead(upstream.statusCode, headers)
-  pump(body, res)
+  pump(body, res, trailers ? upstream : undefined)
+}
+
+/** HEAD, 204 and 304 have no body whatever their Content-Length says (RFC 9110 §6.4.1, §8.6). */
+function bodiless (method: string, status: number): boolean {
+  return status === 204 || status === 304 || method === 'HEAD'
+}
+
+/**
+ * The upstream's status and headers, no body. Its Content-Length stays (on
+ * a 304 or a HEAD it is the representation's length), except on a 204,
+ * which must not carry one. undici fails a 204/304 body that disagrees
+ * with its Content-Length, or one sent anyway: that is the upstream
+ * connection's problem, never the client's, so the body is drained and
+ * its error ignored.
+ */
+function sendBodiless (res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: Readable): void {
+  if (status === 204) delete headers['content-length']
+  body.on('error', noop)
+  res.writeHead(status, headers)
+  res.end()
+  body.resume()
 }
 
 /**
@@ -118,7 +145,7 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
  * on completion (a DOMException with a stack trace, every response); that
  * was the largest single share of the proxy's CPU per request (bench/).
  */
-function pump (body: Readable, res: ServerResponse): void {
+function pump (body: Readable, res: ServerResponse, withTrailers?: UpstreamResponse): void {
   const resume = (): void => { body.resume() }
   body.on('data', (chunk: Buffer) => {
     if (!res.write(chunk)) {
@@ -126,7 +153,12 @@ function pump (body: Readable, res: ServerResponse): void {
       res.once('drain', resume)
     }
   })
-  body.once('end', () => { res.end() })
+  body.once('end', () => {
+    // undici fills `trailers` by the body's end; only a client that sent TE: trailers gets them.
+    const trailers = withTrailers?.trailers
+    if (trailers !== undefined) res.addTrailers(clientResponseHeaders(trailers))
+    res.end()
+  })
   // A body that closes without 'end' or 'error' (a stream some stage destroyed
   // quietly) must not leave the client waiting: abort its response, as
   // pipeline() would have with a premature-close error.
@@ -134,6 +166,22 @@ function pump (body: Readable, res: ServerResponse): void {
 }
 
 function noop (): void {}
+
+/**
+ * An interim answer from the upstream, passed on before the final one:
+ * 103 Early Hints with its headers, 102 Processing. 100 Continue is this
+ * hop's own business (the listener answers Expect itself) and 101 is an
+ * upgrade (src/proxy/upgrade.ts).
+ */
+export function sendInformational (res: ServerResponse, status: number, headers: Record<string, string | string[] | undefined>): void {
+  if (res.headersSent || res.destroyed) return
+  try {
+    if (status === 103) res.writeEarlyHints(clientResponseHeaders(headers))
+    else if (status === 102) res.writeProcessing()
+  } catch {
+    // A Link value Node will not write (it validates them): the hint is dropped, the answer is not.
+  }
+}
 
 export interface ErrorBody {
   error: string

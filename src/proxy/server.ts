@@ -12,6 +12,7 @@ import { networkInterfaces } from 'node:os'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { RouteTable } from './router.js'
+import type { RouteRuntime } from './route.js'
 import { hostOf } from './router.js'
 import { RequestContext } from './context.js'
 import { hasRequestBody, upstreamRequestHeaders } from './headers.js'
@@ -74,6 +75,15 @@ export function requestIdFor (req: IncomingMessage): string {
   return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
 }
 
+/** The route an `Expect: 100-continue` request is for, if its path is sound and a route matches. */
+function routeForContinue (routes: RouteTable, req: IncomingMessage): RouteRuntime | undefined {
+  try {
+    return routes.match(normalizeTarget(req.url ?? '/'), req.method ?? 'GET', hostOf(req.headers.host))
+  } catch {
+    return undefined
+  }
+}
+
 export function createProxyServer (options: ProxyServerOptions): FastifyInstance {
   const { logger, metrics } = options
   const requestLog = requestLogger(logger)
@@ -117,6 +127,23 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
   // Node silently drops headers past maxHeadersCount; keep one more than the
   // limit so an over-limit request is seen (rawHeaders) and refused, not truncated.
   app.server.maxHeadersCount = maxHeaders + 1
+
+  // Node answers `Expect: 100-continue` itself unless someone listens. A
+  // declared body over the route's limit is refused before the client is
+  // told to send it; anything else is told to go on and handled as usual.
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const route = routeForContinue(options.routes(), req)
+    if (route !== undefined) {
+      const maxBody = route.config.limits.maxRequestBodyBytes
+      if (maxBody > 0 && declaredTooLarge(req, maxBody)) {
+        sendTooLarge(res, maxBody, requestIdFor(req), route.metrics)
+        return
+      }
+      res.writeContinue()
+    }
+    // No route or a bad path: no 100, the handler's 404 or 400 comes without the body being sent.
+    app.server.emit('request', req, res)
+  })
 
   // Bodies stream through untouched: accept every content type, read nothing.
   app.removeAllContentTypeParsers()
@@ -174,6 +201,7 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     )
     // A body that fails the limit or is cut by the client ends this request, wherever it waits.
     if (limit !== undefined) limit.onFault = (err) => { ctx.failClient(err) }
+    ctx.res = res
     // From the start, so a client that leaves before any answer is still counted and logged.
     settleOnClose(ctx, res, requestLog)
     // Client-side faults and trigger headers wrap the whole exchange; without them this is one property read.
