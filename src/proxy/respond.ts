@@ -88,6 +88,12 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
   if (ctx.fallback !== undefined) headers['x-faultline-fallback'] = ctx.fallback
   const fault = exposedFault(ctx)
   if (fault !== undefined) headers['x-faultline-fault'] = fault
+  // A client-side error ends in 'close' (settleOnClose); it must never throw.
+  res.on('error', noop)
+  if (bodiless(ctx.method, upstream.statusCode)) {
+    sendBodiless(res, upstream.statusCode, headers, body)
+    return
+  }
   // An upstream failure mid-body: with the status line already sent,
   // aborting the client's response is the only honest signal left. A body
   // destroyed because the client left (settleOnClose) is not a failure.
@@ -104,12 +110,6 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
     ctx.route.metrics.upstreamError(failure.errorClass)
     res.destroy()
   })
-  // A client-side error ends in 'close' (settleOnClose); it must never throw.
-  res.on('error', noop)
-  if (bodiless(ctx.method, upstream.statusCode)) {
-    sendBodiless(res, upstream.statusCode, headers, body)
-    return
-  }
   const trailers = ctx.wantsTrailers && upstream.headers.trailer !== undefined
   if (trailers) headers.trailer = upstream.headers.trailer!
   res.writeHead(upstream.statusCode, headers)

@@ -10,7 +10,7 @@ import { createServer as createNetServer, connect, type Socket } from 'node:net'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { fetchText, route, startProxy, startUpstream, type Teardown } from '../helpers.js'
+import { fetchText, route, scrape, startProxy, startUpstream, sumOf, type Teardown } from '../helpers.js'
 
 /** A keep-alive upstream speaking raw HTTP/1.1: `answer(path, method)` returns the bytes for each request (GET/HEAD, no bodies). */
 async function rawUpstream (t: Teardown, answer: (path: string, method: string) => string): Promise<{ url: string, seen: string[] }> {
@@ -94,6 +94,7 @@ t.test('304 and HEAD keep their Content-Length, 204 drops a body, and the exchan
   const lines = proxy.logs.lines.filter((l) => l.msg === 'request' && l.route === 'f')
   t.same(lines.map((l) => [l.status, l.outcome, l.errorClass]), [[304, 'ok', undefined], [204, 'ok', undefined], [200, 'ok', undefined], [200, 'ok', undefined]],
     'nothing was logged as a failure')
+  t.equal(sumOf(await scrape(proxy), 'faultline_upstream_errors_total', { route: 'f' }), 0, 'nor counted as an upstream error')
 })
 
 t.test('trailers reach a client that sent TE: trailers, and only that client', async (t) => {
