@@ -94,7 +94,7 @@ t.test('headers and query strings: end-to-end headers kept, hop-by-hop dropped, 
   t.equal(seen.url, '/h/a%20b?x=1&y=%2F&x=2', 'path and query reach the upstream untouched')
   t.equal(seen.headers['x-custom'], 'v1')
   t.equal(seen.headers.authorization, 'Bearer end-to-end', 'end-to-end credentials are the service\'s business')
-  t.equal(seen.headers.te, undefined)
+  t.equal(seen.headers.te, 'trailers', 'TE is hop-by-hop, but this hop takes trailers too when the client does (issue 14)')
   t.equal(seen.headers['proxy-authorization'], undefined)
   t.equal(seen.headers.host, `127.0.0.1:${upstream.port}`, 'Host is the upstream\'s')
   t.equal(seen.headers['x-forwarded-host'], 'service.local:8080')
