@@ -63,12 +63,24 @@ t.test('the proxy refuses to start with a non-loopback admin address and no toke
   t.match((err as Error).message, /admin\.host: expected a loopback address when no admin token is set, got "0\.0\.0\.0"/)
 })
 
-t.test('the token can come from a file (a mounted secret)', async (t) => {
+t.test('the token can come from a file (a mounted secret): it wins over token, and is re-read on reload', async (t) => {
   const upstream = await startUpstream(t, (_req, res) => { res.end() })
   const dir = t.testdir({ token: `${TOKEN}\n` })
-  const proxy = await startProxy(t, { admin: { tokenFile: join(dir, 'token') }, routes: [route('a', '/a', upstream.url)] })
-  t.equal((await fetchText(`${proxy.adminUrl}/reload`, { method: 'POST', headers: { authorization: 'Bearer nope-nope-nope-nope' } })).status, 401)
-  // No config file to reload from: the call is authorised, then fails with a clear 500-class error.
-  const res = await fetchText(`${proxy.adminUrl}/reload`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })
-  t.not(res.status, 401, 'the trimmed file token is accepted')
+  const NEXT = 'rotated-token-fedcba9876543210'
+  const config = { admin: { token: 'inline-token-0123456789abcdef', tokenFile: join(dir, 'token') }, routes: [route('a', '/a', upstream.url)] }
+  const file = join(dir, 'config.json')
+  await writeFile(file, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port: 0 } }))
+  const proxy = await startProxy(t, config, { configFile: file })
+  const off = async (token: string): Promise<number> => (await fetchText(`${proxy.adminUrl}/chaos/off`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status
+  t.equal(await off('nope-nope-nope-nope'), 401)
+  t.equal(await off('inline-token-0123456789abcdef'), 401, 'tokenFile wins over token')
+  t.equal(await off(TOKEN), 200, 'the trimmed file token is accepted')
+  t.equal(JSON.parse((await fetchText(`${proxy.adminUrl}/chaos`)).body).killSwitch, 'off', 'and the call took effect')
+
+  await writeFile(join(dir, 'token'), NEXT)
+  t.equal(await off(TOKEN), 200, 'the file is read at start and on reload, not per request')
+  const reload = await fetchText(`${proxy.adminUrl}/reload`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })
+  t.equal(reload.status, 200, reload.body)
+  t.equal(await off(TOKEN), 401, 'after a reload the old token is refused')
+  t.equal(await off(NEXT), 200, 'and the rotated one accepted')
 })

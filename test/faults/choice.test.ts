@@ -55,9 +55,19 @@ t.test('matchers: methods, a path glob, a header value or presence', async (t) =
 
 t.test('every attempt re-rolls, and the fault stage is innermost: one decision per attempt', async (t) => {
   const upstream = await jsonUpstream(t)
-  const proxy = await chaosProxy(t, upstream.url, { seed: 1, faults: [{ kind: 'abort', probability: 0.5 }] })
+  // Retries, so one request makes several attempts; a big budget so it never limits them.
+  const retry = { attempts: 3, backoff: { baseMs: 1, maxMs: 2 }, budgetRatio: 10 }
+  const proxy = await chaosProxy(t, upstream.url, { seed: 1, faults: [{ kind: 'abort', status: 503, probability: 0.5 }] }, { resilience: { retry } })
   const results = await faulted(`${proxy.url}/svc/x`, 40)
-  const hits = results.filter(Boolean).length
-  t.ok(hits > 8 && hits < 32, `${hits} of 40 faulted at p=0.5`)
-  t.equal(upstream.hits(), 40 - hits, 'the upstream saw exactly the others')
+  const failed = results.filter(Boolean).length
+  const samples = await scrape(proxy)
+  const injected = sumOf(samples, 'faultline_faults_injected_total', { route: 'svc', fault: 'abort' })
+  t.ok(failed > 0 && failed < 20, `${failed} of 40 failed all three attempts at p=0.5 (about 1 in 8)`)
+  t.equal(upstream.hits(), 40 - failed, 'innermost: a faulted attempt never reaches the upstream, a clean one does, once')
+  // One decision per request would fault all three attempts of a faulted
+  // request and none of a clean one: injected would be exactly 3 x failed.
+  t.ok(injected > 3 * failed, `${injected} injected for ${failed} failed requests: some requests succeeded on a re-rolled retry`)
+  t.ok(sumOf(samples, 'faultline_requests_total', { route: 'svc', outcome: 'retried_ok' }) >= 1, 'a retry after an injected 503 succeeded')
+  const retries = sumOf(samples, 'faultline_retries_total', { route: 'svc' })
+  t.equal(injected + upstream.hits(), 40 + retries, 'every attempt (first or retry) was either faulted or reached the upstream')
 })

@@ -45,6 +45,16 @@ t.test('guardrail: a breach halts injection at once, for the cool-down, and caps
   t.equal(r.breaches, 1)
 })
 
+t.test('guardrail: exactly at a threshold (zero headroom) is a breach, not a backoff', async (t) => {
+  const atP99 = new IntensityController(SETTINGS, SLO, 0.5)
+  t.match(atP99.evaluate({ requests: 100, errorRate: 0, p99Ms: 300 }, 0), { type: 'breach', level: 0, brokeAt: 0.5, headroom: 0 }, 'p99 equal to the SLO')
+  const atErrors = new IntensityController(SETTINGS, SLO, 0.5)
+  t.match(atErrors.evaluate({ requests: 100, errorRate: 0.02, p99Ms: 10 }, 0), { type: 'breach', level: 0, brokeAt: 0.5 }, 'error rate equal to the SLO')
+  t.equal(atErrors.level, 0)
+  const justInside = new IntensityController(SETTINGS, SLO, 0.5)
+  t.match(justInside.evaluate({ requests: 100, errorRate: 0, p99Ms: 299 }, 0), { type: 'backoff' }, '1 ms inside the SLO only backs off')
+})
+
 t.test('windows with too few requests are not judged', async (t) => {
   const c = new IntensityController(SETTINGS, SLO)
   t.same(c.evaluate({ requests: 5, errorRate: 1, p99Ms: 10_000 }, 0), { type: 'insufficient', level: 0.1, requests: 5 })

@@ -37,3 +37,28 @@ t.test('any other answer clears the count', async (t) => {
   for (let i = 0; i < 5; i++) statuses.push((await fetchText(`${proxy.url}/r`)).status)
   t.same(statuses, [403, 200, 403, 200, 403])
 })
+
+t.test('auth fails closed: neither a static answer nor an alternate origin stands in for a 401 or an auth block', async (t) => {
+  const primary = await scriptedUpstream(t, [401, 401, 401, 401])
+  const alternate = await scriptedUpstream(t, [{ status: 200, body: 'from-alternate' }])
+  const proxy = await startProxy(t, {
+    routes: [route('r', '/r', primary.url, {
+      upstream: { url: primary.url, alternates: [alternate.url] },
+      resilience: {
+        authGuard: { failures: 2, blockMs: 10_000 },
+        fallback: ['alternate', { static: { status: 200, body: '{"degraded":true}' } }]
+      }
+    })]
+  })
+  for (const i of [1, 2]) {
+    const denied = await fetchText(`${proxy.url}/r`)
+    t.equal(denied.status, 401, `401 number ${i} goes to the caller as it is`)
+    t.equal(denied.headers['x-faultline-fallback'], undefined)
+  }
+  const blocked = await fetchText(`${proxy.url}/r`)
+  t.equal(blocked.status, 503, 'blocked by the auth guard')
+  t.equal(JSON.parse(blocked.body).error, 'auth_blocked', 'not the canned {"degraded":true}')
+  t.equal(blocked.headers['x-faultline-fallback'], undefined)
+  t.equal(alternate.hits(), 0, 'the alternate origin was never asked to stand in')
+  t.equal(primary.hits(), 2)
+})

@@ -57,6 +57,23 @@ t.test('unit: closed -> open -> half-open -> closed, open time doubling, probe l
   t.equal(admitResult(b), 'admitted', 'the third trip starts from openMs again')
 })
 
+t.test('unit: the open time doubles per trip in a row but never passes maxOpenMs', async (t) => {
+  let now = 0
+  const b = new CircuitBreaker('u:1', breakerSchema.parse({ consecutiveFailures: 1, openMs: 100, maxOpenMs: 250, halfOpenProbes: 1 }), () => now)
+  // Each step: the breaker is open until `until`; a probe then fails and it trips again.
+  const steps = [{ until: 100 }, { until: 300 }, { until: 550 }, { until: 800 }]
+  b.record(b.admit(), false)
+  for (const [i, { until }] of steps.entries()) {
+    now = until - 1
+    t.equal(admitResult(b), 'short_circuited', `trip ${i + 1}: still open 1 ms before ${until}`)
+    now = until
+    const probe = b.admit()
+    t.equal(b.state.name, 'half_open', `trip ${i + 1}: a probe at ${until}`)
+    b.record(probe, false)
+  }
+  // 100, 200, then 400 and 800 capped at 250: without the cap the third trip would hold until 700.
+})
+
 t.test('unit: failure-rate mode waits for minRequests; forced states hold', async (t) => {
   let now = 0
   const b = new CircuitBreaker('u:1', breakerSchema.parse({ failureRate: 0.5, windowMs: 1000, minRequests: 4, openMs: 100 }), () => now)

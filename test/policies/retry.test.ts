@@ -86,7 +86,11 @@ t.test('backoff math: doubling, cap, full jitter within [0, delay]', async (t) =
   t.equal(backoffMs({ ...b, jitter: 'full' }, 2, () => 0.5), 100)
   t.equal(backoffMs({ ...b, jitter: 'full' }, 2, () => 0), 0)
   t.equal(retryAfterMs('2'), 2000)
-  t.equal(retryAfterMs(new Date(Date.now() + 3000).toUTCString(), Date.now()) !== undefined, true)
+  const now = Date.parse('Wed, 02 Dec 2026 04:00:00 GMT')
+  t.equal(retryAfterMs('Wed, 02 Dec 2026 04:00:03 GMT', now), 3000, 'an HTTP-date: the time until it')
+  t.equal(retryAfterMs('Wed, 02 Dec 2026 03:59:00 GMT', now), 0, 'a date in the past: retry now, never a negative wait')
+  t.equal(retryAfterMs([' 5 ', '9'], now), 5000, 'the first of repeated headers, spaces trimmed')
+  t.equal(retryAfterMs('', now), undefined)
   t.equal(retryAfterMs('soon'), undefined)
 })
 

@@ -136,7 +136,8 @@ t.test('x-request-id is generated when absent or malformed', async (t) => {
 t.test('HEAD and 204/304 responses carry no body', async (t) => {
   const upstream = await startUpstream(t, (req, res) => {
     if (req.url === '/r/empty') { res.writeHead(204); res.end(); return }
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '5' })
+    if (req.headers['if-none-match'] === '"v1"') { res.writeHead(304, { etag: '"v1"' }); res.end(); return }
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '5', etag: '"v1"' })
     res.end(req.method === 'HEAD' ? undefined : 'hello')
   })
   const proxy = await startProxy(t, { routes: [route('r', '/r', upstream.url)] })
@@ -147,4 +148,13 @@ t.test('HEAD and 204/304 responses carry no body', async (t) => {
   const empty = await fetchText(`${proxy.url}/r/empty`)
   t.equal(empty.status, 204)
   t.equal(empty.body, '')
+  const notModified = await fetchText(`${proxy.url}/r/x`, { headers: { 'if-none-match': '"v1"' } })
+  t.equal(notModified.status, 304, 'the conditional request reached the upstream and its 304 came back')
+  t.equal(notModified.headers.etag, '"v1"')
+  t.equal(notModified.body, '')
+  // On the wire: nothing after the head, and no chunked framing that would promise a body.
+  const raw = await rawExchange(proxy.faultline.proxyPort, 'GET /r/x HTTP/1.1\r\nHost: x\r\nIf-None-Match: "v1"\r\nConnection: close\r\n\r\n')
+  t.match(raw, /^HTTP\/1\.1 304 /)
+  t.notMatch(raw, /transfer-encoding/i)
+  t.equal(raw.slice(raw.indexOf('\r\n\r\n') + 4), '', 'no body bytes after a 304')
 })
