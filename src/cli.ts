@@ -39,9 +39,9 @@ async function loadOrFail (file: string): Promise<Config> {
 }
 
 /** Starts the proxy from a config file, or exits 2 with the config's errors. */
-async function startFromFile (file: string): Promise<Faultline> {
+async function startFromFile (file: string, watchFiles = false): Promise<Faultline> {
   try {
-    return await Faultline.start(await loadOrFail(file), { configFile: file })
+    return await Faultline.start(await loadOrFail(file), { configFile: file, watchFiles })
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2)
     throw err
@@ -52,7 +52,8 @@ async function run (args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } })
   const file = values.config ?? process.env.FAULTLINE_CONFIG
   if (!file) fail('faultline run: no config file: pass --config FILE or set FAULTLINE_CONFIG\n' + USAGE, 2)
-  const faultline = await startFromFile(file)
+  // run watches its files (reload.watch); an experiment keeps the config it started with.
+  const faultline = await startFromFile(file, true)
   guardProcess(faultline)
   process.on('SIGHUP', () => {
     faultline.reload().catch(() => { /* logged by reload; the old config stays live */ })
@@ -90,7 +91,7 @@ function guardProcess (faultline: Faultline): void {
     faultline.logger.fatal({ err }, 'uncaught exception: draining in-flight requests, then exiting')
     if (failing) return
     failing = true
-    faultline.close().finally(() => { process.exit(1) })
+    faultline.close('stop-accepting').finally(() => { process.exit(1) })
   })
 }
 

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
-import { isLoopbackHost, type Config } from './config/schema.js'
+import { isLoopbackHost, type Config, type ShutdownMode } from './config/schema.js'
 import { loadConfigFile } from './config/load.js'
 import { ConfigError } from './config/errors.js'
 import { prepareConfig } from './config/prepare.js'
@@ -18,6 +18,8 @@ import { RouteRuntime } from './proxy/route.js'
 import { RouteTable } from './proxy/router.js'
 import { createProxyServer } from './proxy/server.js'
 import { createAdminServer } from './admin/server.js'
+import { createProbeServer } from './admin/probes.js'
+import { FileWatcher } from './config/watch.js'
 import { redactSecrets } from './admin/redact.js'
 import { PolicyRegistry } from './policies/registry.js'
 import { policyAdmin } from './admin/policies.js'
@@ -36,6 +38,12 @@ export interface StartOptions {
   configFile?: string
   logger?: Logger
   metrics?: Metrics
+  /**
+   * Reload when the config file or admin.tokenFile changes, while the
+   * config's reload.watch is on (`faultline run` passes true). Off for the
+   * library by default: an embedding program decides its own reloads.
+   */
+  watchFiles?: boolean
 }
 
 
@@ -76,6 +84,12 @@ export class Faultline {
   private reloading: Promise<unknown> = Promise.resolve()
   private proxy: FastifyInstance | undefined
   private admin: FastifyInstance | undefined
+  /** The probe-only listener (config `probes`), when configured. */
+  private probes: FastifyInstance | undefined
+  private readonly watchFiles: boolean
+  private watcher: FileWatcher | undefined
+  /** Starting or stopping the file watcher; serialised so a reload cannot start two. */
+  private watcherSync: Promise<void> = Promise.resolve()
   /** Drives every route's intent engine, one tick per evaluation window. */
   private evaluation: NodeJS.Timeout | undefined
   readonly experiments: ExperimentRunner
@@ -83,6 +97,7 @@ export class Faultline {
   private constructor (config: Config, options: StartOptions) {
     this.config = config
     this.configFile = options.configFile
+    this.watchFiles = options.watchFiles ?? false
     this.logger = options.logger ?? createLogger(config.log.level)
     this.metrics = options.metrics ?? new Metrics()
     this.adminToken = Faultline.check(config, options.configFile ?? '<config>')
@@ -90,6 +105,10 @@ export class Faultline {
     this.alerts.watchRoutes(() => this.table.routes.map((r) => r.name))
     this.table = this.buildTable(config)
     this.experiments = new ExperimentRunner(this.metrics, () => this.table, () => this.config.controller.evaluationMs)
+    this.metrics.chaosStatus = () => {
+      const now = performance.now()
+      return this.table.routes.map((r) => ({ route: r.name, ...r.chaosStatus(now) }))
+    }
   }
 
   /**
@@ -166,12 +185,39 @@ export class Faultline {
       requestTimeoutMs: listen.requestTimeoutMs
     })
     await this.admin.listen({ host: admin.host, port: admin.port })
+    if (this.config.probes !== undefined) {
+      this.probes = createProbeServer({ logger: this.logger, isReady: () => this.ready })
+      await this.probes.listen({ host: this.config.probes.host, port: this.config.probes.port })
+    }
     await this.proxy.listen({ host: listen.host, port: listen.port })
     this.metrics.routesConfigured.set(this.config.routes.length)
     this.metrics.configLoaded.setToCurrentTime()
     this.startEvaluation()
+    await this.syncWatcher()
     this.ready = true
-    this.logger.info({ proxy: this.proxyAddress, admin: this.adminAddress, routes: this.config.routes.map((r) => r.name) }, 'faultline ready')
+    this.logger.info({ proxy: this.proxyAddress, admin: this.adminAddress, probes: this.probes === undefined ? undefined : addressOf(this.probes), routes: this.config.routes.map((r) => r.name) }, 'faultline ready')
+  }
+
+  /** Starts or stops the file watcher to match options.watchFiles and the live config's reload.watch. */
+  private async syncWatcher (): Promise<void> {
+    this.watcherSync = this.watcherSync.then(async () => {
+      const wanted = this.watchFiles && this.configFile !== undefined && this.config.reload.watch && this.closing === undefined
+      if (wanted && this.watcher === undefined) {
+        const configFile = this.configFile!
+        this.watcher = await FileWatcher.start({
+          files: () => [configFile, ...(this.config.admin.tokenFile !== undefined ? [this.config.admin.tokenFile] : [])],
+          debounceMs: () => this.config.reload.debounceMs,
+          onChange: async () => await this.reload(),
+          logger: this.logger
+        })
+        this.logger.info({ directories: this.watcher.directories, debounceMs: this.config.reload.debounceMs }, 'watching the config files: a change reloads them')
+      } else if (!wanted && this.watcher !== undefined) {
+        this.watcher.close()
+        this.watcher = undefined
+        this.logger.info('stopped watching the config files')
+      }
+    }).catch((err: unknown) => { this.logger.error({ err }, 'cannot watch the config files; SIGHUP and POST /reload still reload') })
+    await this.watcherSync
   }
 
   private startEvaluation (): void {
@@ -205,6 +251,8 @@ export class Faultline {
   get adminAddress (): string { return addressOf(this.admin) }
   get proxyPort (): number { return portOf(this.proxy) }
   get adminPort (): number { return portOf(this.admin) }
+  /** The probe listener's port, or 0 when `probes` is not configured. */
+  get probesPort (): number { return portOf(this.probes) }
   get currentConfig (): Config { return this.config }
   get isReady (): boolean { return this.ready }
 
@@ -233,7 +281,7 @@ export class Faultline {
     if (!isLoopbackHost(this.config.admin.host) && token === undefined) {
       throw new ConfigError(this.configFile ?? '<config>', [{ path: 'admin.token', message: 'expected a token: the admin API listens on a non-loopback address' }])
     }
-    for (const key of ['listen', 'admin', 'shutdown'] as const) {
+    for (const key of ['listen', 'admin', 'shutdown', 'probes'] as const) {
       const { token: _a, tokenFile: _b, ...before } = { ...this.config[key] } as Record<string, unknown>
       const { token: _c, tokenFile: _d, ...after } = { ...next[key] } as Record<string, unknown>
       if (JSON.stringify(before) !== JSON.stringify(after)) {
@@ -267,6 +315,7 @@ export class Faultline {
     this.metrics.configReloads.labels('success').inc()
     this.metrics.configLoaded.setToCurrentTime()
     this.metrics.routesConfigured.set(next.routes.length)
+    void this.syncWatcher()
     this.logger.info({ generation: this.generation, routes: next.routes.map((r) => r.name) }, 'config reloaded')
     return { generation: this.generation, routes: next.routes.map((r) => r.name) }
   }
@@ -286,22 +335,46 @@ export class Faultline {
   }
 
   /**
-   * Graceful shutdown: not ready at once, stop accepting, let in-flight
-   * requests finish until the drain deadline, then cut what is left.
+   * Graceful shutdown: not ready at once; then, by shutdown.mode, either
+   * stop accepting and let in-flight requests finish until the drain
+   * deadline (stop-accepting), or go on serving new requests until the
+   * deadline (keep-accepting); then cut what is left. `mode` overrides the
+   * config's: a process that must stop (an uncaught exception) passes
+   * stop-accepting, which also ends a keep-accepting window already running.
    */
-  async close (): Promise<void> {
-    this.closing ??= this.shutdown()
+  async close (mode?: ShutdownMode): Promise<void> {
+    if (mode === 'stop-accepting') this.endAcceptWindow?.()
+    this.closing ??= this.shutdown(mode ?? this.config.shutdown.mode)
     await this.closing
   }
 
-  private async shutdown (): Promise<void> {
+  /** Ends a keep-accepting drain window early. */
+  private endAcceptWindow: (() => void) | undefined
+
+  private async shutdown (mode: ShutdownMode): Promise<void> {
     this.ready = false
     clearInterval(this.evaluation)
     this.experiments.dispose()
+    this.watcher?.close()
     const drainMs = this.config.shutdown.drainMs
     const proxy = this.proxy
-    if (proxy !== undefined) {
-      this.logger.info({ drainMs }, 'shutting down: draining in-flight requests')
+    if (proxy !== undefined && mode === 'keep-accepting') {
+      // A sidecar's application may still be shutting down beside it and
+      // calling out: serve it for the whole window, then stop.
+      this.logger.info({ drainMs, mode }, 'shutting down: still serving new requests until the drain window ends')
+      let timer: NodeJS.Timeout | undefined
+      await new Promise<void>((resolve) => {
+        this.endAcceptWindow = resolve
+        timer = setTimeout(resolve, drainMs)
+      })
+      clearTimeout(timer)
+      this.logger.info({ drainMs }, 'drain window over: closing the listener and the remaining connections')
+      const closed = proxy.close()
+      proxy.server.closeAllConnections()
+      await this.pools.destroyAll()
+      await closed
+    } else if (proxy !== undefined) {
+      this.logger.info({ drainMs, mode }, 'shutting down: draining in-flight requests')
       // Connections whose last response just ended become idle: close them
       // as they do, instead of waiting for their keep-alive timeout.
       const sweep = setInterval(() => { proxy.server.closeIdleConnections() }, 50)
@@ -319,6 +392,7 @@ export class Faultline {
     await this.pools.closeAll()
     for (const route of this.table.routes) route.dispose()
     await this.admin?.close()
+    await this.probes?.close()
     this.alerts.close()
     this.logger.info('faultline stopped')
     this.logger.flush()

@@ -71,7 +71,7 @@ export interface StartedProxy {
 /** Config for startProxy: an input config (listen/admin optional), or routes taken from an already-parsed one. */
 export type ProxyTestConfig = (Omit<ConfigInput, 'listen' | 'admin'> & Partial<Pick<ConfigInput, 'listen' | 'admin'>>) | { routes: RouteConfig[], [key: string]: unknown }
 
-export async function startProxy (t: Teardown, config: ProxyTestConfig, options: { configFile?: string } = {}): Promise<StartedProxy> {
+export async function startProxy (t: Teardown, config: ProxyTestConfig, options: { configFile?: string, watchFiles?: boolean } = {}): Promise<StartedProxy> {
   const given = config as { listen?: object, admin?: object }
   const full = {
     ...config,
@@ -80,7 +80,7 @@ export async function startProxy (t: Teardown, config: ProxyTestConfig, options:
   }
   const parsed = parseConfig(full, options.configFile ?? 'test-config')
   const logs = new LogCapture()
-  const faultline = await Faultline.start(parsed, { configFile: options.configFile, logger: createLogger(parsed.log.level, logs) })
+  const faultline = await Faultline.start(parsed, { configFile: options.configFile, watchFiles: options.watchFiles, logger: createLogger(parsed.log.level, logs) })
   t.teardown(async () => { await faultline.close() })
   return { faultline, url: `http://127.0.0.1:${faultline.proxyPort}`, adminUrl: `http://127.0.0.1:${faultline.adminPort}`, logs }
 }

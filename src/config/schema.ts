@@ -91,6 +91,40 @@ export const adminSchema = z.strictObject({
   authFailureWindowMs: z.number().int().positive().default(60_000)
 })
 
+/**
+ * An optional listener that serves only GET /healthz and /readyz, for an
+ * orchestrator's probes: no token, no other endpoint, so it can be opened
+ * to the kubelet while the admin API stays behind its token and network
+ * policy (docs/KUBERNETES.md).
+ */
+export const probesSchema = z.strictObject({
+  host: z.string().default('0.0.0.0'),
+  port
+})
+
+/**
+ * What SIGTERM does to new requests. stop-accepting: the listener closes at
+ * once and in-flight requests get up to drainMs. keep-accepting: new
+ * requests are still served for the whole drainMs window (an application
+ * beside faultline may still be shutting down and calling out), then the
+ * listener closes and what is left is cut.
+ */
+export const SHUTDOWN_MODES = ['stop-accepting', 'keep-accepting'] as const
+export type ShutdownMode = (typeof SHUTDOWN_MODES)[number]
+
+export const shutdownSchema = z.strictObject({
+  drainMs: z.number().int().min(0).default(10_000),
+  mode: z.enum(SHUTDOWN_MODES).default('stop-accepting')
+})
+
+/** Reload on file change (config file and admin.tokenFile), besides SIGHUP and POST /reload. */
+export const reloadSchema = z.strictObject({
+  /** `faultline run` watches the files; off leaves SIGHUP and POST /reload. */
+  watch: z.boolean().default(true),
+  /** Quiet time after the last change before reloading: a write or a symlink swap fires several events. */
+  debounceMs: z.number().int().min(0).max(60_000).default(300)
+})
+
 /** TLS to an https:// upstream. Files are PEM, read when the upstream's pool is created. */
 export const upstreamTlsSchema = z.strictObject({
   /** CA bundle to verify the upstream with, instead of Node's built-in roots. */
@@ -143,7 +177,9 @@ export const configSchema = z
     listen: listenSchema.prefault({}),
     admin: adminSchema.prefault({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
-    shutdown: z.strictObject({ drainMs: z.number().int().min(0).default(10_000) }).prefault({}),
+    shutdown: shutdownSchema.prefault({}),
+    reload: reloadSchema.prefault({}),
+    probes: probesSchema.optional(),
     controller: controllerSchema.prefault({}),
     routes: z.array(routeSchema).min(1, { error: 'expected at least one route' }),
     alerts: alertsSchema.prefault({})
@@ -168,6 +204,10 @@ export const configSchema = z
     }
     if (config.listen.port !== 0 && config.listen.port === config.admin.port) {
       ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: `expected a port different from listen.port (${config.listen.port})` })
+    }
+    const probePort = config.probes?.port
+    if (probePort !== undefined && probePort !== 0 && (probePort === config.listen.port || probePort === config.admin.port)) {
+      ctx.addIssue({ code: 'custom', path: ['probes', 'port'], message: `expected a port different from listen.port (${config.listen.port}) and admin.port (${config.admin.port})` })
     }
   })
 

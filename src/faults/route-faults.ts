@@ -13,6 +13,7 @@ import { randomInt } from 'node:crypto'
 import type { RequestContext } from '../proxy/context.js'
 import type { Policy, UpstreamCall, UpstreamResponse } from '../proxy/pipeline.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
+import type { ChaosStatus } from '../metrics/metrics.js'
 import { seededRandom } from '../util/random.js'
 import type { ArmedFault, FaultSide } from './fault.js'
 import type { ChaosConfig, FaultConfig } from './schema.js'
@@ -285,6 +286,17 @@ export class RouteFaults {
 
   private assertFreeName (name: string | undefined, except: string | undefined): void {
     if (name !== undefined && this.armed.some((f) => f.id === name && f.id !== except)) throw new DuplicateFault(name)
+  }
+
+  /** Whether this route injects now and why (faultline_chaos_active); `halted`: its intent engine's guardrail holds planned chaos. */
+  status (halted: boolean): ChaosStatus {
+    if (!this.enabled) return { active: false, reason: 'disabled' }
+    if (!this.chaosSwitch.enabled) return { active: false, reason: 'kill_switch' }
+    if (this.plannedProbability > 0) return { active: true, reason: 'planned' }
+    // Hand-written faults still fire during a guardrail halt, which holds planned chaos only.
+    if (this.armed.length > 0) return { active: true, reason: 'faults' }
+    if (this.allowHeaderTriggers) return { active: true, reason: 'header_triggers' }
+    return { active: false, reason: halted ? 'guardrail' : 'idle' }
   }
 
   state (): Record<string, unknown> {

@@ -5,6 +5,7 @@
  * drawn from config or from fixed enums, never from raw paths or ids.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { VERSION } from '../version.js'
 
 export const OUTCOMES = [
   'ok',
@@ -51,6 +52,18 @@ export function clientErrorReason (code: string | undefined): EdgeRejection | un
 }
 
 const REDUNDANT_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
+
+/**
+ * Why a route's chaos is on (1) or off (0), the `reason` of
+ * faultline_chaos_active. On: planned (the intent engine's plan is
+ * injecting), faults (hand-written faults are armed), header_triggers (only
+ * x-faultline-fault headers can inject). Off: disabled (chaos.enabled false
+ * or switched off on the route), kill_switch, guardrail (planned injection
+ * halted by the route's SLO), idle (enabled with nothing to inject now).
+ */
+export const CHAOS_REASONS = ['planned', 'faults', 'header_triggers', 'disabled', 'kill_switch', 'guardrail', 'idle'] as const
+export type ChaosReason = (typeof CHAOS_REASONS)[number]
+export interface ChaosStatus { active: boolean, reason: ChaosReason }
 
 /** Requests of one label set counted since `faultline_requests_total` was last collected. */
 export interface PendingRequests {
@@ -104,6 +117,32 @@ export class Metrics {
     name: 'faultline_faults_injected_total',
     help: 'Faults injected, by route and fault (its configured name, or its kind). Counted per attempt.',
     labelNames: ['route', 'fault'] as const,
+    registers: [this.registry]
+  })
+
+  /** Each live route's chaos status, read when faultline_chaos_active is collected; the running Faultline sets it. */
+  chaosStatus: () => Iterable<{ route: string } & ChaosStatus> = () => []
+
+  /**
+   * One series per live route, computed on collect from the routes
+   * themselves: a route removed by a reload, or whose reason changed, leaves
+   * no stale series behind. Grafana draws chaos periods from it.
+   */
+  readonly chaosActive: Gauge<'route' | 'reason'> = new Gauge({
+    name: 'faultline_chaos_active',
+    help: 'Whether fault injection is on for the route (1) or stopped (0), with the reason: planned, faults, header_triggers (on); disabled, kill_switch, guardrail, idle (off).',
+    labelNames: ['route', 'reason'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.chaosActive.reset()
+      for (const s of this.chaosStatus()) this.chaosActive.set({ route: s.route, reason: s.reason }, s.active ? 1 : 0)
+    }
+  })
+
+  readonly buildInfo = new Gauge({
+    name: 'faultline_build_info',
+    help: 'Always 1; its labels say which faultline version runs on which Node.js.',
+    labelNames: ['version', 'node'] as const,
     registers: [this.registry]
   })
 
@@ -276,6 +315,7 @@ export class Metrics {
       // Each is the sum of its per-type sibling (nodejs_active_handles{type}, ...).
       for (const name of REDUNDANT_DEFAULT_METRICS) this.registry.removeSingleMetric(name)
     }
+    this.buildInfo.labels(VERSION, process.version).set(1)
     for (const reason of EDGE_REJECTIONS) this.edgeRejections.labels(reason).inc(0)
     this.configReloads.labels('success').inc(0)
     this.configReloads.labels('failure').inc(0)

@@ -4,7 +4,7 @@
  */
 import type { Pool } from 'undici'
 import type { RouteConfig } from '../config/schema.js'
-import type { Metrics } from '../metrics/metrics.js'
+import type { ChaosStatus, Metrics } from '../metrics/metrics.js'
 import { RouteMetrics } from '../metrics/route-metrics.js'
 import type { FailureRecorder, RouteRecord } from '../report/recorder.js'
 import type { UpstreamPools } from './upstreams.js'
@@ -126,6 +126,11 @@ export class RouteRuntime {
     for (const p of this.policies) if (p.state) policies[p.name] = p.state()
     if (this.intent !== undefined) policies.intent = this.intent.state(performance.now())
     return policies
+  }
+
+  /** For faultline_chaos_active: is chaos injecting here, and why (not). */
+  chaosStatus (now: number): ChaosStatus {
+    return this.faults.status(this.intent?.controllerReport(now).halted ?? false)
   }
 
   /** A request of this route started (RequestContext): the route stays whole until leave(). */
