@@ -241,6 +241,10 @@ export class Faultline {
           upstream: route.upstreamLabel,
           details: { brokeAtLevel: event.brokeAt, headroom: Math.round(event.headroom * 1000) / 1000, cooldownMs: this.config.controller.cooldownMs, slo: route.intent?.intent.slo }
         })
+      } else if (event.type === 'upstream_breach') {
+        // Real, not chaos: nothing was injected in this window. Said as such; no guardrail halt or alert about chaos.
+        this.logger.warn({ route: route.name, upstream: route.upstreamLabel, injected: false, headroom: Math.round(event.headroom * 1000) / 1000, level: event.level },
+          'SLO breached with nothing injected: the upstream itself is failing; the chaos level holds')
       } else if (event.type === 'resume') {
         this.logger.info({ route: route.name, level: event.level }, 'guardrail: cool-down over, planned injection resumes')
       }

@@ -233,6 +233,9 @@ export class RouteFaults {
 
   get isEnabled (): boolean { return this.enabled }
 
+  /** True while faults may be injected here: the route's chaos and the kill switch are both on. */
+  get injecting (): boolean { return this.enabled && this.chaosSwitch.enabled }
+
   /** Switches chaos on or off here; off releases this route's in-flight delays and hangs. */
   setEnabled (enabled: boolean): void {
     if (enabled === this.enabled) return

@@ -41,6 +41,10 @@ export type ControllerEvent =
   | { type: 'halted', level: 0, resumesInMs: number }
   | { type: 'resume', level: number }
   | { type: 'insufficient', level: number, requests: number }
+  /** Chaos is off here (kill switch, route disabled, no budget): the level holds, nothing is judged. */
+  | { type: 'paused', level: number }
+  /** The SLO broke in a window with nothing injected: a real failure of the upstream, not a chaos breach. */
+  | { type: 'upstream_breach', level: number, headroom: number }
 
 export interface ControllerReport {
   level: number

@@ -64,6 +64,8 @@ export class IntentEngine {
   private readonly window: SloTracker
   private modeValue: ChaosMode
   private books = emptyBooks()
+  /** Requests in the current evaluation window that carried an injected fault. */
+  private windowInjected = 0
   /** mode + level of the plan last handed to the faults: re-planned only when it changes. */
   private applied = ''
 
@@ -99,6 +101,7 @@ export class IntentEngine {
     b.requests++
     if (surfaced) b.surfaced++
     if (fault === undefined) return
+    this.windowInjected++
     for (const label of fault.split(',')) {
       let f = b.byFault.get(label)
       if (f === undefined) { f = { requests: 0, surfaced: 0, toFirstSurfaced: undefined }; b.byFault.set(label, f) }
@@ -124,7 +127,18 @@ export class IntentEngine {
       if (headroom(figures, this.intent.slo) > 0) b.windowsWithinSlo++
       else b.windowsBreached++
     }
+    const injected = this.windowInjected
+    this.windowInjected = 0
     if (this.modeValue !== 'intent') return undefined
+    // Chaos off (kill switch, route disabled, no budget): hold the level and judge nothing, so
+    // turning chaos back on resumes where it stopped instead of at a level never tried.
+    if (!this.faults.injecting || this.budget === 0) return { type: 'paused', level: this.level }
+    // Nothing injected, yet the SLO broke: the upstream failed on its own. Not a chaos breach: no
+    // guardrail halt, no disabling level; the level holds until the upstream recovers.
+    if (injected === 0 && figures.requests >= this.settings.minRequests) {
+      const h = headroom(figures, this.intent.slo)
+      if (h <= 0) return { type: 'upstream_breach', level: this.level, headroom: h }
+    }
     const event = this.controller.evaluate(figures, now)
     if (event.type === 'breach') this.metrics.guardrailHalts.labels(this.route).inc()
     this.apply()

@@ -13,7 +13,7 @@
 import { Readable } from 'node:stream'
 import { Ajv, type ValidateFunction } from 'ajv'
 import type { Policy, UpstreamResponse } from '../proxy/pipeline.js'
-import { UpstreamError, classifyError } from '../proxy/errors.js'
+import { ClientCancelled, UpstreamError, classifyBodyError } from '../proxy/errors.js'
 import type { ValidateConfig } from './schema.js'
 import { discardBody } from './body.js'
 
@@ -49,7 +49,12 @@ export function validateResponse (config: ValidateConfig, routeName: string): Po
       try {
         raw = await readUpTo(res.body, config.maxBytes)
       } catch (err) {
-        throw classifyError(err)
+        if (ctx.clientGone) throw new ClientCancelled()
+        // A failed attempt like any other: counted, and a body shorter than its Content-Length is invalid, not a reset.
+        const failure = classifyBodyError(err, res.headers['content-length'] !== undefined)
+        ctx.errorClass = failure.errorClass
+        ctx.route.metrics.upstreamError(failure.errorClass)
+        throw failure
       }
       const fail = (why: string): never => {
         ctx.errorClass = 'invalid_response'

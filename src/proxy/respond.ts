@@ -46,8 +46,11 @@ export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Lo
     const status = res.headersSent ? res.statusCode : 0
     ctx.route.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000)
     ctx.route.report?.record(ctx, status)
-    // The SLO is what the caller saw; a caller that left saw nothing, so it is not counted.
-    if (ctx.route.intent !== undefined && ctx.outcome !== 'cancelled') ctx.route.intent.record(ms, status >= 500 || status === 0, ctx.fault)
+    // The SLO is what the caller saw; a caller that left saw nothing, so it is not counted. A response
+    // cut after its status line (a reset or truncated body) is a failure the caller saw, whatever its status.
+    if (ctx.route.intent !== undefined && ctx.outcome !== 'cancelled') {
+      ctx.route.intent.record(ms, status >= 500 || status === 0 || !res.writableFinished, ctx.fault)
+    }
     log.info({
       route: ctx.route.name,
       method: ctx.method,
