@@ -53,6 +53,11 @@ export class RouteMetrics {
     this.metrics.edgeRejections.labels('body_too_large').inc()
   }
 
+  /** A response cut because its client did not read it for bodyIdleTimeoutMs. */
+  slowReader (): void {
+    this.metrics.edgeRejections.labels('slow_reader').inc()
+  }
+
   /** One failed upstream attempt. */
   upstreamError (errorClass: ErrorClass): void {
     let counter = this.errorChildren.get(errorClass)

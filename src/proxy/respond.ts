@@ -116,7 +116,7 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
   const trailers = ctx.wantsTrailers && upstream.headers.trailer !== undefined
   if (trailers) headers.trailer = upstream.headers.trailer!
   res.writeHead(upstream.statusCode, headers)
-  pump(body, res, trailers ? upstream : undefined)
+  pump(ctx, body, res, trailers ? upstream : undefined)
 }
 
 /** HEAD, 204 and 304 have no body whatever their Content-Length says (RFC 9110 §6.4.1, §8.6). */
@@ -148,10 +148,17 @@ function sendBodiless (res: ServerResponse, status: number, headers: Record<stri
  * on completion (a DOMException with a stack trace, every response); that
  * was the largest single share of the proxy's CPU per request (bench/).
  */
-function pump (body: Readable, res: ServerResponse, withTrailers?: UpstreamResponse): void {
-  const resume = (): void => { body.resume() }
+function pump (ctx: RequestContext, body: Readable, res: ServerResponse, withTrailers?: UpstreamResponse): void {
+  const idle = new BodyIdleTimer(ctx, body, res)
+  const resume = (): void => {
+    idle.waitingForClient = false
+    idle.progress = performance.now()
+    body.resume()
+  }
   body.on('data', (chunk: Buffer) => {
+    idle.progress = performance.now()
     if (!res.write(chunk)) {
+      idle.waitingForClient = true
       body.pause()
       res.once('drain', resume)
     }
@@ -165,7 +172,61 @@ function pump (body: Readable, res: ServerResponse, withTrailers?: UpstreamRespo
   // A body that closes without 'end' or 'error' (a stream some stage destroyed
   // quietly) must not leave the client waiting: abort its response, as
   // pipeline() would have with a premature-close error.
-  body.once('close', () => { if (!body.readableEnded && !res.destroyed) res.destroy() })
+  body.once('close', () => {
+    idle.stop()
+    if (!body.readableEnded && !res.destroyed) res.destroy()
+  })
+}
+
+/**
+ * bodyIdleTimeoutMs, enforced by our own timer on both sides of the pump.
+ * undici's bodyTimeout stops counting while the body is paused, so a
+ * client that never reads would hold the upstream connection forever; and
+ * undici's timer is coarse (about a second). One timer per response, not
+ * one per chunk: a chunk only stamps the time, and the timer, when it
+ * fires, re-arms for what is left.
+ *
+ *   waiting for the client (it does not read): a slow reader; its response
+ *     is cut and the upstream body destroyed, which frees the connection.
+ *     Not an upstream failure.
+ *   waiting for the upstream: the upstream stalled mid-body; a body timeout,
+ *     counted like undici's own.
+ */
+class BodyIdleTimer {
+  progress = performance.now()
+  waitingForClient = false
+  private timer: NodeJS.Timeout | undefined
+
+  constructor (private readonly ctx: RequestContext, private readonly body: Readable, private readonly res: ServerResponse) {
+    const ms = ctx.route.config.resilience.bodyIdleTimeoutMs
+    this.timer = setTimeout(this.check, ms)
+  }
+
+  stop (): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  private readonly check = (): void => {
+    if (this.timer === undefined) return
+    const ms = this.ctx.route.config.resilience.bodyIdleTimeoutMs
+    const left = this.progress + ms - performance.now()
+    if (left > 0) {
+      this.timer = setTimeout(this.check, left)
+      return
+    }
+    this.timer = undefined
+    const { ctx, body, res } = this
+    if (this.waitingForClient) {
+      ctx.route.metrics.slowReader()
+    } else {
+      ctx.errorClass = 'timeout'
+      ctx.outcome = 'failed'
+      ctx.route.metrics.upstreamError('timeout')
+    }
+    res.destroy()
+    body.destroy()
+  }
 }
 
 function noop (): void {}
