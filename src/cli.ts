@@ -1,27 +1,26 @@
 #!/usr/bin/env node
 /**
- * faultline run|check|demo. Exit codes: 0 ok, 1 runtime failure, 2 invalid
- * config or usage.
+ * faultline run|check|plan|experiment|demo, parsed by commander so every
+ * command answers --help, the program answers --version, and a mistake
+ * gets one line plus the usage. Exit codes: 0 ok, 1 runtime failure, 2
+ * invalid config or usage (and `check --strict` with warnings), 3 an
+ * experiment that saw too little traffic to judge anything.
  */
-import { parseArgs } from 'node:util'
+import { realpathSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { loadConfigFile } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { ConfigError } from './config/errors.js'
 import { Faultline } from './faultline.js'
+import { ListenError } from './listen-error.js'
 import { runDemo } from './demo/run.js'
 import { planText, planViews } from './intent/plan-print.js'
 import { reportMarkdown } from './intent/report.js'
 import { writeReport } from './intent/report-files.js'
+import { VERSION } from './version.js'
 
-const USAGE = `usage:
-  faultline run [--config FILE]    run the proxy (FILE defaults to $FAULTLINE_CONFIG)
-  faultline check FILE             validate a config file and exit (2 when invalid)
-  faultline plan FILE [--json]     print each route's intent-derived fault plan
-  faultline experiment --config FILE --duration 60s --mode intent|uniform [--out DIR]
-                                   run the proxy for an experiment against live traffic, then
-                                   write its report (JSON and Markdown) and exit
-  faultline demo                   run the bundled demo: upstream, proxy, traffic, summary
-`
+export const EXIT = { ok: 0, failure: 1, usage: 2, tooLittleTraffic: 3 } as const
 
 function fail (message: string, code: number): never {
   process.stderr.write(message.endsWith('\n') ? message : message + '\n')
@@ -33,25 +32,60 @@ async function loadOrFail (file: string): Promise<Config> {
   try {
     return await loadConfigFile(file)
   } catch (err) {
-    if (err instanceof ConfigError) fail(err.message, 2)
+    if (err instanceof ConfigError) fail(err.message, EXIT.usage)
     throw err
   }
 }
 
-/** Starts the proxy from a config file, or exits 2 with the config's errors. */
+/** Starts the proxy from a config file: exits 2 on config errors, 1 on a port that cannot be bound. */
 async function startFromFile (file: string, watchFiles = false): Promise<Faultline> {
   try {
     return await Faultline.start(await loadOrFail(file), { configFile: file, watchFiles })
   } catch (err) {
-    if (err instanceof ConfigError) fail(err.message, 2)
+    if (err instanceof ConfigError) fail(err.message, EXIT.usage)
+    if (err instanceof ListenError) fail(`${file}: ${err.message}`, EXIT.failure)
     throw err
   }
 }
 
-async function run (args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } })
-  const file = values.config ?? process.env.FAULTLINE_CONFIG
-  if (!file) fail('faultline run: no config file: pass --config FILE or set FAULTLINE_CONFIG\n' + USAGE, 2)
+/** "60s", "2m", "1500ms" or plain milliseconds. */
+export function parseDuration (text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
+  if (!m) return undefined
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h']
+  return Math.round(Number(m[1]) * unit)
+}
+
+function durationArg (text: string): number {
+  const ms = parseDuration(text)
+  if (ms === undefined || ms < 1000) throw new InvalidArgumentError('expected a duration of at least 1s such as 60s or 2m.')
+  return ms
+}
+
+interface FileOptions { config?: string }
+
+/**
+ * Every command that reads a config takes it the same three ways: a
+ * positional FILE, --config FILE, or $FAULTLINE_CONFIG (in that order).
+ */
+function configFile (command: Command, positional: string | undefined, options: FileOptions): string {
+  if (positional !== undefined && options.config !== undefined && positional !== options.config) {
+    command.error(`error: two config files given ("${positional}" and --config "${options.config}"); pass one`, { exitCode: EXIT.usage, code: 'faultline.twoFiles' })
+  }
+  const file = positional ?? options.config ?? process.env.FAULTLINE_CONFIG
+  if (file === undefined || file === '') {
+    command.error('error: no config file: pass FILE, --config FILE or set FAULTLINE_CONFIG', { exitCode: EXIT.usage, code: 'faultline.noFile' })
+  }
+  return file
+}
+
+function withConfig (command: Command): Command {
+  return command
+    .argument('[file]', 'config file (YAML or JSON); or --config FILE, or $FAULTLINE_CONFIG')
+    .option('-c, --config <file>', 'config file (same as the positional FILE)')
+}
+
+async function run (file: string): Promise<void> {
   // run watches its files (reload.watch); an experiment keeps the config it started with.
   const faultline = await startFromFile(file, true)
   guardProcess(faultline)
@@ -95,76 +129,121 @@ function guardProcess (faultline: Faultline): void {
   })
 }
 
-async function check (args: string[]): Promise<void> {
-  const file = args[0]
-  if (!file) fail('faultline check: no file given\n' + USAGE, 2)
+async function check (file: string, output: ProgramOutput): Promise<void> {
   const config = await loadOrFail(file)
   // The same checks run and reload make before building (schemas compile, files read).
   try {
     Faultline.check(config, file)
   } catch (err) {
-    if (err instanceof ConfigError) fail(err.message, 2)
+    if (err instanceof ConfigError) fail(err.message, EXIT.usage)
     throw err
   }
-  process.stdout.write(`${file}: ok (${config.routes.length} route${config.routes.length === 1 ? '' : 's'}: ${config.routes.map((r) => r.name).join(', ')})\n`)
+  output.writeOut(`${file}: ok (${config.routes.length} route${config.routes.length === 1 ? '' : 's'}: ${config.routes.map((r) => r.name).join(', ')})\n`)
 }
 
-async function plan (args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } })
-  const file = positionals[0]
-  if (!file) fail('faultline plan: no file given\n' + USAGE, 2)
+async function plan (file: string, options: { json?: boolean }, output: ProgramOutput): Promise<void> {
   const config = await loadOrFail(file)
-  process.stdout.write(values.json === true ? JSON.stringify(planViews(config), null, 2) + '\n' : planText(config))
+  output.writeOut(options.json === true ? JSON.stringify(planViews(config), null, 2) + '\n' : planText(config))
 }
 
-/** "60s", "2m", "1500ms" or plain milliseconds. */
-export function parseDuration (text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
-  if (!m) return undefined
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h']
-  return Math.round(Number(m[1]) * unit)
-}
-
-async function experiment (args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, duration: { type: 'string' }, mode: { type: 'string' }, out: { type: 'string' } } })
-  const file = values.config ?? process.env.FAULTLINE_CONFIG
-  if (!file) fail('faultline experiment: no config file: pass --config FILE\n' + USAGE, 2)
-  const durationMs = parseDuration(values.duration ?? '60s')
-  if (durationMs === undefined || durationMs < 1000) fail(`faultline experiment: --duration: expected a duration of at least 1s such as 60s or 2m, got ${JSON.stringify(values.duration)}`, 2)
-  const mode = values.mode ?? 'intent'
-  if (mode !== 'intent' && mode !== 'uniform') fail(`faultline experiment: --mode: expected intent or uniform, got ${JSON.stringify(mode)}`, 2)
+async function experiment (file: string, options: { duration: number, mode: 'intent' | 'uniform', out: string }): Promise<void> {
   const faultline = await startFromFile(file)
-  const { done } = await faultline.experiments.start(mode, durationMs)
-  faultline.logger.info({ mode, durationMs }, 'experiment started: send traffic through the proxy')
+  const { done } = await faultline.experiments.start(options.mode, options.duration)
+  faultline.logger.info({ mode: options.mode, durationMs: options.duration }, 'experiment started: send traffic through the proxy')
   const stopEarly = (): void => { void faultline.experiments.stop() }
   process.once('SIGINT', stopEarly)
   process.once('SIGTERM', stopEarly)
   const report = await done
-  const written = await writeReport(report, values.out ?? '.')
+  const written = await writeReport(report, options.out)
   process.stdout.write(reportMarkdown(report) + `\nreport written to ${written.json} and ${written.markdown}\n`)
   await faultline.close()
 }
 
+/** Where the program writes help and errors (tests capture them). */
+export interface ProgramOutput { writeOut: (text: string) => void, writeErr: (text: string) => void }
+
+const STDIO: ProgramOutput = { writeOut: (text) => { process.stdout.write(text) }, writeErr: (text) => { process.stderr.write(text) } }
+
+export function buildProgram (output: ProgramOutput = STDIO): Command {
+  const program = new Command('faultline')
+    .configureOutput(output)
+    .description('Fault-injecting sidecar reverse proxy: intent-weighted chaos plus retry, circuit breaker, bulkhead and fallback')
+    .version(VERSION, '-V, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'show this help')
+    .showSuggestionAfterError(true)
+    .addHelpText('after', '\nExit codes: 0 ok, 1 runtime failure (such as a port in use), 2 invalid config or usage,\n3 an experiment saw too little traffic to judge.\nRun "faultline <command> --help" for a command\'s options.')
+
+  withConfig(program.command('run'))
+    .description('run the proxy')
+    .action(async (positional: string | undefined, options: FileOptions, command: Command) => {
+      await run(configFile(command, positional, options))
+    })
+
+  withConfig(program.command('check'))
+    .description('validate a config file and exit (2 when invalid)')
+    .action(async (positional: string | undefined, options: FileOptions, command: Command) => {
+      await check(configFile(command, positional, options), output)
+    })
+
+  withConfig(program.command('plan'))
+    .description("print each route's intent-derived fault plan")
+    .option('--json', 'print the plan as JSON')
+    .action(async (positional: string | undefined, options: FileOptions & { json?: boolean }, command: Command) => {
+      await plan(configFile(command, positional, options), options, output)
+    })
+
+  withConfig(program.command('experiment'))
+    .description('run the proxy for an experiment against live traffic, then write its report and exit')
+    .addOption(new Option('--duration <duration>', 'how long the experiment runs (60s, 2m, 1500ms)').default(60_000, '60s').argParser(durationArg))
+    .addOption(new Option('--mode <mode>', 'intent-weighted chaos or every fault kind uniformly').choices(['intent', 'uniform']).default('intent'))
+    .option('--out <dir>', 'directory for the report files', '.')
+    .addHelpText('after', '\nExits 3 when the experiment saw too little traffic to judge any evaluation window.')
+    .action(async (positional: string | undefined, options: FileOptions & { duration: number, mode: 'intent' | 'uniform', out: string }, command: Command) => {
+      await experiment(configFile(command, positional, options), options)
+    })
+
+  program.command('demo')
+    .description('run the bundled demo: upstream, proxy, traffic, summary')
+    .action(async () => { process.exitCode = await runDemo() })
+
+  // Usage mistakes exit 2 with one line and the command's usage; help and version exit 0.
+  const usageOnError = (command: Command): void => {
+    command.exitOverride((err: CommanderError) => {
+      if (err.exitCode === 0) throw err
+      output.writeErr(`usage: ${commandPath(command)} ${command.usage()}\nRun "${commandPath(command)} --help" for more.\n`)
+      throw new CommanderError(EXIT.usage, err.code, err.message)
+    })
+    for (const sub of command.commands) usageOnError(sub)
+  }
+  usageOnError(program)
+  return program
+}
+
+function commandPath (command: Command): string {
+  const names: string[] = []
+  for (let c: Command | null = command; c !== null; c = c.parent) names.unshift(c.name())
+  return names.join(' ')
+}
+
 async function main (): Promise<void> {
-  const [command, ...rest] = process.argv.slice(2)
-  switch (command) {
-    case 'run': return await run(rest)
-    case 'check': return await check(rest)
-    case 'plan': return await plan(rest)
-    case 'experiment': return await experiment(rest)
-    case 'demo': process.exitCode = await runDemo(); return
-    case undefined:
-    case '-h':
-    case '--help':
-    case 'help':
-      process.stdout.write(USAGE)
-      return
-    default:
-      fail(`faultline: unknown command "${command}"\n` + USAGE, 2)
+  const program = buildProgram()
+  const args = process.argv.slice(2)
+  if (args.length === 0) {
+    program.outputHelp()
+    return
+  }
+  try {
+    await program.parseAsync(args, { from: 'user' })
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode)
+    throw err
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`faultline: ${(err as Error).stack ?? String(err)}\n`)
-  process.exit(1)
-})
+// Run only as the program, so tests can import buildProgram and drive it in-process.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`faultline: ${(err as Error).stack ?? String(err)}\n`)
+    process.exit(EXIT.failure)
+  })
+}

@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod'
 import { isSecretKey } from '../admin/redact.js'
+import { didYouMean, knownKeysAt } from './suggest.js'
 
 export interface ConfigProblem {
   path: string
@@ -51,8 +52,46 @@ function bound (issue: { minimum?: unknown, maximum?: unknown, inclusive?: boole
   }
 }
 
+/** Where the issue came from, so a misspelt key can be matched against the keys the schema knows there. */
+export interface IssueSource {
+  schema: z.ZodType
+  document: unknown
+}
+
+const suggestion = (word: unknown, candidates: readonly unknown[]): string => {
+  if (typeof word !== 'string') return ''
+  const best = didYouMean(word, candidates.filter((c): c is string => typeof c === 'string'))
+  return best === undefined ? '' : ` (did you mean ${JSON.stringify(best)}?)`
+}
+
+function unknownKeys (issue: z.core.$ZodIssueUnrecognizedKeys, source: IssueSource | undefined): string {
+  const known = source === undefined ? undefined : knownKeysAt(source.schema, issue.path, source.document)
+  const keys = issue.keys.map((k) => JSON.stringify(k) + (known === undefined ? '' : suggestion(k, known))).join(', ')
+  const accepted = known === undefined ? '' : `; expected one of ${known.join(', ')}`
+  return `unknown key${issue.keys.length > 1 ? 's' : ''} ${keys}${accepted}`
+}
+
+/** What any branch of a plain union would have taken: "one of "a" | "b", or a number >= 400". */
+function unionAlternatives (issue: z.core.$ZodIssueInvalidUnion, input: unknown): string {
+  const values: unknown[] = []
+  const others: string[] = []
+  for (const branch of issue.errors) {
+    const top = branch.filter((i) => i.path.length === 0)
+    if (top.length === 0) continue
+    for (const i of top) {
+      if (i.code === 'invalid_value') values.push(...i.values)
+      else if (i.code === 'invalid_type') others.push(i.expected === 'int' ? 'an integer' : `a ${i.expected}`)
+      else if (i.code === 'too_small') others.push(bound(i as never, true))
+      else if (i.code === 'too_big') others.push(bound(i as never, false))
+    }
+  }
+  if (values.length === 0 && others.length === 0) return `${issue.message}, got ${describe(input)}`
+  const parts = [...(values.length > 0 ? [`one of ${values.map((v) => JSON.stringify(v)).join(' | ')}`] : []), ...new Set(others)]
+  return `expected ${parts.join(', or ')}, got ${describe(input)}${suggestion(input, values)}`
+}
+
 /** One zod issue as "expected X, got Y". */
-export function describeIssue (issue: z.core.$ZodIssue): string {
+export function describeIssue (issue: z.core.$ZodIssue, source?: IssueSource): string {
   // A refused secret (a short admin.token, an Authorization matcher) is never echoed into a log or an API answer.
   const last = issue.path[issue.path.length - 1]
   if (typeof last === 'string' && isSecretKey(last)) issue = { ...issue, input: '[redacted]' } as z.core.$ZodIssue
@@ -61,9 +100,9 @@ export function describeIssue (issue: z.core.$ZodIssue): string {
     case 'invalid_type':
       return `expected ${issue.expected === 'int' ? 'an integer' : issue.expected}, got ${describe(input)}`
     case 'unrecognized_keys':
-      return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`
+      return unknownKeys(issue, source)
     case 'invalid_value':
-      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(' | ')}, got ${describe(input)}`
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(' | ')}, got ${describe(input)}${suggestion(input, issue.values)}`
     case 'too_small':
       return `expected ${bound(issue as never, true)}, got ${Array.isArray(input) ? `${input.length} item(s)` : describe(input)}`
     case 'too_big':
@@ -73,16 +112,16 @@ export function describeIssue (issue: z.core.$ZodIssue): string {
       const tagged = issue as { discriminator?: string, options?: unknown[] }
       if (tagged.discriminator !== undefined && tagged.options !== undefined) {
         const tag = (input as Record<string, unknown> | undefined)?.[tagged.discriminator]
-        return `expected one of ${tagged.options.map((v) => JSON.stringify(v)).join(' | ')}, got ${describe(tag)}`
+        return `expected one of ${tagged.options.map((v) => JSON.stringify(v)).join(' | ')}, got ${describe(tag)}${suggestion(tag, tagged.options)}`
       }
       const discriminator = (issue as { note?: string }).note
-      return discriminator ? `${issue.message} (${discriminator})` : `${issue.message}, got ${describe(input)}`
+      return discriminator ? `${issue.message} (${discriminator})` : unionAlternatives(issue, input)
     }
     default:
       return issue.message
   }
 }
 
-export function problemsFromZod (error: z.ZodError): ConfigProblem[] {
-  return error.issues.map((issue) => ({ path: formatPath(issue.path), message: describeIssue(issue) }))
+export function problemsFromZod (error: z.ZodError, source?: IssueSource): ConfigProblem[] {
+  return error.issues.map((issue) => ({ path: formatPath(issue.path), message: describeIssue(issue, source) }))
 }

@@ -68,10 +68,27 @@ export function interpolate (node: unknown, env: Env, problems: ConfigProblem[],
 export function parseConfig (document: unknown, file: string, env: Env = process.env): Config {
   const problems: ConfigProblem[] = []
   const interpolated = interpolate(document, env, problems)
-  if (problems.length > 0) throw new ConfigError(file, problems)
   const result = configSchema.safeParse(interpolated, { reportInput: true })
-  if (!result.success) throw new ConfigError(file, problemsFromZod(result.error))
+  if (!result.success) {
+    // Every problem at once: an unset variable does not hide the rest. A
+    // schema complaint about the very value that holds the unset variable
+    // would only repeat it, so it is left out.
+    const unset = problems.map((p) => p.path)
+    const covered = (path: string): boolean => unset.some((u) => path === u || path.startsWith(u + '.') || path.startsWith(u + '['))
+    problems.push(...problemsFromZod(result.error, { schema: configSchema, document: interpolated }).filter((p) => !covered(p.path)))
+  }
+  if (problems.length > 0 || !result.success) throw new ConfigError(file, problems)
   return result.data
+}
+
+/** The offending line of a YAML error with a caret under the column, and the two lines before it for context. */
+export function yamlFrame (text: string, line: number, col: number): string {
+  const lines = text.split(/\r?\n/)
+  const width = String(line).length
+  const out: string[] = []
+  for (let n = Math.max(1, line - 2); n <= line; n++) out.push(`  ${String(n).padStart(width)} | ${lines[n - 1] ?? ''}`)
+  out.push(`  ${' '.repeat(width)} | ${' '.repeat(Math.max(0, col - 1))}^`)
+  return out.join('\n')
 }
 
 /** Parses YAML or JSON text (JSON is YAML 1.2) and validates it. */
@@ -81,7 +98,11 @@ export function parseConfigText (text: string, file: string, env: Env = process.
     // Later YAML errors are mostly echoes of the first; one clear line beats a wall.
     const first = doc.errors[0]!
     const more = doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more YAML error(s) after it)` : ''
-    throw new ConfigError(file, [{ path: '', message: `invalid YAML: ${first.message.split('\n')[0] ?? first.message}${more}` }])
+    const at = first.linePos?.[0]
+    const reason = (first.message.split('\n')[0] ?? first.message).replace(/ at line \d+, column \d+:?$/, '')
+    const where = at === undefined ? '' : ` at line ${at.line}, column ${at.col}`
+    const frame = at === undefined ? '' : '\n' + yamlFrame(text, at.line, at.col)
+    throw new ConfigError(file, [{ path: '', message: `invalid YAML${where}: ${reason}${more}${frame}` }])
   }
   return parseConfig(doc.toJS() ?? {}, file, env)
 }
