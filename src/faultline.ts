@@ -10,11 +10,8 @@ import type { AddressInfo } from 'node:net'
 import { isLoopbackHost, type Config, type ShutdownMode } from './config/schema.js'
 import { loadConfigFile } from './config/load.js'
 import { ConfigError } from './config/errors.js'
-<<<<<<< HEAD
 import { prepareConfig } from './config/prepare.js'
-=======
 import { ListenError } from './listen-error.js'
->>>>>>> 3f48d38 (cli: commander with --help on every command, --version, FILE/--config/FAULTLINE_CONFIG everywhere, usage errors exit 2; a port clash names listen.port/admin.port and the address; YAML errors show the line and a caret; did-you-mean for keys and values; unset ${VAR}s reported with every other problem)
 import { createLogger, type Logger } from './log.js'
 import { Metrics } from './metrics/metrics.js'
 import { UpstreamPools } from './proxy/upstreams.js'
@@ -188,17 +185,13 @@ export class Faultline {
       headersTimeoutMs: listen.headersTimeoutMs,
       requestTimeoutMs: listen.requestTimeoutMs
     })
-<<<<<<< HEAD
-    await this.admin.listen({ host: admin.host, port: admin.port })
-    if (this.config.probes !== undefined) {
-      this.probes = createProbeServer({ logger: this.logger, isReady: () => this.ready })
-      await this.probes.listen({ host: this.config.probes.host, port: this.config.probes.port })
-    }
-    await this.proxy.listen({ host: listen.host, port: listen.port })
-=======
     await this.admin.listen({ host: admin.host, port: admin.port }).catch((err: unknown) => { throw new ListenError('admin', admin.host, admin.port, err) })
+    if (this.config.probes !== undefined) {
+      const probes = this.config.probes
+      this.probes = createProbeServer({ logger: this.logger, isReady: () => this.ready })
+      await this.probes.listen({ host: probes.host, port: probes.port }).catch((err: unknown) => { throw new ListenError('probes', probes.host, probes.port, err) })
+    }
     await this.proxy.listen({ host: listen.host, port: listen.port }).catch((err: unknown) => { throw new ListenError('listen', listen.host, listen.port, err) })
->>>>>>> 3f48d38 (cli: commander with --help on every command, --version, FILE/--config/FAULTLINE_CONFIG everywhere, usage errors exit 2; a port clash names listen.port/admin.port and the address; YAML errors show the line and a caret; did-you-mean for keys and values; unset ${VAR}s reported with every other problem)
     this.metrics.routesConfigured.set(this.config.routes.length)
     this.metrics.configLoaded.setToCurrentTime()
     this.startEvaluation()

@@ -1,6 +1,6 @@
 /**
  * A listener that could not bind, said in config terms: which key to
- * change (`listen.port` or `admin.port`) and which address clashed,
+ * change (`listen.port`, `admin.port` or `probes.port`) and which address clashed,
  * instead of a bare `listen EADDRINUSE` stack.
  */
 export class ListenError extends Error {
@@ -8,7 +8,7 @@ export class ListenError extends Error {
   readonly address: string
   readonly code: string | undefined
 
-  constructor (key: 'listen' | 'admin', host: string, port: number, cause: unknown) {
+  constructor (key: 'listen' | 'admin' | 'probes', host: string, port: number, cause: unknown) {
     const code = (cause as { code?: string } | undefined)?.code
     const address = `${host.includes(':') ? `[${host}]` : host}:${port}`
     const why = code === 'EADDRINUSE'
