@@ -165,6 +165,7 @@ export class Faultline {
       metrics: this.metrics,
       token: () => this.adminToken,
       authFailures: { max: admin.maxAuthFailures, windowMs: admin.authFailureWindowMs },
+      allowedHosts: () => [this.config.admin.host, ...this.config.admin.allowedHosts],
       control: {
         isReady: () => this.ready,
         routes: () => redactSecrets(this.describeRoutes()),
@@ -253,6 +254,8 @@ export class Faultline {
     }
   }
 
+  /** Every GET path of the admin API (tests scan them all for secrets). */
+  get adminReadPaths (): readonly string[] { return (this.admin as unknown as { readPaths?: string[] } | undefined)?.readPaths ?? [] }
   get proxyAddress (): string { return addressOf(this.proxy) }
   get adminAddress (): string { return addressOf(this.admin) }
   get proxyPort (): number { return portOf(this.proxy) }

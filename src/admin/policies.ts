@@ -14,16 +14,17 @@ import type { AdminExtension } from './server.js'
 import { adminError, audit } from './server.js'
 import { isBreakerPolicy, type CircuitBreaker } from '../policies/breaker.js'
 
-const ACTIONS: Record<string, (breaker: CircuitBreaker) => void> = {
-  'force-open': (b) => { b.forceOpen() },
-  'force-close': (b) => { b.forceClose() },
-  reset: (b) => { b.reset() }
-}
+// A Map, not an object literal: "constructor" or "__proto__" must not find Object.prototype's members.
+const ACTIONS = new Map<string, (breaker: CircuitBreaker) => void>([
+  ['force-open', (b) => { b.forceOpen() }],
+  ['force-close', (b) => { b.forceClose() }],
+  ['reset', (b) => { b.reset() }]
+])
 
 export const policyAdmin: AdminExtension = (app, control) => {
   app.post<{ Params: { route: string, action: string } }>('/routes/:route/breaker/:action', async (request, reply) => {
     const { route: name, action } = request.params
-    const apply = ACTIONS[action]
+    const apply = ACTIONS.get(action)
     if (apply === undefined) {
       return adminError(reply, 404, 'not_found', `unknown breaker action "${action}": expected force-open, force-close or reset`)
     }

@@ -5,6 +5,7 @@
  * funnel so every refusal has the same JSON shape.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { isIP } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Metrics } from '../metrics/metrics.js'
@@ -39,6 +40,29 @@ export interface AdminServerOptions {
   extensions?: AdminExtension[]
   /** Failed token attempts allowed per remote address per window (default 10 per minute). */
   authFailures?: { max: number, windowMs: number }
+  /** Host names answered besides IP literals and localhost (admin.host, admin.allowedHosts); read per request. */
+  allowedHosts?: () => readonly string[]
+}
+
+/** The host name of a Host header, lowercased, without port or IPv6 brackets; '' when absent. */
+function hostName (header: string | undefined): string {
+  if (header === undefined) return ''
+  const host = header.trim().toLowerCase()
+  if (host.startsWith('[')) return host.slice(1, host.indexOf(']') === -1 ? undefined : host.indexOf(']'))
+  const colon = host.lastIndexOf(':')
+  return colon === -1 ? host : host.slice(0, colon)
+}
+
+/**
+ * DNS rebinding defence: a page whose name was rebound to this address
+ * still sends its own name as Host. IP literals cannot be rebound, so they
+ * pass, as do localhost and the names the config lists.
+ */
+export function hostAllowed (header: string | undefined, names: readonly string[]): boolean {
+  const host = hostName(header)
+  if (host === '') return false
+  if (isIP(host) !== 0 || host === 'localhost') return true
+  return names.some((name) => name.toLowerCase() === host)
 }
 
 /**
@@ -107,9 +131,21 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
     forceCloseConnections: true
   })
 
+  // Every GET path, as registered (tests scan each one for a planted secret).
+  const readPaths: string[] = []
+  app.addHook('onRoute', (r) => {
+    const methods = Array.isArray(r.method) ? r.method : [r.method]
+    if (methods.includes('GET')) readPaths.push(r.url)
+  })
+  app.decorate('readPaths', readPaths)
+
   const throttle = new AuthThrottle(options.authFailures?.max ?? 10, options.authFailures?.windowMs ?? 60_000)
 
   app.addHook('onRequest', async (request, reply) => {
+    if (!hostAllowed(request.headers.host, options.allowedHosts?.() ?? [])) {
+      request.log.warn({ method: request.method, url: request.url, remote: request.ip, host: request.headers.host }, 'admin call refused: Host not allowed')
+      return adminError(reply, 403, 'host_not_allowed', 'the admin API answers only to its own address, localhost or a name in admin.allowedHosts')
+    }
     // No CORS, and no browser at all: a page (including one that rebinds its
     // DNS name to 127.0.0.1) sends Origin; Prometheus, probes and curl do not.
     if (request.headers.origin !== undefined) {
@@ -128,7 +164,9 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
       return adminError(reply.header('retry-after', String(Math.ceil(waitMs / 1000))), 429, 'too_many_auth_failures', 'too many failed token attempts from this address; try again later')
     }
     const header = request.headers.authorization
-    const presented = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : ''
+    // The auth scheme is case-insensitive (RFC 9110 §11.1): "bearer x" is the same credential as "Bearer x".
+    const scheme = typeof header === 'string' ? /^bearer +(\S.*)$/i.exec(header) : null
+    const presented = scheme?.[1] ?? ''
     if (!tokenMatches(presented, expected)) {
       const failures = throttle.fail(remote)
       request.log.warn({ method: request.method, url: request.url, remote, failures }, 'admin call refused: missing or wrong bearer token')
@@ -136,6 +174,10 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
     }
     throttle.succeed(remote)
   })
+
+  // Every admin answer that shows config goes through the one redaction (a fault matching on
+  // Authorization, a static fallback setting a cookie), whichever endpoint it comes from.
+  app.addHook('preSerialization', async (_request, _reply, payload) => redactSecrets(payload))
 
   app.setErrorHandler((err: { statusCode?: number, message: string }, request, reply) => {
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500

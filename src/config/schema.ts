@@ -86,6 +86,12 @@ export const adminSchema = z.strictObject({
   token: z.string().min(16, { error: 'expected a token of at least 16 characters' }).optional(),
   /** Read the token from a file (a mounted secret); wins over `token`. */
   tokenFile: z.string().optional(),
+  /**
+   * Host names the admin API answers to besides IP literals, localhost and
+   * admin.host (DNS-rebinding defence, docs/SECURITY.md): e.g. the name
+   * Prometheus scrapes it by.
+   */
+  allowedHosts: z.array(z.string().min(1)).default([]),
   /** Failed bearer-token attempts one remote address may make per window before it gets 429. */
   maxAuthFailures: z.number().int().positive().default(10),
   authFailureWindowMs: z.number().int().positive().default(60_000)
