@@ -145,7 +145,9 @@ const PACKAGE_OF: Record<string, string> = {
   prometheus: 'prometheus',
   chromium: 'chromium',
   'redis-server': 'redis-server',
-  openssl: 'openssl'
+  openssl: 'openssl',
+  // kustomize, built into kubectl (test/kubernetes.test.ts); the machine image ships the `kubectl` package.
+  kubectl: 'kubectl'
 }
 
 /** True under CI (CI=true, as .ci/run and CI services set it). */
