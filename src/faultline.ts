@@ -26,6 +26,7 @@ import { PolicyRegistry } from './policies/registry.js'
 import { policyAdmin } from './admin/policies.js'
 import { chaosAdmin } from './admin/chaos.js'
 import { ChaosSwitch } from './faults/switch.js'
+import type { Clock } from './faults/schedule.js'
 import { FailureRecorder } from './report/recorder.js'
 import { reportAdmin } from './admin/report.js'
 import { statusPage } from './admin/status.js'
@@ -45,6 +46,8 @@ export interface StartOptions {
    * library by default: an embedding program decides its own reloads.
    */
   watchFiles?: boolean
+  /** The wall clock fault schedules read (windows, until, ttl); tests inject one. */
+  clock?: Clock
 }
 
 
@@ -76,6 +79,7 @@ export class Faultline {
   /** Webhook alerts. The intent engine raises guardrail halts with alerts.emit({ type: 'guardrail_halt', route, details }). */
   readonly alerts: AlertNotifier
   private readonly configFile: string | undefined
+  private readonly clock: Clock | undefined
   private config: Config
   private table: RouteTable
   private adminToken: string | undefined
@@ -99,6 +103,7 @@ export class Faultline {
     this.config = config
     this.configFile = options.configFile
     this.watchFiles = options.watchFiles ?? false
+    this.clock = options.clock
     this.logger = options.logger ?? createLogger(config.log.level)
     this.metrics = options.metrics ?? new Metrics()
     this.adminToken = Faultline.check(config, options.configFile ?? '<config>')
@@ -146,7 +151,7 @@ export class Faultline {
     const routes: RouteRuntime[] = []
     try {
       for (const route of config.routes) {
-        routes.push(new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, controller: config.controller, report: this.report, watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream) }))
+        routes.push(new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, controller: config.controller, chaosOptions: { clock: this.clock, logger: this.logger }, report: this.report, watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream) }))
       }
     } catch (err) {
       for (const route of routes) route.dispose()

@@ -11,6 +11,8 @@
  *   POST   /chaos/routes/:route/faults             add one (body: a fault, as in the config)
  *   PUT    /chaos/routes/:route/faults/:id         replace one
  *   DELETE /chaos/routes/:route/faults/:id         remove one
+ *   POST   /chaos/routes/:route/faults/:id/reset   restart its schedule (counts, window, ttl)
+ *   POST   /chaos/routes/:route/reset              restart every schedule on the route, trigger headers' too
  *
  * The config file is the source of truth: a reload rebuilds every route's
  * chaos from it, dropping runtime changes. The kill switch is not config
@@ -22,7 +24,7 @@ import { adminError, audit, type AdminExtension } from './server.js'
 import { problemsFromZod } from '../config/errors.js'
 import { faultSchema, type FaultConfig } from '../faults/schema.js'
 import type { ArmedFault } from '../faults/fault.js'
-import { DuplicateFault, type RouteFaults } from '../faults/route-faults.js'
+import { DuplicateFault, EndedFault, type RouteFaults } from '../faults/route-faults.js'
 import type { ChaosSwitch } from '../faults/switch.js'
 
 const RUNTIME_NOTE = 'runtime change: a config reload replaces this route\'s chaos with the config file\'s'
@@ -109,6 +111,7 @@ export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
         armed = change(faults, body.data)
       } catch (err) {
         if (err instanceof DuplicateFault) return adminError(reply, 409, 'duplicate_fault', err.message)
+        if (err instanceof EndedFault) return adminError(reply, 400, 'invalid_fault', err.message)
         throw err
       }
       if (armed === undefined) return adminError(reply, 404, 'no_fault', `route ${faults.route} has no fault ${JSON.stringify(request.params.id)}`)
@@ -129,6 +132,23 @@ export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
       if (!faults.remove(request.params.id)) return adminError(reply, 404, 'no_fault', `route ${faults.route} has no fault ${JSON.stringify(request.params.id)}`)
       audit(request, 'chaos.fault.remove', { route: faults.route, id: request.params.id })
       return { route: faults.route, removed: request.params.id, note: RUNTIME_NOTE }
+    })
+
+    app.post<{ Params: FaultParams }>('/chaos/routes/:route/faults/:id/reset', async (request, reply) => {
+      const faults = faultsOf(request, reply)
+      if (faults === undefined) return reply
+      if (!faults.resetSchedule(request.params.id)) return adminError(reply, 404, 'no_fault', `route ${faults.route} has no fault ${JSON.stringify(request.params.id)}`)
+      audit(request, 'chaos.fault.reset', { route: faults.route, id: request.params.id })
+      const fault = faults.list().find((f) => f.id === request.params.id)
+      return { route: faults.route, fault, note: RUNTIME_NOTE }
+    })
+
+    app.post<{ Params: RouteParams }>('/chaos/routes/:route/reset', async (request, reply) => {
+      const faults = faultsOf(request, reply)
+      if (faults === undefined) return reply
+      faults.resetSchedule()
+      audit(request, 'chaos.route.reset', { route: faults.route })
+      return { route: faults.route, ...faults.state(), note: RUNTIME_NOTE }
     })
   }
 }

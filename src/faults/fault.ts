@@ -7,8 +7,9 @@
  * and alter what comes back. Where it acts is not its business: the
  * FaultIO it is handed says what "wait", "fail" and "cut the body" mean at
  * that side. Whether it fires at all is not its business either: the
- * probability and the matchers live in the envelope, outside the fault
- * (Toxiproxy's toxicity), so no fault carries an `if` for them.
+ * probability, the matchers and the schedule (schedule.ts) live in the
+ * envelope, outside the fault (Toxiproxy's toxicity), so no fault carries
+ * an `if` for them.
  */
 import { z } from 'zod'
 import type { RequestContext } from '../proxy/context.js'
@@ -17,6 +18,7 @@ import { HTTP_METHODS } from '../config/http-methods.js'
 import type { FaultIO } from './io.js'
 import type { FaultConfig } from './registry.js'
 import type { Matcher } from './match.js'
+import { scheduleEnvelope, type Schedule } from './schedule.js'
 
 export const FAULT_SIDES = ['upstream', 'client'] as const
 export type FaultSide = (typeof FAULT_SIDES)[number]
@@ -34,6 +36,8 @@ export interface ArmedFault {
   readonly config: FaultConfig
   readonly fault: Fault
   readonly matches: Matcher | undefined
+  /** Its count and time gate (first, every, after, window, until, ttl); absent when it has none. */
+  readonly schedule?: Schedule | undefined
 }
 
 /** A fault's name is a metric label value: short and bounded, like route names. */
@@ -58,7 +62,9 @@ export const envelope = {
   name: faultName.optional(),
   probability: z.number().min(0).max(1).default(1),
   at: z.enum(FAULT_SIDES).default('upstream'),
-  match: faultMatchSchema.optional()
+  match: faultMatchSchema.optional(),
+  /** first, every, after, per, key, maxKeys, window, until, ttl: see schedule.ts and docs/FAULTS.md. */
+  ...scheduleEnvelope
 }
 
 /** The schema of one kind: its literal `kind`, the envelope, and its own parameters. */

@@ -7,9 +7,13 @@
  * Choosing: faults are tried in list order and each rolls its own
  * probability; every one that fires is applied, stacked in list order
  * (first outermost), as Toxiproxy stacks toxics. A trigger header, where
- * allowed, replaces the configured faults for its request.
+ * allowed, replaces the configured faults for its request. A fault with a
+ * schedule (schedule.ts) is counted after its matchers and before its
+ * probability; one with an end (`until`, `ttl`) is removed when it ends.
  */
 import { randomInt } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
+import type { Logger } from '../log.js'
 import type { RequestContext } from '../proxy/context.js'
 import type { Policy, UpstreamCall, UpstreamResponse } from '../proxy/pipeline.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
@@ -22,8 +26,21 @@ import { compileMatch } from './match.js'
 import { ClientSideIO, UpstreamSideIO, type ChaosLink, type FaultIO } from './io.js'
 import { TRIGGER_HEADER, TriggerError, parseTrigger } from './trigger.js'
 import { releaser, type ChaosSwitch } from './switch.js'
+import { Schedule, isScheduled, systemClock, type Clock } from './schedule.js'
 
 interface Inc { inc: (value?: number) => void }
+
+export interface RouteFaultsOptions {
+  /** The clock schedules read (windows, until, ttl); tests inject one. */
+  clock?: Clock
+  /** Where an expired fault's audit line goes. */
+  logger?: Logger
+}
+
+/** Distinct trigger header values whose schedules a route remembers (least recently seen forgotten first). */
+const TRIGGER_SCHEDULES = 256
+/** Node's timer limit: a longer delay would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 export class RouteFaults {
   readonly route: string
@@ -61,11 +78,20 @@ export class RouteFaults {
   /** First attempts seen and planned injections made since the plan's budget was set. */
   private plannedSeen = 0
   private plannedInjected = 0
+  private readonly clock: Clock
+  private readonly logger: Logger | undefined
+  /** The earliest end (epoch ms) of a fault with `until` or `ttl`, and the timer that removes it then. */
+  private nextExpiry: number | undefined
+  private expiryTimer: NodeJS.Timeout | undefined
+  /** Trigger header faults with a schedule, per header value and side: counted per route, bounded. */
+  private readonly triggerLists = new LRUCache<string, ArmedFault[]>({ max: TRIGGER_SCHEDULES })
 
-  constructor (route: string, config: ChaosConfig, metrics: RouteMetrics, chaosSwitch: ChaosSwitch) {
+  constructor (route: string, config: ChaosConfig, metrics: RouteMetrics, chaosSwitch: ChaosSwitch, options: RouteFaultsOptions = {}) {
     this.route = route
     this.metrics = metrics
     this.chaosSwitch = chaosSwitch
+    this.clock = options.clock ?? systemClock
+    this.logger = options.logger
     this.enabled = config.enabled
     this.allowHeaderTriggers = config.allowHeaderTriggers
     this.exposeHeaders = config.exposeHeaders
@@ -87,7 +113,8 @@ export class RouteFaults {
         const chosen = this.choose(ctx, 'upstream')
         return chosen === undefined ? next(ctx) : this.inject(ctx, chosen, next, this.upstreamIO)
       },
-      state: () => this.state()
+      state: () => this.state(),
+      dispose: () => { this.dispose() }
     }
     this.refresh()
   }
@@ -102,13 +129,14 @@ export class RouteFaults {
    * common case, allocation-free). Throws TriggerError for a bad trigger header.
    */
   choose (ctx: RequestContext, side: FaultSide): ArmedFault[] | undefined {
+    if (this.nextExpiry !== undefined && this.clock() >= this.nextExpiry) this.sweep()
     if (!this.enabled || !this.chaosSwitch.enabled) return undefined
     let list = side === 'upstream' ? this.upstreamFaults : this.clientFaults
     if (this.allowHeaderTriggers) {
       const header = ctx.req.headers[TRIGGER_HEADER]
       if (typeof header === 'string') {
         try {
-          list = parseTrigger(header).filter((f) => f.config.at === side)
+          list = this.triggered(header, side)
         } catch (err) {
           // The client seam answers a bad header with a 400 before the pipeline runs.
           if (side === 'client' || !(err instanceof TriggerError)) throw err
@@ -119,6 +147,8 @@ export class RouteFaults {
     let chosen: ArmedFault[] | undefined
     for (const f of list) {
       if (f.matches !== undefined && !f.matches(ctx)) continue
+      // After the matchers (only matching exchanges are counted), before the dice (a count is exact, not a draw).
+      if (f.schedule !== undefined && !f.schedule.admits(ctx)) continue
       const p = f.config.probability
       if (p < 1 && (p <= 0 || this.random() >= p)) continue
       (chosen ??= []).push(f)
@@ -128,6 +158,23 @@ export class RouteFaults {
       if (planned !== undefined) (chosen ??= []).push(planned)
     }
     return chosen
+  }
+
+  /**
+   * A trigger header's faults at `side`. A header fault with a schedule
+   * gets this route's own count for this header value (a shared one would
+   * let one route's requests use up another's `first`).
+   */
+  private triggered (header: string, side: FaultSide): ArmedFault[] {
+    const parsed = parseTrigger(header)
+    const key = side + header
+    let list = this.triggerLists.get(key)
+    if (list === undefined) {
+      list = parsed.filter((f) => f.config.at === side)
+        .map((f) => (isScheduled(f.config) ? { ...f, schedule: new Schedule(f.config, this.clock) } : f))
+      this.triggerLists.set(key, list)
+    }
+    return list
   }
 
   /**
@@ -152,7 +199,8 @@ export class RouteFaults {
    * fault; `budget` the cap on the share of requests that get one.
    */
   setPlan (entries: ReadonlyArray<{ config: FaultConfig, weight: number }>, probability: number, budget: number): void {
-    this.planned = entries.map((e) => this.arm(e.config))
+    // Planned faults keep their probability and budget only: a schedule is for hand-written ones.
+    this.planned = entries.map((e) => this.arm(e.config, undefined, false))
     let sum = 0
     this.plannedCumulative = entries.map((e) => (sum += e.weight))
     this.plannedProbability = entries.length > 0 ? Math.min(probability, budget) : 0
@@ -205,7 +253,7 @@ export class RouteFaults {
     return child
   }
 
-  private arm (config: FaultConfig, id?: string): ArmedFault {
+  private arm (config: FaultConfig, id?: string, scheduled = true): ArmedFault {
     const label = config.name ?? config.kind
     // Bound up front, so the series exists (at 0) as soon as the fault is configured.
     if (config.kind !== 'none') this.counter(label)
@@ -214,11 +262,13 @@ export class RouteFaults {
       label,
       config,
       fault: createFault(config),
-      matches: compileMatch(config.match)
+      matches: compileMatch(config.match),
+      schedule: scheduled && isScheduled(config) ? new Schedule(config, this.clock) : undefined
     }
   }
 
   private refresh (): void {
+    this.armExpiry()
     this.upstreamFaults = this.armed.filter((f) => f.config.at === 'upstream')
     this.clientFaults = this.armed.filter((f) => f.config.at === 'client')
     const active = this.enabled && (this.upstreamFaults.length > 0 || this.allowHeaderTriggers || this.plannedProbability > 0)
@@ -251,8 +301,71 @@ export class RouteFaults {
     this.random = seededRandom(seed)
   }
 
+  /** The faults with their ids, and what remains of each one's schedule. */
   list (): Array<{ id: string } & FaultConfig> {
-    return this.armed.map((f) => ({ id: f.id, ...f.config }))
+    if (this.nextExpiry !== undefined && this.clock() >= this.nextExpiry) this.sweep()
+    return this.armed.map((f) => (f.schedule === undefined ? { id: f.id, ...f.config } : { id: f.id, ...f.config, schedule: f.schedule.state() }))
+  }
+
+  /**
+   * Restarts a fault's counts, window and ttl (`id`), or every schedule on
+   * the route, trigger headers' included (no `id`). False when there is no
+   * such fault.
+   */
+  resetSchedule (id?: string): boolean {
+    if (id === undefined) {
+      for (const f of this.armed) f.schedule?.reset()
+      this.triggerLists.clear()
+    } else {
+      const f = this.get(id)
+      if (f === undefined) return false
+      f.schedule?.reset()
+    }
+    this.armExpiry()
+    return true
+  }
+
+  /** Removes every fault whose `until` or `ttl` has passed: an audit line and a metric each. */
+  private sweep (): void {
+    const now = this.clock()
+    const expired = this.armed.filter((f) => { const at = f.schedule?.expiresAt; return at !== undefined && now >= at })
+    if (expired.length > 0) {
+      this.armed = this.armed.filter((f) => !expired.includes(f))
+      for (const f of expired) {
+        this.metrics.metrics.faultsExpired.labels(this.route, f.label).inc()
+        this.logger?.info({ audit: 'chaos.fault.expire', route: this.route, id: f.id, fault: f.label, until: f.config.until, ttl: f.config.ttl }, `chaos: fault ${f.id} on route ${this.route} expired and was removed`)
+      }
+    }
+    this.refresh()
+  }
+
+  /**
+   * Keeps one timer on the earliest end, so an expired fault is removed
+   * (and audited) on time even without traffic; choose() checks too, so a
+   * late timer never lets a fault outlive its end.
+   */
+  private armExpiry (): void {
+    let next: number | undefined
+    for (const f of this.armed) {
+      const at = f.schedule?.expiresAt
+      if (at !== undefined && (next === undefined || at < next)) next = at
+    }
+    this.nextExpiry = next
+    clearTimeout(this.expiryTimer)
+    this.expiryTimer = undefined
+    if (next === undefined || this.disposed) return
+    // At least 10 ms: an injected clock that stands still must not spin the timer.
+    this.expiryTimer = setTimeout(() => { this.sweep() }, Math.min(MAX_TIMER_MS, Math.max(10, next - this.clock())))
+    this.expiryTimer.unref()
+  }
+
+  private disposed = false
+
+  /** The route is gone (reload, shutdown): its expiry timer with it. */
+  dispose (): void {
+    this.disposed = true
+    clearTimeout(this.expiryTimer)
+    this.expiryTimer = undefined
   }
 
   get (id: string): ArmedFault | undefined {
@@ -263,6 +376,7 @@ export class RouteFaults {
   add (config: FaultConfig): ArmedFault {
     this.assertFreeName(config.name, undefined)
     const armed = this.arm(config)
+    this.assertNotEnded(armed)
     this.armed = [...this.armed, armed]
     this.refresh()
     return armed
@@ -274,6 +388,7 @@ export class RouteFaults {
     if (index === -1) return undefined
     this.assertFreeName(config.name, id)
     const armed = this.arm(config, id)
+    this.assertNotEnded(armed)
     this.armed = this.armed.map((f, i) => (i === index ? armed : f))
     this.refresh()
     return armed
@@ -285,6 +400,12 @@ export class RouteFaults {
     if (this.armed.length === before) return false
     this.refresh()
     return true
+  }
+
+  /** A fault added at runtime whose `until` has already passed would be removed at once: refused instead. */
+  private assertNotEnded (armed: ArmedFault): void {
+    const at = armed.schedule?.expiresAt
+    if (at !== undefined && this.clock() >= at) throw new EndedFault(armed.config.until ?? '')
   }
 
   private assertFreeName (name: string | undefined, except: string | undefined): void {
@@ -321,5 +442,12 @@ export class DuplicateFault extends Error {
   constructor (name: string) {
     super(`a fault named "${name}" already exists on this route`)
     this.name = 'DuplicateFault'
+  }
+}
+
+export class EndedFault extends Error {
+  constructor (until: string) {
+    super(`until: expected a time in the future, got ${JSON.stringify(until)}`)
+    this.name = 'EndedFault'
   }
 }

@@ -9,10 +9,14 @@
  *   timeout   throttle=2000   truncate=100; clean=true   corrupt=bytes
  *   schemaDrift; drop=email; rename=id:userId; retype=price:string
  *   auth=expired   rateLimit=30   slowHeaders=1s   none   abort=502; at=client
+ *   abort=503; first=2   abort=503; every=3; key=path   abort=503; first=1; key=header:idempotency-key
  *
  * `<kind>=<value>` sets the kind's main parameter; `200ms` and `2s` are
  * milliseconds; `at` and `probability` work as in the config, `name` and
  * `match` do not (names are metric labels: a client must not mint them).
+ * The count schedules (`first`, `every`, `after`, `per`, `key`, `maxKeys`)
+ * work as in the config, counted per route and header value (route-faults.ts);
+ * the time ones (`window`, `until`, `ttl`) do not: a header lives for one request.
  * Every fault is validated by the same schema as the config. Parsed
  * headers are cached (bounded), so a repeated trigger costs a lookup.
  */
@@ -61,7 +65,10 @@ function parseOne (text: string, index: number): ArmedFault {
     const key = param.slice(0, at).trim()
     const value = param.slice(at + 1).trim()
     if (key === 'name' || key === 'match' || key === 'kind') throw new TriggerError(`${where}: ${key} cannot be set from a header`)
-    if (form.lists?.includes(key) === true) {
+    if (key === 'window' || key === 'until' || key === 'ttl') throw new TriggerError(`${where}: ${key} cannot be set from a header (a header lives for one request; add the fault on the admin API for a time schedule)`)
+    if (key === 'key' && value.startsWith('header:')) {
+      input.key = { header: value.slice('header:'.length) }
+    } else if (form.lists?.includes(key) === true) {
       ((input[key] ??= []) as unknown[]).push(value)
     } else if (form.maps?.includes(key) === true) {
       const colon = value.indexOf(':')

@@ -120,6 +120,13 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly faultsExpired = new Counter({
+    name: 'faultline_faults_expired_total',
+    help: 'Faults removed because their `until` or `ttl` ended, by route and fault (its configured name, or its kind).',
+    labelNames: ['route', 'fault'] as const,
+    registers: [this.registry]
+  })
+
   /** Each live route's chaos status, read when faultline_chaos_active is collected; the running Faultline sets it. */
   chaosStatus: () => Iterable<{ route: string } & ChaosStatus> = () => []
 

@@ -13,7 +13,7 @@ import { composePipeline, type Policy, type UpstreamCall } from './pipeline.js'
 import { buildPolicies, type PolicyDeps } from '../policies/index.js'
 import { validateResponse } from '../policies/validate.js'
 import type { PolicyRegistry } from '../policies/registry.js'
-import { RouteFaults } from '../faults/route-faults.js'
+import { RouteFaults, type RouteFaultsOptions } from '../faults/route-faults.js'
 import { ChaosSwitch } from '../faults/switch.js'
 import { IntentEngine } from '../intent/engine.js'
 import { controllerSchema, intentSchema, type ControllerConfig } from '../intent/schema.js'
@@ -31,6 +31,8 @@ export interface RouteDeps {
   watchPolicies?: PolicyDeps['watch']
   /** How intent engines evaluate (the config's top-level `controller`). */
   controller?: ControllerConfig
+  /** What fault schedules read the time from (windows, until, ttl) and where expiries are logged. */
+  chaosOptions?: RouteFaultsOptions
 }
 
 export class RouteRuntime {
@@ -94,7 +96,7 @@ export class RouteRuntime {
       attemptOptions,
       watch: deps.watchPolicies
     })
-    this.faults = new RouteFaults(config.name, config.chaos, this.metrics, deps.chaos ?? new ChaosSwitch())
+    this.faults = new RouteFaults(config.name, config.chaos, this.metrics, deps.chaos ?? new ChaosSwitch(), deps.chaosOptions)
     // Faults innermost, just inside the attempt timeout: every attempt re-rolls, an injected hang is cut
     // by the attempt timeout, and the policies see an injected failure exactly like a real one.
     // Validation sits just outside the faults: it judges the body a fault produced.
