@@ -19,6 +19,7 @@ import type { FaultIO } from './io.js'
 import type { FaultConfig } from './registry.js'
 import type { Matcher } from './match.js'
 import { scheduleEnvelope, type Schedule } from './schedule.js'
+import { globProblem } from './glob.js'
 
 export const FAULT_SIDES = ['upstream', 'client'] as const
 export type FaultSide = (typeof FAULT_SIDES)[number]
@@ -50,7 +51,10 @@ export const faultName = z
 export const faultMatchSchema = z.strictObject({
   methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
   /** A glob on the client's request path (before any rewrite, without the query): `/users/*`, `/**\/export`. */
-  path: z.string().min(1).optional(),
+  path: z.string().min(1).superRefine((glob, ctx) => {
+    const problem = globProblem(glob)
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${problem}, got ${JSON.stringify(glob.slice(0, 80))}` })
+  }).optional(),
   /** Header name → exact value, or `true` for "present with any value". */
   headers: z.record(z.string().min(1), z.union([z.string(), z.literal(true)])).optional()
 })
