@@ -1,15 +1,27 @@
 /**
- * Auth guard: after `failures` 401/403 answers in a row from an upstream,
- * hold further requests back for `blockMs` with a fast 503 that says why.
- * Retrying (or simply continuing to send) bad credentials only risks an
- * account lockout. Shared per upstream like the breaker. After the block,
- * the next request goes through; one more 401/403 blocks again at once,
- * any other answer clears the count.
+ * Auth guard: after `failures` 401/403 answers in a row for one credential,
+ * hold further requests with that credential back for `blockMs` with a
+ * fast 503 that says why. Retrying (or simply continuing to send) bad
+ * credentials only risks an account lockout. After the block, the next
+ * request goes through; one more 401/403 blocks again at once, any other
+ * answer clears the count.
+ *
+ * Keyed by credential, not by origin: a keyed HMAC of the Authorization
+ * header (or, without one, the Cookie header), never the value itself.
+ * Requests without credentials share one key of their own, so anyone
+ * sending none (or a wrong one) can never lock out callers with a good
+ * one. Only when `originAfter` distinct credentials are blocked at once (a
+ * credential rotation gone wrong) does the whole origin trip, for
+ * `blockMs`. The state is shared per upstream, like the breaker, and
+ * bounded (the least recently seen credentials are forgotten).
  *
  * It sits just inside retry (every attempt's answer counts, a blocked
  * attempt ends the retries) and outside the breaker (a credentials problem
  * is not an upstream health problem).
  */
+import { createHmac, randomBytes } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import { LRUCache } from 'lru-cache'
 import { PolicyRejection } from '../proxy/errors.js'
 import type { Policy } from '../proxy/pipeline.js'
 import type { AuthGuardConfig } from './schema.js'
@@ -17,14 +29,38 @@ import type { PolicyEvents } from './events.js'
 
 export type AuthGuardListener = () => void
 
+/** The key of requests that carry no credentials. */
+export const NO_CREDENTIALS = 'none'
+
+/** Credentials remembered per upstream; past this the least recently seen are forgotten. */
+const MAX_CREDENTIALS = 10_000
+
+/** Per process: a key cannot be turned back into a credential, nor compared across processes. */
+const SECRET = randomBytes(32)
+
+/** The guard's key for a request's credentials: a keyed hash, never the credential. */
+export function credentialKey (req: IncomingMessage): string {
+  const credential = req.headers.authorization ?? req.headers.cookie
+  if (credential === undefined || credential === '') return NO_CREDENTIALS
+  return createHmac('sha256', SECRET).update(credential).digest('base64url').slice(0, 22)
+}
+
+interface CredentialState {
+  inARow: number
+  lastStatus: number
+  blockedUntil: number
+}
+
 export class AuthGuard {
   readonly upstream: string
   private readonly config: AuthGuardConfig
   private readonly now: () => number
   private readonly listeners = new Set<AuthGuardListener>()
-  private inARow = 0
+  private readonly credentials = new LRUCache<string, CredentialState>({ max: MAX_CREDENTIALS })
+  /** Credentials (other than none) blocked now, with when their block ends: the origin-wide trip counts them. */
+  private readonly blocked = new Map<string, number>()
+  private originBlockedUntil = 0
   private lastStatus = 0
-  private blockedUntil = 0
 
   constructor (upstream: string, config: AuthGuardConfig, now: () => number = () => performance.now()) {
     this.upstream = upstream
@@ -37,38 +73,76 @@ export class AuthGuard {
     return () => { this.listeners.delete(listener) }
   }
 
-  /** Throws a PolicyRejection (auth_blocked) while blocked. */
-  check (): void {
-    if (this.blockedUntil === 0) return
-    const left = this.blockedUntil - this.now()
+  /** Throws a PolicyRejection (auth_blocked) while this credential, or the whole origin, is blocked. */
+  check (key: string = NO_CREDENTIALS): void {
+    const now = this.now()
+    const originLeft = this.originBlockedUntil - now
+    if (originLeft > 0) {
+      const seconds = Math.ceil(originLeft / 1000)
+      throw new PolicyRejection('auth_blocked',
+        `${this.upstream} answered ${this.lastStatus} for ${this.config.originAfter} different credentials, so faultline is holding every request to it back for ${seconds} s ` +
+        'instead of risking lockouts; check the credentials the services send (a rotation gone wrong?)', seconds)
+    }
+    const state = this.credentials.get(key)
+    if (state === undefined || state.blockedUntil === 0) return
+    const left = state.blockedUntil - now
     if (left <= 0) return
     const seconds = Math.ceil(left / 1000)
     throw new PolicyRejection('auth_blocked',
-      `${this.upstream} answered ${this.lastStatus} to ${this.inARow} requests in a row, so faultline is holding requests back for ${seconds} s ` +
+      `${this.upstream} answered ${state.lastStatus} to ${state.inARow} requests in a row with these credentials, so faultline is holding requests with them back for ${seconds} s ` +
       'instead of risking a credentials lockout; check the credentials the service sends', seconds)
   }
 
-  record (status: number): void {
+  record (status: number, key: string = NO_CREDENTIALS): void {
     if (status !== 401 && status !== 403) {
-      this.inARow = 0
+      const state = this.credentials.get(key)
+      if (state !== undefined) state.inARow = 0
       return
     }
-    this.inARow++
+    let state = this.credentials.get(key)
+    if (state === undefined) {
+      state = { inARow: 0, lastStatus: 0, blockedUntil: 0 }
+      this.credentials.set(key, state)
+    }
+    state.inARow++
+    state.lastStatus = status
     this.lastStatus = status
-    if (this.inARow >= this.config.failures) {
-      this.blockedUntil = this.now() + this.config.blockMs
-      for (const listener of this.listeners) listener()
+    if (state.inARow < this.config.failures) return
+    const now = this.now()
+    state.blockedUntil = now + this.config.blockMs
+    if (key !== NO_CREDENTIALS) this.tripOriginIfMany(key, now, state.blockedUntil)
+    for (const listener of this.listeners) listener()
+  }
+
+  /** Many distinct credentials blocked at once: the origin itself refuses them (a rotation gone wrong). */
+  private tripOriginIfMany (key: string, now: number, until: number): void {
+    this.blocked.set(key, until)
+    for (const [other, end] of this.blocked) if (end <= now) this.blocked.delete(other)
+    // Bounded like the credentials themselves.
+    if (this.blocked.size > MAX_CREDENTIALS) this.blocked.delete(this.blocked.keys().next().value!)
+    if (this.blocked.size >= this.config.originAfter) {
+      this.originBlockedUntil = now + this.config.blockMs
+      this.blocked.clear()
     }
   }
 
   reset (): void {
-    this.inARow = 0
-    this.blockedUntil = 0
+    this.credentials.clear()
+    this.blocked.clear()
+    this.originBlockedUntil = 0
   }
 
   snapshot (): Record<string, unknown> {
-    const left = Math.max(0, Math.round(this.blockedUntil - this.now()))
-    return { upstream: this.upstream, authFailuresInARow: this.inARow, blocked: left > 0, blockedForMs: left }
+    const now = this.now()
+    let blockedCredentials = 0
+    let noCredentialsBlocked = false
+    for (const [key, state] of this.credentials.entries()) {
+      if (state.blockedUntil <= now) continue
+      if (key === NO_CREDENTIALS) noCredentialsBlocked = true
+      else blockedCredentials++
+    }
+    const originLeft = Math.max(0, Math.round(this.originBlockedUntil - now))
+    return { upstream: this.upstream, blocked: originLeft > 0, blockedForMs: originLeft, blockedCredentials, noCredentialsBlocked }
   }
 }
 
@@ -77,9 +151,10 @@ export function authGuardPolicy (guard: AuthGuard, events: PolicyEvents, release
   return {
     name: 'authGuard',
     async execute (ctx, next) {
-      guard.check()
+      const key = credentialKey(ctx.req)
+      guard.check(key)
       const response = await next(ctx)
-      guard.record(response.statusCode)
+      guard.record(response.statusCode, key)
       return response
     },
     state: () => guard.snapshot(),

@@ -64,7 +64,9 @@ export const authGuardSchema = z.strictObject({
   /** 401/403 answers in a row that stop further attempts. */
   failures: z.number().int().positive().default(3),
   /** How long requests are held back (fast 503) once tripped. */
-  blockMs: z.number().int().positive().default(30_000)
+  blockMs: z.number().int().positive().default(30_000),
+  /** Distinct credentials blocked at once that trip the whole origin (a credential rotation gone wrong). */
+  originAfter: z.number().int().min(2).default(5)
 })
 
 export const bulkheadSchema = z.strictObject({
