@@ -69,11 +69,11 @@ t.test('a crafted path through a fault glob never stalls /healthz or another rou
   const crafted = '/reports/' + '-'.repeat(8_000)
   const floods = Array.from({ length: 4 }, async () => await fetchText(proxy.url + crafted, { timeoutMs: 15_000 }))
   const healthMs: number[] = []
-  for (let i = 0; i < 3; i++) healthMs.push((await fetchText(`${proxy.adminUrl}/healthz`)).ms)
+  for (let i = 0; i < 5; i++) healthMs.push((await fetchText(`${proxy.adminUrl}/healthz`)).ms)
   const other = await fetchText(`${proxy.url}/other/x`)
   const answered = await Promise.all(floods)
   healthMs.sort((a, b) => a - b)
-  // The fastest of three: a loaded test machine adds noise; a blocked loop would hold all three for seconds.
+  // The fastest of five: a loaded test machine adds noise; a blocked loop would hold all five for seconds.
   t.ok(healthMs[0]! < 100, `/healthz answered in ${healthMs.map((ms) => Math.round(ms)).join(', ')} ms while crafted paths were matched`)
   t.ok(other.ms < 1_000, `another route answered in ${Math.round(other.ms)} ms`)
   t.same(answered.map((r) => r.status), [200, 200, 200, 200], 'the crafted paths did not match and were served')
