@@ -21,7 +21,7 @@ import { Readable, type Transform } from 'node:stream'
 import type { RequestContext } from '../proxy/context.js'
 import type { UpstreamResponse } from '../proxy/pipeline.js'
 import { ClientCancelled, ClientFault, UpstreamError, classifyError, type ErrorClass } from '../proxy/errors.js'
-import { responseErrorClass } from '../proxy/attempt.js'
+import { countAttemptError, responseErrorClass } from '../proxy/attempt.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
 import type { ChaosSwitch } from './switch.js'
 import type { FaultSide } from './fault.js'
@@ -167,8 +167,7 @@ export class UpstreamSideIO extends FaultIO {
   hangLimitMs (): number { return Infinity }
 
   fail (ctx: RequestContext, errorClass: ErrorClass, message: string): Error {
-    ctx.errorClass = errorClass
-    this.link.metrics.upstreamError(errorClass)
+    countAttemptError(ctx, this.link.metrics, errorClass)
     return new UpstreamError(errorClass, message, { code: INJECTED_CODE })
   }
 
@@ -184,17 +183,13 @@ export class UpstreamSideIO extends FaultIO {
     if (reason instanceof ClientFault) return reason
     // The attempt timed out while the fault held it: a failed attempt, as if the upstream were that slow.
     const failure = classifyError(reason)
-    ctx.errorClass = failure.errorClass
-    this.link.metrics.upstreamError(failure.errorClass)
+    countAttemptError(ctx, this.link.metrics, failure.errorClass)
     return failure
   }
 
   protected answered (ctx: RequestContext, status: number): void {
     const failed = responseErrorClass(status)
-    if (failed !== undefined) {
-      ctx.errorClass = failed
-      this.link.metrics.upstreamError(failed)
-    }
+    if (failed !== undefined) countAttemptError(ctx, this.link.metrics, failed)
   }
 }
 

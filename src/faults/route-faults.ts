@@ -183,7 +183,8 @@ export class RouteFaults {
    * request (first attempts), so a lucky streak can never exceed it.
    */
   private choosePlanned (ctx: RequestContext): ArmedFault | undefined {
-    if (ctx.attempts === 0) this.plannedSeen++
+    // The upstream-side stage runs inside the attempt timeout, which has counted this attempt already.
+    if (ctx.attempts === 1) this.plannedSeen++
     if (this.random() >= this.plannedProbability) return undefined
     if (this.plannedInjected + 1 > this.plannedBudget * this.plannedSeen) return undefined
     const pick = this.random() * this.plannedCumulative[this.plannedCumulative.length - 1]!

@@ -10,6 +10,7 @@
 import { UpstreamError } from '../proxy/errors.js'
 import { AttemptAbort } from '../proxy/context.js'
 import type { Policy } from '../proxy/pipeline.js'
+import { clientFaultOf } from '../proxy/attempt.js'
 
 function abortOnTimeout (abort: AttemptAbort, ms: number, total: boolean): void {
   // When the request's deadline is what ran out, say so: a retry must not try again.
@@ -22,6 +23,11 @@ export function attemptTimeout (attemptTimeoutMs: number): Policy {
   return {
     name: 'attemptTimeout',
     async execute (ctx, next) {
+      // A retry, an alternate or a queued request whose client has left: no new attempt.
+      const early = clientFaultOf(ctx)
+      if (early !== undefined) throw early
+      // Every attempt passes here once, whether a fault or the upstream answers it.
+      ctx.startAttempt()
       const left = ctx.deadline - performance.now()
       const total = left <= attemptTimeoutMs
       const waitMs = Math.max(1, total ? left : attemptTimeoutMs)

@@ -63,6 +63,9 @@ export function retry (options: RetryOptions): Policy {
           if (!(err instanceof UpstreamError)) throw err
           failure = err
           cls = err.errorClass
+        } finally {
+          // A retry the breaker refused or the client left before was never sent: never counted.
+          ctx.onNextAttempt = undefined
         }
         const wanted = failure !== undefined ? rule.matchesError(failure) : rule.matchesResponse(response!.statusCode, cls)
         const allowed = replayable(ctx) && (resendable || (failure !== undefined && neverSent(failure)))
@@ -82,7 +85,9 @@ export function retry (options: RetryOptions): Policy {
           if (failure !== undefined) throw failure
           return response!
         }
-        events.retry(cls)
+        // Counted when the retry is sent: when its attempt starts (ctx.startAttempt), past the breaker.
+        const retried = cls
+        ctx.onNextAttempt = () => { events.retry(retried) }
         if (response !== undefined) discardBody(response.body)
         if (delay > 0) await sleep(delay)
       }

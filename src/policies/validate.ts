@@ -14,6 +14,7 @@ import { Readable } from 'node:stream'
 import { Ajv, type ValidateFunction } from 'ajv'
 import type { Policy, UpstreamResponse } from '../proxy/pipeline.js'
 import { ClientCancelled, UpstreamError, classifyBodyError } from '../proxy/errors.js'
+import { countAttemptError } from '../proxy/attempt.js'
 import type { ValidateConfig } from './schema.js'
 import { discardBody } from './body.js'
 
@@ -52,13 +53,11 @@ export function validateResponse (config: ValidateConfig, routeName: string): Po
         if (ctx.clientGone) throw new ClientCancelled()
         // A failed attempt like any other: counted, and a body shorter than its Content-Length is invalid, not a reset.
         const failure = classifyBodyError(err, res.headers['content-length'] !== undefined)
-        ctx.errorClass = failure.errorClass
-        ctx.route.metrics.upstreamError(failure.errorClass)
+        countAttemptError(ctx, ctx.route.metrics, failure.errorClass)
         throw failure
       }
       const fail = (why: string): never => {
-        ctx.errorClass = 'invalid_response'
-        ctx.route.metrics.upstreamError('invalid_response')
+        countAttemptError(ctx, ctx.route.metrics, 'invalid_response')
         throw new UpstreamError('invalid_response', `route ${routeName}: the upstream response failed validation: ${why}`)
       }
       if (raw === 'too_large') return fail(`body larger than validate.maxBytes (${config.maxBytes})`)

@@ -2,7 +2,7 @@
  * The innermost step: one attempt against the upstream through its undici
  * Pool. Bodies are streamed both ways; nothing is buffered here. A thrown
  * error is always a classified UpstreamError, and every failed attempt
- * (thrown, or a 401/403/429/5xx answer) is counted once, here.
+ * (thrown, or a 401/403/429/5xx answer) is counted once (countAttemptError).
  */
 import type { Dispatcher, Pool } from 'undici'
 import type { ClientFault, ErrorClass } from './errors.js'
@@ -27,8 +27,21 @@ export interface AttemptOptions {
   backstopMs: number
 }
 
+/**
+ * Counts the current attempt's failure in faultline_upstream_errors_total,
+ * once: a failure seen again later in the same attempt (a slowHeaders hold
+ * cut by the timeout after a 5xx, a 5xx body that then breaks) is not a
+ * second error. The class the caller sees is still the latest.
+ */
+export function countAttemptError (ctx: RequestContext, metrics: RouteMetrics, errorClass: ErrorClass): void {
+  ctx.errorClass = errorClass
+  if (ctx.attemptErrorCounted) return
+  ctx.attemptErrorCounted = true
+  metrics.upstreamError(errorClass)
+}
+
 /** The request-side problem that ended this request, if any: the client left, or its body broke a limit. */
-function clientFaultOf (ctx: RequestContext): ClientFault | undefined {
+export function clientFaultOf (ctx: RequestContext): ClientFault | undefined {
   if (ctx.clientFault !== undefined) return ctx.clientFault
   if (ctx.clientGone) return new ClientCancelled()
   // The client's own body stream died mid-upload (seen here before the response's 'close').
@@ -67,7 +80,6 @@ export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: R
     // A retry, an alternate or a queued request whose client has left or failed its body: no new attempt.
     const early = clientFaultOf(ctx)
     if (early !== undefined) throw early
-    ctx.attempts++
     // An EventEmitter undici takes as its signal: no AbortSignal is made for a plain attempt.
     const abort = ctx.attemptAbort
     let response
@@ -89,15 +101,11 @@ export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: R
       const fault = clientFaultOf(ctx)
       if (fault !== undefined) throw fault
       const failure = classifyError(abort?.aborted === true ? abort.reason : err)
-      ctx.errorClass = failure.errorClass
-      metrics.upstreamError(failure.errorClass)
+      countAttemptError(ctx, metrics, failure.errorClass)
       throw failure
     }
     const failed = responseErrorClass(response.statusCode)
-    if (failed !== undefined) {
-      ctx.errorClass = failed
-      metrics.upstreamError(failed)
-    }
+    if (failed !== undefined) countAttemptError(ctx, metrics, failed)
     return response
   }
 }

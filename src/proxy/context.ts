@@ -67,6 +67,10 @@ export class RequestContext {
   attemptAbort: AttemptAbort | undefined = undefined
   /** Upstream attempts made so far (0 before the first). */
   attempts = 0
+  /** The current attempt's failure is counted already: one attempt is one upstream error at most. */
+  attemptErrorCounted = false
+  /** Set by retry when it decides to try again: fired when that attempt really starts (past the breaker, client still there). */
+  onNextAttempt: (() => void) | undefined = undefined
   outcome: Outcome = 'ok'
   /** The class of the last failure seen, if any. */
   errorClass: ErrorClass | undefined = undefined
@@ -107,6 +111,17 @@ export class RequestContext {
   /** The current attempt's AbortSignal, for injected delays and anything else that takes one; made on first read. */
   get attemptSignal (): AbortSignal | undefined {
     return this.attemptAbort?.signal
+  }
+
+  /** An attempt starts (the attempt timeout policy, around faults and the upstream call): counted once, injected or real. */
+  startAttempt (): void {
+    this.attempts++
+    this.attemptErrorCounted = false
+    const retry = this.onNextAttempt
+    if (retry !== undefined) {
+      this.onNextAttempt = undefined
+      retry()
+    }
   }
 
   /** The client left before its answer: abort the attempt in flight and start no other. */

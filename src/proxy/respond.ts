@@ -11,6 +11,7 @@ import type { UpstreamResponse } from './pipeline.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
 import { clientResponseHeaders } from './headers.js'
 import { ClientCancelled, PolicyRejection, RequestBodyTooLarge, UpstreamError, classifyBodyError, classifyError, statusForError } from './errors.js'
+import { countAttemptError } from './attempt.js'
 import { bodyLimitExceeded } from './limits.js'
 
 const LOG_PATH_MAX = 256
@@ -108,9 +109,8 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
       return
     }
     const failure = classifyBodyError(err, upstream.headers['content-length'] !== undefined)
-    ctx.errorClass = failure.errorClass
     ctx.outcome = 'failed'
-    ctx.route.metrics.upstreamError(failure.errorClass)
+    countAttemptError(ctx, ctx.route.metrics, failure.errorClass)
     res.destroy()
   })
   const trailers = ctx.wantsTrailers && upstream.headers.trailer !== undefined
@@ -220,9 +220,8 @@ class BodyIdleTimer {
     if (this.waitingForClient) {
       ctx.route.metrics.slowReader()
     } else {
-      ctx.errorClass = 'timeout'
       ctx.outcome = 'failed'
-      ctx.route.metrics.upstreamError('timeout')
+      countAttemptError(ctx, ctx.route.metrics, 'timeout')
     }
     res.destroy()
     body.destroy()
