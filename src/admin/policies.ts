@@ -36,6 +36,8 @@ export const policyAdmin: AdminExtension = (app, control) => {
     const breaker = policy.breaker
     const before = breaker.state.name
     apply(breaker)
+    // A reset also clears what this route's experiments tripped (its own breaker for injected failures).
+    if (action === 'reset') policy.shadow?.reset()
     const routes = table.routes.filter((r) => r.policies.some((p) => isBreakerPolicy(p) && p.breaker === breaker)).map((r) => r.name)
     audit(request, `breaker ${action}`, { route: name, upstream: breaker.upstream, from: before, to: breaker.state.name })
     return { route: name, upstream: breaker.upstream, action, from: before, state: breaker.snapshot(), routes }

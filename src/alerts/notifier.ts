@@ -46,6 +46,8 @@ export interface Alert {
     errorRate: number | null
     errorClasses: Record<string, number>
     sampleError: { status: number, errorClass: string | undefined, path: string } | undefined
+    /** Requests an injected fault shaped, shown beside the real figures (which leave them out). */
+    injected: { requests: number, failed: number, shortCircuited: number, fallbacks: number }
   }
 }
 
@@ -249,7 +251,7 @@ export class AlertNotifier {
       at: new Date(now).toISOString(),
       suppressed,
       details: input.details ?? {},
-      context: { requests: w.requests, failed: w.failed, errorRate: w.errorRate, errorClasses: w.errorClasses, sampleError: w.sampleError }
+      context: { requests: w.requests, failed: w.failed, errorRate: w.errorRate, errorClasses: w.errorClasses, sampleError: w.sampleError, injected: w.injected }
     }
   }
 

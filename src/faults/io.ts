@@ -6,7 +6,7 @@
  *   upstream  the dependency misbehaves. A wait is cut by the attempt
  *             timeout; a failure is a thrown UpstreamError and an answer
  *             with a failure status sets ctx.errorClass, both counted in
- *             faultline_upstream_errors_total like real ones, so retry,
+ *             faultline_upstream_errors_total{injected="true"}, so retry,
  *             breaker and fallback see exactly what a real failure shows.
  *   client    the calling service is hit directly, after the pipeline: a
  *             failure resets or closes the client's connection, nothing
@@ -167,7 +167,7 @@ export class UpstreamSideIO extends FaultIO {
   hangLimitMs (): number { return Infinity }
 
   fail (ctx: RequestContext, errorClass: ErrorClass, message: string): Error {
-    countAttemptError(ctx, this.link.metrics, errorClass)
+    countAttemptError(ctx, this.link.metrics, errorClass, true)
     return new UpstreamError(errorClass, message, { code: INJECTED_CODE })
   }
 
@@ -183,13 +183,13 @@ export class UpstreamSideIO extends FaultIO {
     if (reason instanceof ClientFault) return reason
     // The attempt timed out while the fault held it: a failed attempt, as if the upstream were that slow.
     const failure = classifyError(reason)
-    countAttemptError(ctx, this.link.metrics, failure.errorClass)
+    countAttemptError(ctx, this.link.metrics, failure.errorClass, true)
     return failure
   }
 
   protected answered (ctx: RequestContext, status: number): void {
     const failed = responseErrorClass(status)
-    if (failed !== undefined) countAttemptError(ctx, this.link.metrics, failed)
+    if (failed !== undefined) countAttemptError(ctx, this.link.metrics, failed, true)
   }
 }
 

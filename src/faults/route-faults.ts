@@ -229,16 +229,19 @@ export class RouteFaults {
       const f = chosen[i]!
       const inner = call
       call = async (c) => {
-        this.record(c, f)
+        this.record(c, f, io.at)
         return await f.fault.apply(c, inner, io)
       }
     }
     return await call(ctx)
   }
 
-  private record (ctx: RequestContext, f: ArmedFault): void {
+  private record (ctx: RequestContext, f: ArmedFault, side: FaultSide): void {
     // "No fault" is chosen like a fault but injects nothing: not counted, not named.
     if (f.config.kind === 'none') return
+    // The containment mark: this attempt's outcome belongs to this route's policies only.
+    if (side === 'upstream') ctx.attemptInjected = true
+    else ctx.injectedElsewhere = true
     this.counter(f.label).inc()
     ctx.fault = ctx.fault === undefined ? f.label : `${ctx.fault},${f.label}`
   }

@@ -67,7 +67,7 @@ export interface ChaosStatus { active: boolean, reason: ChaosReason }
 
 /** Requests of one label set counted since `faultline_requests_total` was last collected. */
 export interface PendingRequests {
-  readonly labels: Record<'route' | 'upstream' | 'method' | 'status_class' | 'outcome', string>
+  readonly labels: Record<'route' | 'upstream' | 'method' | 'status_class' | 'outcome' | 'injected', string>
   count: number
 }
 
@@ -84,10 +84,10 @@ export class Metrics {
    */
   readonly pendingRequests = new Map<string, PendingRequests>()
 
-  readonly requests: Counter<'route' | 'upstream' | 'method' | 'status_class' | 'outcome'> = new Counter({
+  readonly requests: Counter<'route' | 'upstream' | 'method' | 'status_class' | 'outcome' | 'injected'> = new Counter({
     name: 'faultline_requests_total',
-    help: 'Client requests handled, by route, upstream, method, response status class and outcome.',
-    labelNames: ['route', 'upstream', 'method', 'status_class', 'outcome'] as const,
+    help: 'Client requests handled, by route, upstream, method, response status class, outcome, and whether an injected fault shaped the answer (injected="true").',
+    labelNames: ['route', 'upstream', 'method', 'status_class', 'outcome', 'injected'] as const,
     registers: [this.registry],
     collect: () => {
       for (const pending of this.pendingRequests.values()) {
@@ -108,8 +108,8 @@ export class Metrics {
 
   readonly upstreamErrors = new Counter({
     name: 'faultline_upstream_errors_total',
-    help: 'Failed upstream attempts, by route and error class.',
-    labelNames: ['route', 'error_class'] as const,
+    help: 'Failed upstream attempts, by route, error class, and whether a fault made the failure (injected="true") or the upstream did.',
+    labelNames: ['route', 'error_class', 'injected'] as const,
     registers: [this.registry]
   })
 

@@ -17,24 +17,24 @@ export class RouteMetrics {
   readonly route: string
   private readonly requestSlots = new Map<string, PendingRequests>()
   private readonly durationChildren = new Map<Outcome, Observe>()
-  private readonly errorChildren = new Map<ErrorClass, Inc>()
+  private readonly errorChildren = new Map<string, Inc>()
 
   constructor (metrics: Metrics, route: string) {
     this.metrics = metrics
     this.route = route
   }
 
-  /** One finished client request. */
-  request (upstream: string, method: string, status: number, outcome: Outcome, seconds: number): void {
+  /** One finished client request; `injected` when an injected fault shaped its answer. */
+  request (upstream: string, method: string, status: number, outcome: Outcome, seconds: number, injected = false): void {
     const cls = statusClass(status)
     const m = methodLabel(method)
-    const key = upstream + '\n' + m + '\n' + cls + '\n' + outcome
+    const key = upstream + '\n' + m + '\n' + cls + '\n' + outcome + (injected ? '\ntrue' : '\nfalse')
     let slot = this.requestSlots.get(key)
     if (slot === undefined) {
       const shared = this.route + '\n' + key
       slot = this.metrics.pendingRequests.get(shared)
       if (slot === undefined) {
-        slot = { labels: { route: this.route, upstream, method: m, status_class: cls, outcome }, count: 0 }
+        slot = { labels: { route: this.route, upstream, method: m, status_class: cls, outcome, injected: injected ? 'true' : 'false' }, count: 0 }
         this.metrics.pendingRequests.set(shared, slot)
       }
       this.requestSlots.set(key, slot)
@@ -58,12 +58,13 @@ export class RouteMetrics {
     this.metrics.edgeRejections.labels('slow_reader').inc()
   }
 
-  /** One failed upstream attempt. */
-  upstreamError (errorClass: ErrorClass): void {
-    let counter = this.errorChildren.get(errorClass)
+  /** One failed upstream attempt; `injected` when a fault made the failure, not the upstream. */
+  upstreamError (errorClass: ErrorClass, injected = false): void {
+    const key = injected ? errorClass + '|true' : errorClass
+    let counter = this.errorChildren.get(key)
     if (counter === undefined) {
-      counter = this.metrics.upstreamErrors.labels(this.route, errorClass)
-      this.errorChildren.set(errorClass, counter)
+      counter = this.metrics.upstreamErrors.labels(this.route, errorClass, injected ? 'true' : 'false')
+      this.errorChildren.set(key, counter)
     }
     counter.inc()
   }

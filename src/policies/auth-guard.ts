@@ -146,18 +146,35 @@ export class AuthGuard {
   }
 }
 
-export function authGuardPolicy (guard: AuthGuard, events: PolicyEvents, release: () => void): Policy {
+/**
+ * Containment, as for the breaker: the shared guard counts real answers
+ * only; `shadow`, this route's own guard, counts its injected answers (and
+ * is cleared by any of its answers that is not a 401/403). Either blocks.
+ */
+export function authGuardPolicy (guard: AuthGuard, events: PolicyEvents, release: () => void, shadow?: AuthGuard): Policy {
   const unsubscribe = guard.onTrip(() => { events.authGuardTripped() })
   return {
     name: 'authGuard',
     async execute (ctx, next) {
       const key = credentialKey(ctx.req)
       guard.check(key)
+      try {
+        shadow?.check(key)
+      } catch (err) {
+        ctx.injectedElsewhere = true
+        throw err
+      }
       const response = await next(ctx)
-      guard.record(response.statusCode, key)
+      const status = response.statusCode
+      if (ctx.attemptInjected) {
+        shadow?.record(status, key)
+      } else {
+        guard.record(status, key)
+        if (status !== 401 && status !== 403) shadow?.record(status, key)
+      }
       return response
     },
-    state: () => guard.snapshot(),
+    state: () => shadow === undefined ? guard.snapshot() : { ...guard.snapshot(), injected: shadow.snapshot() },
     dispose () {
       unsubscribe()
       release()

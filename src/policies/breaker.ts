@@ -15,6 +15,7 @@
 import { ClientFault, FailureRule, PolicyRejection, UpstreamError } from '../proxy/errors.js'
 import { responseErrorClass } from '../proxy/attempt.js'
 import type { Policy } from '../proxy/pipeline.js'
+import type { RequestContext } from '../proxy/context.js'
 import type { BreakerConfig } from './schema.js'
 import type { BreakerStateName, PolicyEvents } from './events.js'
 import { decisionFor, type BreakerDecision } from './breaker-decision.js'
@@ -154,36 +155,68 @@ export class CircuitBreaker {
 
 export interface BreakerPolicy extends Policy {
   readonly breaker: CircuitBreaker
+  /** This route's own breaker for its injected failures (containment, docs/POLICIES.md). */
+  readonly shadow: CircuitBreaker | undefined
 }
 
 export function isBreakerPolicy (policy: Policy): policy is BreakerPolicy {
   return policy.name === 'breaker' && 'breaker' in policy
 }
 
-/** The policy around one shared CircuitBreaker; `release` is called on dispose. */
-export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, events: PolicyEvents, release: () => void): BreakerPolicy {
+/**
+ * The policy around one shared CircuitBreaker; `release` is called on dispose.
+ *
+ * Containment: the shared breaker (per upstream) learns only from real
+ * outcomes. `shadow`, this route's own breaker, learns from the route's
+ * injected outcomes and its successes; a request passes only when both
+ * admit it. So an experiment trips this route's breaker and no other,
+ * while a real outage still short-circuits every route to the upstream.
+ */
+export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, events: PolicyEvents, release: () => void, shadow?: CircuitBreaker): BreakerPolicy {
   const rule = new FailureRule(config.on)
   const unsubscribe = breaker.onTransition((from, to) => { events.breakerTransition(from, to) })
   events.breakerTransition(breaker.state.name, breaker.state.name)
+  /** Hands one attempt's result to the breaker it belongs to; the other forgets the attempt. */
+  const settle = (ctx: RequestContext, ticket: BreakerState, shadowTicket: BreakerState | undefined, ok: boolean): void => {
+    if (ctx.attemptInjected) breaker.abandon(ticket)
+    else breaker.record(ticket, ok)
+    if (shadowTicket === undefined) return
+    if (ctx.attemptInjected || ok) shadow!.record(shadowTicket, ok)
+    else shadow!.abandon(shadowTicket)
+  }
   return {
     name: 'breaker',
     breaker,
+    shadow,
     async execute (ctx, next) {
       const ticket = breaker.admit()
+      let shadowTicket: BreakerState | undefined
+      try {
+        shadowTicket = shadow?.admit()
+      } catch (err) {
+        breaker.abandon(ticket)
+        // Short-circuited by this route's experiment: chaos shaped this answer.
+        ctx.injectedElsewhere = true
+        throw err
+      }
       let response
       try {
         response = await next(ctx)
       } catch (err) {
         // The client left or broke a limit: the upstream's answer was never judged, so it is not a failure (nor a success).
-        if (err instanceof ClientFault) breaker.abandon(ticket)
-        else breaker.record(ticket, err instanceof UpstreamError && !rule.matchesClass(err.errorClass))
+        if (err instanceof ClientFault) {
+          breaker.abandon(ticket)
+          if (shadowTicket !== undefined) shadow!.abandon(shadowTicket)
+        } else {
+          settle(ctx, ticket, shadowTicket, err instanceof UpstreamError && !rule.matchesClass(err.errorClass))
+        }
         throw err
       }
       const cls = responseErrorClass(response.statusCode)
-      breaker.record(ticket, cls === undefined || !rule.matchesResponse(response.statusCode, cls))
+      settle(ctx, ticket, shadowTicket, cls === undefined || !rule.matchesResponse(response.statusCode, cls))
       return response
     },
-    state: () => breaker.snapshot(),
+    state: () => shadow === undefined ? breaker.snapshot() : { ...breaker.snapshot(), injected: shadow.snapshot() },
     dispose () {
       unsubscribe()
       release()

@@ -12,7 +12,14 @@
  * response's own stale-if-error (RFC 5861) when it has one, and never when
  * it says no-cache, must-revalidate, proxy-revalidate or s-maxage (RFC
  * 9111 §4.2.4) without stale-if-error.
+ *
+ * Containment (docs/POLICIES.md): an answer any fault touched is never
+ * stored; answers to requests with Authorization or Cookie are kept per
+ * the route's `credentials` mode (by default not at all); a successful
+ * unsafe request invalidates its target and same-origin Location and
+ * Content-Location (RFC 9111 §4.4).
  */
+import { createHash } from 'node:crypto'
 import { Readable, Transform, pipeline } from 'node:stream'
 import CachePolicy from 'http-cache-semantics'
 import { LRUCache } from 'lru-cache'
@@ -37,6 +44,35 @@ function headerList (value: string | string[] | undefined): string[] {
 }
 
 function noop (): void {}
+
+/**
+ * The pseudo request header a per-credential entry varies on: a hash of
+ * the request's Authorization and Cookie, never the values themselves.
+ * Set by the cache on its own copy of the headers, so a client cannot
+ * choose it.
+ */
+export const CREDENTIAL_VARY = 'x-faultline-credential'
+
+/** A hash of the request's credentials, or undefined when it carries none. */
+export function credentialOf (headers: CacheKey['headers']): string | undefined {
+  const auth = headers.authorization
+  const cookie = headers.cookie
+  if (auth === undefined && cookie === undefined) return undefined
+  return createHash('sha256').update(varyValue(headers, 'authorization') ?? '').update('\u0000').update(varyValue(headers, 'cookie') ?? '').digest('base64url')
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
+
+/** The upstream path (with query) a Location or Content-Location names, when it is on the same origin. */
+function sameOriginPath (value: string | string[] | undefined, base: URL): string | undefined {
+  if (typeof value !== 'string') return undefined
+  try {
+    const url = new URL(value, base)
+    return url.origin === base.origin ? url.pathname + url.search : undefined
+  } catch {
+    return undefined
+  }
+}
 
 export class LastKnownGood {
   readonly store: CacheStore
@@ -64,8 +100,52 @@ export class LastKnownGood {
     return false
   }
 
-  key (ctx: RequestContext): CacheKey {
-    return { method: ctx.method, path: ctx.upstreamPath, headers: ctx.req.headers }
+  /**
+   * The key for this request, or undefined when its credentials keep it out
+   * of the cache (mode `bypass`). Per credential, the key carries the
+   * credential hash as a Vary value, so each user has their own variants and
+   * an invalidation still reaches them all.
+   */
+  key (ctx: RequestContext): CacheKey | undefined {
+    const headers = ctx.req.headers
+    const mode = this.config.credentials
+    if (mode === 'shared' || (headers.authorization === undefined && headers.cookie === undefined)) {
+      return { method: ctx.method, path: ctx.upstreamPath, headers }
+    }
+    if (mode === 'bypass') return undefined
+    return { method: ctx.method, path: ctx.upstreamPath, headers: { ...headers, [CREDENTIAL_VARY]: credentialOf(headers) } }
+  }
+
+  /** The request headers the HTTP caching rules judge: in `shared` mode credentials are not the cache's concern. */
+  private policyHeaders (key: CacheKey): CacheKey['headers'] {
+    if (this.config.credentials !== 'shared' || (key.headers.authorization === undefined && key.headers.cookie === undefined)) return key.headers
+    const { authorization: _a, cookie: _c, ...rest } = key.headers
+    return rest
+  }
+
+  /**
+   * After a successful unsafe request (RFC 9111 §4.4): forget the stored
+   * answers for its target and for a same-origin Location or
+   * Content-Location, for every credential.
+   */
+  invalidate (ctx: RequestContext, response: UpstreamResponse, origin: URL): void {
+    const status = response.statusCode
+    if (SAFE_METHODS.has(ctx.method) || status < 200 || status > 399) return
+    const base = new URL(ctx.upstreamPath, origin)
+    const paths = new Set([ctx.upstreamPath])
+    for (const name of ['location', 'content-location']) {
+      const path = sameOriginPath(response.headers[name], base)
+      if (path !== undefined) paths.add(path)
+    }
+    for (const path of paths) {
+      for (const method of ['GET', 'HEAD']) {
+        try {
+          void Promise.resolve(this.store.delete({ method, path, headers: {} })).catch(noop)
+        } catch {
+          // A store that fails to delete keeps its entry until it expires; the answer still goes out.
+        }
+      }
+    }
   }
 
   /** The response unchanged, or with its body teed into the store when it may be kept. */
@@ -73,6 +153,8 @@ export class LastKnownGood {
     const method = ctx.method
     const status = response.statusCode
     if ((method !== 'GET' && method !== 'HEAD') || status < 200 || status > 299 || status === 206) return response
+    // Only real answers become last-known-good: a body, header or status a fault shaped never does.
+    if (ctx.attemptInjected) return response
     const headers = response.headers
     if (headers['set-cookie'] !== undefined) return response
     const length = Number(headers['content-length'])
@@ -80,8 +162,13 @@ export class LastKnownGood {
     const varyNames = headerList(headers.vary)
     if (varyNames.includes('*')) return response
     const key = this.key(ctx)
+    if (key === undefined) return response
+    // Every variant per credential names the credential, an anonymous one too (as absent), so users and the anonymous never share one.
+    if (this.config.credentials === 'perCredential') varyNames.push(CREDENTIAL_VARY)
     if (this.teedRecently(key, varyNames)) return response
-    const policy = new CachePolicy({ method, url: ctx.upstreamPath, headers: ctx.req.headers }, { status, headers }, { shared: true })
+    // Per credential the store is a private cache for each user (`private` answers may be kept); otherwise a shared one.
+    const shared = key.headers[CREDENTIAL_VARY] === undefined
+    const policy = new CachePolicy({ method, url: ctx.upstreamPath, headers: this.policyHeaders(key) }, { status, headers }, { shared })
     if (!policy.storable()) return response
     const state = policy.toObject()
     const servableMs = (policy.maxAge() - policy.age()) * 1000 + staleAllowanceMs(state.rescc, this.config.maxStaleMs)
@@ -92,7 +179,7 @@ export class LastKnownGood {
     let vary: CacheValue['vary']
     if (varyNames.length > 0) {
       vary = {}
-      for (const name of varyNames) vary[name] = varyValue(ctx.req.headers, name)
+      for (const name of varyNames) vary[name] = varyValue(key.headers, name)
     }
     const writer = this.store.createWriteStream(key, { statusCode: status, headers: stored, vary, cachedAt: now, deleteAt: now + servableMs, policy: state })
     if (writer === undefined) return response
@@ -114,9 +201,14 @@ export class LastKnownGood {
 
   /** The stored answer for this request, if one is still servable. */
   async lookup (ctx: RequestContext): Promise<UpstreamResponse | undefined> {
+    const key = this.key(ctx)
+    if (key === undefined) {
+      this.events.cacheLookup('miss')
+      return undefined
+    }
     let entry
     try {
-      entry = await this.store.get(this.key(ctx))
+      entry = await this.store.get(key)
     } catch {
       entry = undefined
     }

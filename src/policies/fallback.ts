@@ -34,6 +34,8 @@ export interface FallbackOptions {
   maxReplayBytes: number
   /** The route's retry.nonIdempotent: POST/PATCH may be sent to an alternate too. */
   nonIdempotent: boolean
+  /** The primary upstream's origin: invalidation reaches Location and Content-Location on it only. */
+  origin: URL
   /** Returned on dispose (the cache lease). */
   release: () => void
 }
@@ -56,7 +58,7 @@ function staticAnswer (config: StaticConfig): () => UpstreamResponse {
 }
 
 export function fallback (options: FallbackOptions): Policy {
-  const { steps, cache, alternates, maxReplayBytes, nonIdempotent } = options
+  const { steps, cache, alternates, maxReplayBytes, nonIdempotent, origin } = options
   const usesAlternate = steps.some((s) => s.kind === 'alternate')
   const staticStep = steps.find((s): s is StaticConfig => s.kind === 'static')
   const canned = staticStep !== undefined ? staticAnswer(staticStep) : undefined
@@ -99,7 +101,11 @@ export function fallback (options: FallbackOptions): Policy {
       let error: unknown
       try {
         response = await next(ctx)
-        if (!failedStatus(response.statusCode)) return cache !== undefined ? cache.tee(ctx, response) : response
+        if (!failedStatus(response.statusCode)) {
+          if (cache === undefined) return response
+          cache.invalidate(ctx, response, origin)
+          return cache.tee(ctx, response)
+        }
       } catch (err) {
         if (!absorbable(err)) throw err
         error = err

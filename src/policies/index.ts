@@ -34,10 +34,12 @@ export interface PolicyDeps {
   /** host:port of the primary upstream. */
   upstreamLabel: string
   /** Pools of upstream.alternates, in order (empty unless the alternate fallback is used). */
-  alternates: ReadonlyArray<{ label: string, pool: Pool }>
+  alternates: ReadonlyArray<{ label: string, pool: Pool, origin: string }>
   attemptOptions: AttemptOptions
   /** Wraps the route's policy events, e.g. to raise alerts (src/alerts/policy-watch.ts). */
   watch?: (route: string, upstream: string, events: PolicyEvents) => PolicyEvents
+  /** The route's fault stage: alternates go through it too, as the primary does (containment). */
+  faultStage?: Policy
 }
 
 export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
@@ -61,17 +63,37 @@ export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
       ? registry.acquire(`cache|${route.name}|${origin}|${route.match.rewritePrefix ?? ''}|${optionsKey(cacheConfig)}`,
         () => new MemoryCacheStore(cacheConfig))
       : undefined
-    const alternates: Alternate[] = deps.alternates.map(({ label, pool }) => ({
-      label,
-      call: composePipeline([perAttempt], upstreamAttempt(pool, deps.attemptOptions, deps.routeMetrics))
-    }))
+    // An alternate gets the primary's rules: its own breaker (per alternate origin, plus this route's own for
+    // injected failures) and the route's fault stage inside the attempt timeout.
+    const leases: Array<{ release: () => void }> = []
+    const alternates: Alternate[] = deps.alternates.map(({ label, pool, origin: altOrigin }) => {
+      const stages: Policy[] = []
+      if (r.breaker !== undefined) {
+        const config = r.breaker
+        const shared = registry.acquire(`breaker|${altOrigin}|${optionsKey(config)}`, () => new CircuitBreaker(label, config))
+        const own = registry.acquire(`breaker|route|${route.name}|${altOrigin}|${optionsKey(config)}`,
+          () => new CircuitBreaker(`${label} (as injected on route ${route.name})`, config))
+        const metrics = new PolicyMetrics(deps.metrics, route.name, label, { retry: false, breaker: true, authGuard: false, bulkhead: false, cache: false })
+        const altEvents = deps.watch?.(route.name, label, metrics) ?? metrics
+        const policy = breakerPolicy(shared.value, config, altEvents, () => { shared.release(); own.release() }, own.value)
+        leases.push({ release: () => { policy.dispose?.() } })
+        stages.push(policy)
+      }
+      stages.push(perAttempt)
+      if (deps.faultStage !== undefined) stages.push(deps.faultStage)
+      return { label, call: composePipeline(stages, upstreamAttempt(pool, deps.attemptOptions, deps.routeMetrics)) }
+    })
     policies.push(fallback({
       steps: r.fallback,
       cache: lease !== undefined && cacheConfig !== undefined ? new LastKnownGood(lease.value, cacheConfig, events) : undefined,
       alternates,
       maxReplayBytes: r.maxReplayBytes,
       nonIdempotent: r.retry?.nonIdempotent ?? false,
-      release: () => { lease?.release() }
+      origin: new URL(origin),
+      release: () => {
+        lease?.release()
+        for (const l of leases) l.release()
+      }
     }))
   }
 
@@ -92,13 +114,19 @@ export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
   if (r.authGuard !== undefined) {
     const config = r.authGuard
     const lease = registry.acquire(`authGuard|${origin}|${optionsKey(config)}`, () => new AuthGuard(deps.upstreamLabel, config))
-    policies.push(authGuardPolicy(lease.value, events, lease.release))
+    // Containment: the route's own guard for its injected 401/403s (see auth-guard.ts).
+    const shadow = registry.acquire(`authGuard|route|${route.name}|${origin}|${optionsKey(config)}`,
+      () => new AuthGuard(`${deps.upstreamLabel} (as injected on route ${route.name})`, config))
+    policies.push(authGuardPolicy(lease.value, events, () => { lease.release(); shadow.release() }, shadow.value))
   }
 
   if (r.breaker !== undefined) {
     const config = r.breaker
     const lease = registry.acquire(`breaker|${origin}|${optionsKey(config)}`, () => new CircuitBreaker(deps.upstreamLabel, config))
-    policies.push(breakerPolicy(lease.value, config, events, lease.release))
+    // Containment: the route's own breaker for its injected failures (see breaker.ts).
+    const shadow = registry.acquire(`breaker|route|${route.name}|${origin}|${optionsKey(config)}`,
+      () => new CircuitBreaker(`${deps.upstreamLabel} (as injected on route ${route.name})`, config))
+    policies.push(breakerPolicy(lease.value, config, events, () => { lease.release(); shadow.release() }, shadow.value))
   }
 
   // Innermost of ours; the fault stage (src/faults) goes after it, inside the attempt timeout.

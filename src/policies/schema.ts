@@ -89,7 +89,15 @@ export const cacheSchema = z.strictObject({
    * a hot URL is copied into the cache once per refreshMs, not on every
    * answer. 0 stores every cacheable answer.
    */
-  refreshMs: z.number().int().min(0).default(1_000)
+  refreshMs: z.number().int().min(0).default(1_000),
+  /**
+   * Answers to requests that carry Authorization or Cookie: `bypass` (the
+   * default) neither stores nor serves them; `perCredential` keeps one
+   * last-known-good per credential (a private cache per user); `shared`
+   * treats the route's data as public and ignores credentials (risk: one
+   * user's answer can reach another). See docs/POLICIES.md.
+   */
+  credentials: z.enum(['bypass', 'perCredential', 'shared']).default('bypass')
 })
 
 export const staticSchema = z.strictObject({

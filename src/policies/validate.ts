@@ -57,7 +57,7 @@ export function validateResponse (config: ValidateConfig, routeName: string): Po
         throw failure
       }
       const fail = (why: string): never => {
-        countAttemptError(ctx, ctx.route.metrics, 'invalid_response')
+        countAttemptError(ctx, ctx.route.metrics, 'invalid_response', ctx.attemptInjected)
         throw new UpstreamError('invalid_response', `route ${routeName}: the upstream response failed validation: ${why}`)
       }
       if (raw === 'too_large') return fail(`body larger than validate.maxBytes (${config.maxBytes})`)

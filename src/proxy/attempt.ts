@@ -33,11 +33,12 @@ export interface AttemptOptions {
  * cut by the timeout after a 5xx, a 5xx body that then breaks) is not a
  * second error. The class the caller sees is still the latest.
  */
-export function countAttemptError (ctx: RequestContext, metrics: RouteMetrics, errorClass: ErrorClass): void {
+export function countAttemptError (ctx: RequestContext, metrics: RouteMetrics, errorClass: ErrorClass, injected = false): void {
   ctx.errorClass = errorClass
   if (ctx.attemptErrorCounted) return
   ctx.attemptErrorCounted = true
-  metrics.upstreamError(errorClass)
+  // `injected`: a fault made this failure, not the upstream (faultline_upstream_errors_total{injected}).
+  metrics.upstreamError(errorClass, injected)
 }
 
 /** The request-side problem that ended this request, if any: the client left, or its body broke a limit. */

@@ -76,6 +76,14 @@ export class RequestContext {
   errorClass: ErrorClass | undefined = undefined
   /** Name of the fault injected into this request, if any. */
   fault: string | undefined = undefined
+  /**
+   * A fault acted on the current (or last) upstream attempt. Its outcome is
+   * then the route's alone: the shared breaker, auth guard and the cache
+   * ignore it (docs/POLICIES.md, containment). Reset as each attempt starts.
+   */
+  attemptInjected = false
+  /** The answer was shaped by chaos elsewhere: a client-side fault, or a route-scoped breaker or auth guard tripped by injected failures. */
+  injectedElsewhere = false
   fallback: FallbackKind | undefined = undefined
   /** The client left before its answer: no new attempt starts, and the one in flight was aborted. */
   clientGone = false
@@ -108,6 +116,11 @@ export class RequestContext {
     return asksForTrailers(this.req.headers.te)
   }
 
+  /** The client's answer was shaped by an injected fault (metrics, logs and /report label it `injected`). */
+  get injected (): boolean {
+    return this.attemptInjected || this.injectedElsewhere
+  }
+
   /** The current attempt's AbortSignal, for injected delays and anything else that takes one; made on first read. */
   get attemptSignal (): AbortSignal | undefined {
     return this.attemptAbort?.signal
@@ -117,6 +130,8 @@ export class RequestContext {
   startAttempt (): void {
     this.attempts++
     this.attemptErrorCounted = false
+    // Whether chaos touches this attempt is decided afresh (the fault stage sits inside).
+    this.attemptInjected = false
     const retry = this.onNextAttempt
     if (retry !== undefined) {
       this.onNextAttempt = undefined

@@ -45,7 +45,7 @@ export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Lo
     const ms = performance.now() - ctx.startedAt
     // No status line went out (the client left, or a fault cut the connection): status 0.
     const status = res.headersSent ? res.statusCode : 0
-    ctx.route.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000)
+    ctx.route.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000, ctx.injected)
     ctx.route.report?.record(ctx, status)
     // The SLO is what the caller saw; a caller that left saw nothing, so it is not counted. A response
     // cut after its status line (a reset or truncated body) is a failure the caller saw, whatever its status.
@@ -63,6 +63,7 @@ export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Lo
       attempts: ctx.attempts,
       errorClass: ctx.errorClass,
       fault: ctx.fault,
+      injected: ctx.injected,
       fallback: ctx.fallback
     }, 'request')
     ctx.route.leave()
@@ -110,7 +111,7 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
     }
     const failure = classifyBodyError(err, upstream.headers['content-length'] !== undefined)
     ctx.outcome = 'failed'
-    countAttemptError(ctx, ctx.route.metrics, failure.errorClass)
+    countAttemptError(ctx, ctx.route.metrics, failure.errorClass, ctx.attemptInjected)
     res.destroy()
   })
   const trailers = ctx.wantsTrailers && upstream.headers.trailer !== undefined

@@ -83,10 +83,11 @@ export class RouteRuntime {
     }
     const attempt = upstreamAttempt(this.pool, attemptOptions, this.metrics)
     const alternates = resilience.fallback.some((f) => f.kind === 'alternate')
-      ? config.upstream.alternates.map((url) => ({ label: new URL(url).host, pool: deps.pools.forUpstream(config.upstream, url) }))
+      ? config.upstream.alternates.map((url) => ({ label: new URL(url).host, origin: new URL(url).origin, pool: deps.pools.forUpstream(config.upstream, url) }))
       : []
     this.pools = [this.pool, ...alternates.map((a) => a.pool)]
     this.releasePools = () => { for (const pool of this.pools) deps.pools.release(pool) }
+    this.faults = new RouteFaults(config.name, config.chaos, this.metrics, deps.chaos ?? new ChaosSwitch(), deps.chaosOptions)
     const policies = buildPolicies(config, {
       registry: deps.policyState,
       metrics: deps.metrics,
@@ -94,9 +95,9 @@ export class RouteRuntime {
       upstreamLabel: this.upstreamLabel,
       alternates,
       attemptOptions,
-      watch: deps.watchPolicies
+      watch: deps.watchPolicies,
+      faultStage: this.faults.stage
     })
-    this.faults = new RouteFaults(config.name, config.chaos, this.metrics, deps.chaos ?? new ChaosSwitch(), deps.chaosOptions)
     // Faults innermost, just inside the attempt timeout: every attempt re-rolls, an injected hang is cut
     // by the attempt timeout, and the policies see an injected failure exactly like a real one.
     // Validation sits just outside the faults: it judges the body a fault produced.

@@ -33,6 +33,12 @@ export class Slot {
   retriesSucceeded = zeroClasses()
   /** One sample failure (the most recent), for context in alerts. */
   sample: { status: number, errorClass: ErrorClass | undefined, path: string } | undefined = undefined
+  /**
+   * Requests an injected fault shaped, kept apart: every field above counts
+   * real traffic only, so the report, its suggestions and the error-rate
+   * alert judge the upstream on real failures (docs/POLICIES.md, containment).
+   */
+  injected = { requests: 0, failed: 0, shortCircuited: 0, fallbacks: 0 }
 
   reset (minute: number): void {
     this.minute = minute
@@ -45,6 +51,7 @@ export class Slot {
     this.retries = zeroClasses()
     this.retriesSucceeded = zeroClasses()
     this.sample = undefined
+    this.injected = { requests: 0, failed: 0, shortCircuited: 0, fallbacks: 0 }
   }
 }
 
@@ -58,6 +65,8 @@ export interface FinishedRequest {
   attempts: number
   errorClass: ErrorClass | undefined
   fallback: FallbackKind | undefined
+  /** An injected fault shaped the answer. */
+  injected?: boolean
 }
 
 export function isFailure (status: number, outcome: Outcome): boolean {
@@ -98,6 +107,14 @@ export class RouteRecord {
       this.upstreams.set(r.upstream, up)
     }
     const s = up.slot(now)
+    if (r.injected === true) {
+      const i = s.injected
+      i.requests++
+      if (isFailure(status, r.outcome)) i.failed++
+      if (r.outcome === 'short_circuited') i.shortCircuited++
+      if (r.fallback !== undefined) i.fallbacks++
+      return
+    }
     s.requests++
     if (r.errorClass !== undefined) s.errorClasses[r.errorClass]++
     if (r.fallback !== undefined) s.fallbacks[r.fallback]++

@@ -25,6 +25,8 @@ export interface WindowSummary {
   rejectedBulkhead: number
   retries: RetryStats & { byClass: Partial<Record<ErrorClass, RetryStats>> }
   sampleError: { status: number, errorClass: ErrorClass | undefined, path: string } | undefined
+  /** Requests an injected fault shaped: not in any figure above (those are real traffic only). */
+  injected: { requests: number, failed: number, shortCircuited: number, fallbacks: number }
 }
 
 export interface RouteReport {
@@ -53,7 +55,12 @@ export function summarise (slots: Slot[]): WindowSummary {
   let requests = 0; let failed = 0; let shortCircuited = 0; let rejectedBulkhead = 0
   let sample: WindowSummary['sampleError']
   let sampleMinute = -1
+  const injected = { requests: 0, failed: 0, shortCircuited: 0, fallbacks: 0 }
   for (const s of slots) {
+    injected.requests += s.injected.requests
+    injected.failed += s.injected.failed
+    injected.shortCircuited += s.injected.shortCircuited
+    injected.fallbacks += s.injected.fallbacks
     requests += s.requests
     failed += s.failed
     shortCircuited += s.shortCircuited
@@ -83,7 +90,8 @@ export function summarise (slots: Slot[]): WindowSummary {
     shortCircuited,
     rejectedBulkhead,
     retries: { made, succeeded: ok, successRate: ratio(ok, made), byClass },
-    sampleError: sample
+    sampleError: sample,
+    injected
   }
 }
 
@@ -121,6 +129,9 @@ export function suggest (route: string, record: RouteRecord, hour: WindowSummary
     if (hour.shortCircuited / hour.requests > 0.1) {
       out.push(`Route ${route}: ${pct(hour.shortCircuited / hour.requests)} of requests were short-circuited by an open breaker — the upstream was down for a good part of the hour.`)
     }
+  }
+  if (hour.injected.requests > 0) {
+    out.push(`Route ${route}: ${hour.injected.requests} requests carried injected faults (${hour.injected.failed} failed) — a chaos experiment, left out of every figure and suggestion above, which judge the upstream on real traffic only.`)
   }
   const top = worst[0]
   if (top !== undefined && hour.failed >= 10 && top.failures / hour.failed > 0.5) {

@@ -17,6 +17,7 @@ interface Summary {
   shortCircuited: number
   retries: { made: number, succeeded: number, successRate: number | null, byClass: Record<string, { made: number, succeeded: number }> }
   sampleError?: { status: number, errorClass?: string, path: string }
+  injected: { requests: number, failed: number, shortCircuited: number, fallbacks: number }
 }
 interface Report { routes: Array<{ route: string, upstreams: Array<{ upstream: string, windows: Record<'5m' | '1h', Summary> }>, worstEndpoints: Array<{ method: string, path: string, failures: number }>, suggestions: string[] }> }
 
@@ -68,7 +69,8 @@ t.test('GET /report: per route and upstream, from real traffic', async (t) => {
   const shop = r.routes.find((x) => x.route === 'shop')!
   t.equal(shop.upstreams[0]?.upstream, busy.upstreams.shop)
   const w = shop.upstreams[0]!.windows['5m']
-  t.equal(w.requests, 2 * 18, 'every request of two rounds')
+  t.equal(w.requests + w.injected.requests, 2 * 18, 'every request of two rounds: real ones, and those a fault shaped beside them')
+  t.ok(w.injected.requests > 0, 'the injected faults are counted apart')
   t.ok(w.errorClasses.http_5xx! > 0, 'http_5xx failures seen')
   t.ok(w.errorClasses.auth! > 0, 'auth failures seen')
   t.ok(w.retries.made > 0 && w.retries.succeeded > 0, 'retries made, some succeeded')
