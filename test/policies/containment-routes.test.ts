@@ -58,3 +58,30 @@ t.test('injected 503s and 401s on canary never open prod\'s breaker or auth guar
   const state = JSON.parse((await fetchText(`${proxy2.adminUrl}/routes`)).body).routes.find((r: { name: string }) => r.name === 'canary').state.breaker
   t.equal(state.state, 'open', 'the shared breaker canary also uses is open: a real outage reaches every route')
 })
+
+t.test('alternates go through the route\'s fault stage and a breaker of their own, like the primary', async (t) => {
+  const primary = await startUpstream(t, (_req, res) => { res.writeHead(503, { 'content-length': '4' }); res.end('down') })
+  const healthy = await startUpstream(t, (_req, res) => { res.writeHead(200, { 'content-length': '3' }); res.end('alt') })
+  const proxy = await startProxy(t, {
+    routes: [route('a', '/a', primary.url, {
+      upstream: { url: primary.url, alternates: [healthy.url] },
+      resilience: { fallback: ['alternate'] },
+      chaos: { enabled: true, allowHeaderTriggers: true }
+    })]
+  })
+  t.equal((await fetchText(`${proxy.url}/a`)).body, 'alt', 'the healthy alternate answers')
+  const faulted = await fetchText(`${proxy.url}/a`, { headers: { 'x-faultline-fault': 'abort=502' } })
+  t.equal(faulted.status, 502, 'the fault injected on the primary is injected on the alternate too: no way around chaos')
+  t.equal(healthy.hits(), 1, 'the alternate was not asked: the fault answered for it')
+
+  // A dead alternate behind a breaker: after two real failures it is short-circuited, not asked again.
+  const dead = await startUpstream(t, (_req, res) => { res.writeHead(503, { 'content-length': '4' }); res.end('dead') })
+  const proxy2 = await startProxy(t, {
+    routes: [route('b', '/b', primary.url, {
+      upstream: { url: primary.url, alternates: [dead.url] },
+      resilience: { fallback: ['alternate'], breaker: { consecutiveFailures: 2, openMs: 30_000 } }
+    })]
+  })
+  for (let i = 0; i < 6; i++) t.equal((await fetchText(`${proxy2.url}/b`)).status, 503)
+  t.equal(dead.hits(), 2, 'the alternate\'s breaker opened after two failures and kept it from further requests')
+})
