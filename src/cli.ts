@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { loadConfigFile } from './config/load.js'
 import type { Config } from './config/schema.js'
+import { configWarnings, formatWarnings } from './config/warnings.js'
 import { ConfigError } from './config/errors.js'
 import { Faultline } from './faultline.js'
 import { ListenError } from './listen-error.js'
@@ -22,17 +23,18 @@ import { VERSION } from './version.js'
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, tooLittleTraffic: 3 } as const
 
-function fail (message: string, code: number): never {
-  process.stderr.write(message.endsWith('\n') ? message : message + '\n')
-  process.exit(code)
+/** Says why and ends the command with `code` (main turns it into the exit code). */
+function fail (message: string, code: number, write: (text: string) => void = (text) => { process.stderr.write(text) }): never {
+  write(message.endsWith('\n') ? message : message + '\n')
+  throw new CommanderError(code, 'faultline.failed', message)
 }
 
 /** Loads a config file, or exits 2 with its errors. */
-async function loadOrFail (file: string): Promise<Config> {
+async function loadOrFail (file: string, write?: (text: string) => void): Promise<Config> {
   try {
     return await loadConfigFile(file)
   } catch (err) {
-    if (err instanceof ConfigError) fail(err.message, EXIT.usage)
+    if (err instanceof ConfigError) fail(err.message, EXIT.usage, write)
     throw err
   }
 }
@@ -129,14 +131,19 @@ function guardProcess (faultline: Faultline): void {
   })
 }
 
-async function check (file: string, output: ProgramOutput): Promise<void> {
-  const config = await loadOrFail(file)
+async function check (file: string, options: { strict?: boolean }, output: ProgramOutput): Promise<void> {
+  const config = await loadOrFail(file, output.writeErr)
   // The same checks run and reload make before building (schemas compile, files read).
   try {
     Faultline.check(config, file)
   } catch (err) {
-    if (err instanceof ConfigError) fail(err.message, EXIT.usage)
+    if (err instanceof ConfigError) fail(err.message, EXIT.usage, output.writeErr)
     throw err
+  }
+  const warnings = configWarnings(config)
+  if (warnings.length > 0) {
+    output.writeErr(formatWarnings(file, warnings))
+    if (options.strict === true) fail(`${file}: ${warnings.length} warning(s), refused by --strict`, EXIT.usage, output.writeErr)
   }
   output.writeOut(`${file}: ok (${config.routes.length} route${config.routes.length === 1 ? '' : 's'}: ${config.routes.map((r) => r.name).join(', ')})\n`)
 }
@@ -180,9 +187,10 @@ export function buildProgram (output: ProgramOutput = STDIO): Command {
     })
 
   withConfig(program.command('check'))
-    .description('validate a config file and exit (2 when invalid)')
-    .action(async (positional: string | undefined, options: FileOptions, command: Command) => {
-      await check(configFile(command, positional, options), output)
+    .description('validate a config file, print its warnings, and exit (2 when invalid)')
+    .option('--strict', 'treat warnings (configs that do nothing or contradict themselves) as errors')
+    .action(async (positional: string | undefined, options: FileOptions & { strict?: boolean }, command: Command) => {
+      await check(configFile(command, positional, options), options, output)
     })
 
   withConfig(program.command('plan'))

@@ -11,6 +11,7 @@ import { isLoopbackHost, type Config, type ShutdownMode } from './config/schema.
 import { loadConfigFile } from './config/load.js'
 import { ConfigError } from './config/errors.js'
 import { prepareConfig } from './config/prepare.js'
+import { configWarnings, type ConfigWarning } from './config/warnings.js'
 import { ListenError } from './listen-error.js'
 import { createLogger, type Logger } from './log.js'
 import { Metrics } from './metrics/metrics.js'
@@ -81,6 +82,8 @@ export class Faultline {
   private readonly configFile: string | undefined
   private readonly clock: Clock | undefined
   private config: Config
+  /** Valid but doing nothing or contradicting itself (src/config/warnings.ts): logged, and listed in GET /routes. */
+  private warnings: ConfigWarning[] = []
   private table: RouteTable
   private adminToken: string | undefined
   private generation = 1
@@ -203,6 +206,7 @@ export class Faultline {
     this.startEvaluation()
     await this.syncWatcher()
     this.ready = true
+    this.logWarnings(this.config)
     this.logger.info({ proxy: this.proxyAddress, admin: this.adminAddress, probes: this.probes === undefined ? undefined : addressOf(this.probes), routes: this.config.routes.map((r) => r.name) }, 'faultline ready')
   }
 
@@ -330,13 +334,20 @@ export class Faultline {
     this.metrics.configLoaded.setToCurrentTime()
     this.metrics.routesConfigured.set(next.routes.length)
     void this.syncWatcher()
+    this.logWarnings(next)
     this.logger.info({ generation: this.generation, routes: next.routes.map((r) => r.name) }, 'config reloaded')
     return { generation: this.generation, routes: next.routes.map((r) => r.name) }
   }
 
-  describeRoutes (): { generation: number, routes: unknown[] } {
+  private logWarnings (config: Config): void {
+    this.warnings = configWarnings(config)
+    for (const w of this.warnings) this.logger.warn({ path: w.path, file: this.configFile }, `config warning: ${w.path}: ${w.message}`)
+  }
+
+  describeRoutes (): { generation: number, warnings: ConfigWarning[], routes: unknown[] } {
     return {
       generation: this.generation,
+      warnings: this.warnings,
       routes: this.table.routes.map((route) => ({
         name: route.name,
         match: route.config.match,

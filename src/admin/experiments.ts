@@ -10,6 +10,7 @@
  *   POST /routes/:route/intent/resume     clear a guardrail halt before its cool-down ends
  */
 import { z } from 'zod'
+import { duration } from '../config/units.js'
 import { adminError, audit, type AdminExtension } from './server.js'
 import { problemsFromZod } from '../config/errors.js'
 import { ExperimentBusy, type ExperimentRunner } from '../intent/experiment.js'
@@ -18,7 +19,7 @@ import { reportMarkdown } from '../intent/report.js'
 const startBody = z.strictObject({
   mode: z.enum(['intent', 'uniform']),
   /** Bounded: an experiment always ends by itself. */
-  durationMs: z.number().int().min(1_000).max(24 * 3600 * 1000)
+  durationMs: duration(z.number().int().min(1_000).max(24 * 3600 * 1000))
 })
 
 export function experimentsAdmin (runner: ExperimentRunner): AdminExtension {

@@ -5,6 +5,7 @@
  * silently ignored option.
  */
 import { z } from 'zod'
+import { duration } from './units.js'
 import { alertsSchema } from '../alerts/schema.js'
 import { checkRouteResilience, resilienceSchema, validateSchema } from '../policies/schema.js'
 import { chaosSchema } from '../faults/schema.js'
@@ -55,7 +56,7 @@ export const listenSchema = z.strictObject({
   host: z.string().default('0.0.0.0'),
   port: port.default(8080),
   /** Idle keep-alive connections from clients are closed after this long. */
-  keepAliveTimeoutMs: z.number().int().positive().default(72_000),
+  keepAliveTimeoutMs: duration(z.number().int().positive().default(72_000)),
   /** Cap on concurrent client connections; 0 means no cap. */
   maxConnections: z.number().int().min(0).default(0),
   /** Longest request target (path + query) in bytes; longer gets 414. */
@@ -65,9 +66,9 @@ export const listenSchema = z.strictObject({
   /** Most header fields in one request; more gets 431. */
   maxHeaders: z.number().int().min(8).max(10_000).default(100),
   /** A client must finish sending the request headers within this (slowloris): 408 and close. */
-  headersTimeoutMs: z.number().int().positive().default(10_000),
+  headersTimeoutMs: duration(z.number().int().positive().default(10_000)),
   /** A client must finish sending the whole request, body included, within this: 408 and close. */
-  requestTimeoutMs: z.number().int().positive().default(300_000)
+  requestTimeoutMs: duration(z.number().int().positive().default(300_000))
 }).refine((l) => l.headersTimeoutMs <= l.requestTimeoutMs, {
   path: ['headersTimeoutMs'],
   error: 'expected headersTimeoutMs <= requestTimeoutMs'
@@ -94,7 +95,7 @@ export const adminSchema = z.strictObject({
   allowedHosts: z.array(z.string().min(1)).default([]),
   /** Failed bearer-token attempts one remote address may make per window before it gets 429. */
   maxAuthFailures: z.number().int().positive().default(10),
-  authFailureWindowMs: z.number().int().positive().default(60_000)
+  authFailureWindowMs: duration(z.number().int().positive().default(60_000))
 })
 
 /**
@@ -119,7 +120,7 @@ export const SHUTDOWN_MODES = ['stop-accepting', 'keep-accepting'] as const
 export type ShutdownMode = (typeof SHUTDOWN_MODES)[number]
 
 export const shutdownSchema = z.strictObject({
-  drainMs: z.number().int().min(0).default(10_000),
+  drainMs: duration(z.number().int().min(0).default(10_000)),
   mode: z.enum(SHUTDOWN_MODES).default('stop-accepting')
 })
 
@@ -128,7 +129,7 @@ export const reloadSchema = z.strictObject({
   /** `faultline run` watches the files; off leaves SIGHUP and POST /reload. */
   watch: z.boolean().default(true),
   /** Quiet time after the last change before reloading: a write or a symlink swap fires several events. */
-  debounceMs: z.number().int().min(0).max(60_000).default(300)
+  debounceMs: duration(z.number().int().min(0).max(60_000).default(300))
 })
 
 /** TLS to an https:// upstream. Files are PEM, read when the upstream's pool is created. */
@@ -150,8 +151,8 @@ export const upstreamSchema = z.strictObject({
   alternates: z.array(upstreamUrl).default([]),
   /** Keep-alive connections per origin. */
   connections: z.number().int().positive().max(4096).default(128),
-  connectTimeoutMs: z.number().int().positive().default(2_000),
-  keepAliveTimeoutMs: z.number().int().positive().default(4_000),
+  connectTimeoutMs: duration(z.number().int().positive().default(2_000)),
+  keepAliveTimeoutMs: duration(z.number().int().positive().default(4_000)),
   /** For https:// origins (the alternates share it). */
   tls: upstreamTlsSchema.optional()
 })

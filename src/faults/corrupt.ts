@@ -9,6 +9,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream'
 import { z } from 'zod'
+import { share } from '../config/units.js'
 import { defineFault, faultObject } from './fault.js'
 import { throughBody } from './body.js'
 
@@ -63,7 +64,7 @@ export const corrupt = defineFault({
   schema: faultObject('corrupt', {
     mode: z.enum(['json', 'bytes']).default('json'),
     /** mode: bytes: the probability that each byte gets a bit flipped. */
-    rate: z.number().gt(0).max(1).default(0.01)
+    rate: share(z.number().gt(0).max(1).default(0.01))
   }),
   header: { value: 'mode' },
   create: (config) => ({

@@ -6,24 +6,26 @@
  * Every draw comes from the route's seeded source.
  */
 import { z } from 'zod'
+import { duration } from '../config/units.js'
 
-const ms = z.number().min(0)
+const ms = duration(z.number().min(0))
+const positiveMs = duration(z.number().positive())
 const positive = z.number().positive()
 
 export const distributionSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('uniform'), minMs: ms, maxMs: ms }),
   z.strictObject({ type: z.literal('normal'), meanMs: ms, stddevMs: ms }),
   /** exp(N(ln medianMs, sigma²)): most draws near the median, a long right tail. */
-  z.strictObject({ type: z.literal('lognormal'), medianMs: positive, sigma: positive }),
+  z.strictObject({ type: z.literal('lognormal'), medianMs: positiveMs, sigma: positive }),
   /** scaleMs / U^(1/alpha): at least scaleMs, a power-law tail (smaller alpha, heavier tail). */
-  z.strictObject({ type: z.literal('pareto'), scaleMs: positive, alpha: positive })
+  z.strictObject({ type: z.literal('pareto'), scaleMs: positiveMs, alpha: positive })
 ])
 
 export const delayParams = {
   ms: ms.optional(),
   jitterMs: ms.optional(),
   distribution: distributionSchema.optional(),
-  maxMs: positive.default(60_000)
+  maxMs: duration(z.number().positive().default(60_000))
 }
 
 interface DelayConfig {

@@ -12,6 +12,7 @@
  * an `if` for them.
  */
 import { z } from 'zod'
+import { share } from '../config/units.js'
 import type { RequestContext } from '../proxy/context.js'
 import type { UpstreamCall, UpstreamResponse } from '../proxy/pipeline.js'
 import { HTTP_METHODS } from '../config/http-methods.js'
@@ -64,7 +65,7 @@ export type FaultMatch = z.infer<typeof faultMatchSchema>
 export const envelope = {
   /** Names the fault in metrics, logs, headers and the admin API; the kind when absent. */
   name: faultName.optional(),
-  probability: z.number().min(0).max(1).default(1),
+  probability: share(z.number().min(0).max(1).default(1)),
   at: z.enum(FAULT_SIDES).default('upstream'),
   match: faultMatchSchema.optional(),
   /** first, every, after, per, key, maxKeys, window, until, ttl: see schedule.ts and docs/FAULTS.md. */

@@ -4,6 +4,7 @@
  * `budget` and intent-derived plans beside `faults`.
  */
 import { z } from 'zod'
+import { share } from '../config/units.js'
 import { faultSchema } from './registry.js'
 
 export const chaosSchema = z.strictObject({
@@ -21,7 +22,7 @@ export const chaosSchema = z.strictObject({
    * at most this share of requests, enforced as a hard cap, not an average.
    * Hand-written `faults` keep their own probabilities.
    */
-  budget: z.number().min(0).max(1).default(0.05)
+  budget: share(z.number().min(0).max(1).default(0.05))
 }).superRefine((chaos, ctx) => {
   const seen = new Map<string, number>()
   chaos.faults.forEach((fault, index) => {

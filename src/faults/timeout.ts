@@ -9,12 +9,13 @@
  * off during the hang, the request goes on to it normally.
  */
 import { z } from 'zod'
+import { duration } from '../config/units.js'
 import { defineFault, faultObject } from './fault.js'
 
 export const timeout = defineFault({
   summary: 'never answers: hangs until a timeout gives up, or closes the connection after closeAfterMs',
   schema: faultObject('timeout', {
-    closeAfterMs: z.number().int().positive().optional()
+    closeAfterMs: duration(z.number().int().positive().optional())
   }),
   header: { value: 'closeAfterMs' },
   create: (config) => ({

@@ -5,6 +5,7 @@
 import type { Config } from '../config/schema.js'
 import { faultSchema } from '../faults/registry.js'
 import { planFor } from './planner.js'
+import { faultDelayMs } from '../config/warnings.js'
 
 export interface RoutePlanView {
   route: string
@@ -14,7 +15,11 @@ export interface RoutePlanView {
   /** Planned fault probability per request: from 0 up to ceiling x budget. */
   intensity: { levelCeiling: number, maxProbability: number, step: number, backoff: number }
   guardrails: { safetyMargin: number, cooldownMs: number, holdWindows: number, minRequests: number, failClosed: boolean }
-  mix: Array<{ name: string, kind: string, weight: number, why: string, atLowLevel: Record<string, unknown>, atCeiling: Record<string, unknown> }>
+  mix: Array<{ name: string, kind: string, weight: number, why: string, atLowLevel: Record<string, unknown>, atCeiling: Record<string, unknown>, aboveTimeout: boolean }>
+  /** resilience.timeoutMs: a planned delay above it is cut by the route's own timeout. */
+  timeoutMs: number
+  /** The route's hand-written chaos.faults, which run beside the planned ones with their own probabilities. */
+  handWritten: Array<{ name: string, kind: string, probability: number }>
 }
 
 export function planViews (config: Config): RoutePlanView[] {
@@ -34,7 +39,12 @@ export function planViews (config: Config): RoutePlanView[] {
       budget: route.chaos.budget,
       intensity: { levelCeiling: c.ceiling, maxProbability: Math.round(c.ceiling * route.chaos.budget * 10000) / 10000, step: c.step, backoff: c.backoff },
       guardrails: { safetyMargin: c.margin, cooldownMs: c.cooldownMs, holdWindows: c.holdWindows, minRequests: c.minRequests, failClosed: plan.failClosed },
-      mix: plan.entries.map((e) => ({ name: e.name, kind: e.kind, weight: e.weight, why: e.why, atLowLevel: show(e.build(c.step)), atCeiling: show(e.build(c.ceiling)) }))
+      mix: plan.entries.map((e) => {
+        const atCeiling = show(e.build(c.ceiling))
+        return { name: e.name, kind: e.kind, weight: e.weight, why: e.why, atLowLevel: show(e.build(c.step)), atCeiling, aboveTimeout: (faultDelayMs(atCeiling) ?? 0) > route.resilience.timeoutMs }
+      }),
+      timeoutMs: route.resilience.timeoutMs,
+      handWritten: route.chaos.faults.map((f, i) => ({ name: f.name ?? `f${i + 1}`, kind: f.kind, probability: f.probability }))
     }
   })
 }
@@ -57,6 +67,11 @@ export function planText (config: Config): string {
     for (const m of v.mix) {
       out.push(`  ${(m.weight * 100).toFixed(0).padStart(4)}%  ${m.name.padEnd(19)} ${params(m.atLowLevel)} -> ${params(m.atCeiling)}`)
       out.push(`         ${''.padEnd(19)} ${m.why}`)
+      if (m.aboveTimeout) out.push(`         ${''.padEnd(19)} note: above the route's timeoutMs (${v.timeoutMs} ms) at the ceiling: the timeout answers first`)
+    }
+    if (v.handWritten.length > 0) {
+      out.push(`  hand-written faults (chaos.faults, their own probabilities, beside the plan):`)
+      for (const f of v.handWritten) out.push(`  ${(f.probability * 100).toFixed(1).padStart(5)}%  ${f.name.padEnd(19)} kind ${f.kind}`)
     }
     out.push('')
   }

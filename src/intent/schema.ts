@@ -6,6 +6,7 @@
  * complete, sensible intent.
  */
 import { z } from 'zod'
+import { duration, share } from '../config/units.js'
 
 export const CRITICALITIES = ['critical', 'degradable', 'optional'] as const
 export const PROTECTS = ['availability', 'latency', 'security', 'consistency'] as const
@@ -23,19 +24,17 @@ export const CRITICALITY_DEFAULTS: Record<Criticality, { p99Ms: number, errorRat
   optional: { p99Ms: 2000, errorRate: 0.1, sensitivity: 0.2, ceiling: 1, marginBase: 0 }
 }
 
-const fraction = z.number().min(0).max(1)
-
 export const intentSchema = z.strictObject({
   criticality: z.enum(CRITICALITIES).default('degradable'),
   protects: z.enum(PROTECTS).default('availability'),
   slo: z.strictObject({
-    p99Ms: z.number().positive().optional(),
-    errorRate: fraction.optional(),
+    p99Ms: duration(z.number().positive().optional()),
+    errorRate: share(z.number().min(0).max(1).optional()),
     /** The sliding window the client-visible SLO is measured over. */
-    windowMs: z.number().int().min(1000).default(30_000)
+    windowMs: duration(z.number().int().min(1000).default(30_000))
   }).prefault({}),
   /** 0..1: how early the controller backs off as headroom shrinks. */
-  sensitivity: fraction.optional()
+  sensitivity: share(z.number().min(0).max(1).optional())
 }).transform((intent) => {
   const d = CRITICALITY_DEFAULTS[intent.criticality]
   return {
@@ -51,9 +50,9 @@ export type Intent = z.infer<typeof intentSchema>
 /** How the intensity controller runs: one evaluation per window, for every route with an intent. */
 export const controllerSchema = z.strictObject({
   /** Length of an evaluation window: the controller judges the client-visible figures of each. */
-  evaluationMs: z.number().int().min(100).default(5_000),
+  evaluationMs: duration(z.number().int().min(100).default(5_000)),
   /** Injection pause after a guardrail halt. */
-  cooldownMs: z.number().int().min(0).default(60_000),
+  cooldownMs: duration(z.number().int().min(0).default(60_000)),
   /** Consecutive windows within the SLO that make a level "held" (the resilience margin). */
   holdWindows: z.number().int().min(1).default(3),
   /** Windows with fewer client requests are not judged. */

@@ -4,6 +4,7 @@
  * is described in docs/POLICIES.md.
  */
 import { z } from 'zod'
+import { duration, share } from '../config/units.js'
 import { ERROR_CLASSES } from '../proxy/errors.js'
 
 const errorClass = z.enum(ERROR_CLASSES)
@@ -13,9 +14,9 @@ const retryTrigger = z.union([errorClass, z.number().int().min(400).max(599)])
 
 export const backoffSchema = z.strictObject({
   /** First delay before jitter; doubles on every further retry. */
-  baseMs: z.number().int().min(0).default(25),
+  baseMs: duration(z.number().int().min(0).default(25)),
   /** Cap on one delay. */
-  maxMs: z.number().int().min(0).default(1_000),
+  maxMs: duration(z.number().int().min(0).default(1_000)),
   /** `full`: a uniform draw in [0, delay] (AWS "full jitter"); `none`: exactly the delay. */
   jitter: z.enum(['full', 'none']).default('full')
 })
@@ -29,24 +30,24 @@ export const retrySchema = z.strictObject({
   /** Retry POST and PATCH even without an Idempotency-Key header (the upstream must de-duplicate). */
   nonIdempotent: z.boolean().default(false),
   /** Retries allowed as a share of requests over the budget window. */
-  budgetRatio: z.number().min(0).max(10).default(0.2),
-  budgetWindowMs: z.number().int().positive().default(10_000),
+  budgetRatio: share(z.number().min(0).max(10).default(0.2)),
+  budgetWindowMs: duration(z.number().int().positive().default(10_000)),
   /** Retries always allowed per window on top of the ratio, so a quiet route can still retry. */
   budgetMinRetries: z.number().int().min(0).default(3),
   /** A Retry-After longer than this ends the retries (the upstream asked for more patience than we have). */
-  maxRetryAfterMs: z.number().int().min(0).default(5_000)
+  maxRetryAfterMs: duration(z.number().int().min(0).default(5_000))
 })
 
 export const breakerSchema = z.strictObject({
   /** Consecutive mode: opens after this many failures in a row (the default mode, with 5). */
   consecutiveFailures: z.number().int().positive().optional(),
   /** Rate mode: opens when this share of the attempts in windowMs failed, with at least minRequests of them. */
-  failureRate: z.number().gt(0).max(1).optional(),
-  windowMs: z.number().int().positive().default(10_000),
+  failureRate: share(z.number().gt(0).max(1).optional()),
+  windowMs: duration(z.number().int().positive().default(10_000)),
   minRequests: z.number().int().positive().default(20),
   /** How long the first trip stays open; doubles on every trip in a row, up to maxOpenMs. */
-  openMs: z.number().int().positive().default(5_000),
-  maxOpenMs: z.number().int().positive().default(60_000),
+  openMs: duration(z.number().int().positive().default(5_000)),
+  maxOpenMs: duration(z.number().int().positive().default(60_000)),
   /** Trial requests let through when half-open; all must succeed to close. */
   halfOpenProbes: z.number().int().positive().max(100).default(1),
   /** What counts as a failure. auth and rate_limited are not: the upstream is up and answering. */
@@ -64,7 +65,7 @@ export const authGuardSchema = z.strictObject({
   /** 401/403 answers in a row that stop further attempts. */
   failures: z.number().int().positive().default(3),
   /** How long requests are held back (fast 503) once tripped. */
-  blockMs: z.number().int().positive().default(30_000),
+  blockMs: duration(z.number().int().positive().default(30_000)),
   /** Distinct credentials blocked at once that trip the whole origin (a credential rotation gone wrong). */
   originAfter: z.number().int().min(2).default(5)
 })
@@ -83,13 +84,13 @@ export const cacheSchema = z.strictObject({
   /** Larger responses are streamed to the client but not stored. */
   maxEntryBytes: z.number().int().positive().default(1024 * 1024),
   /** How long past its freshness an entry may still be served on failure (a response's stale-if-error wins). */
-  maxStaleMs: z.number().int().min(0).default(300_000),
+  maxStaleMs: duration(z.number().int().min(0).default(300_000)),
   /**
    * A variant stored less than this long ago is not stored again: under load
    * a hot URL is copied into the cache once per refreshMs, not on every
    * answer. 0 stores every cacheable answer.
    */
-  refreshMs: z.number().int().min(0).default(1_000),
+  refreshMs: duration(z.number().int().min(0).default(1_000)),
   /**
    * Answers to requests that carry Authorization or Cookie: `bypass` (the
    * default) neither stores nor serves them; `perCredential` keeps one
@@ -128,11 +129,11 @@ export type ValidateConfig = z.infer<typeof validateSchema>
 
 export const resilienceSchema = z.strictObject({
   /** Deadline for the whole request, all attempts, backoff and queueing included: 504 when exceeded. */
-  timeoutMs: z.number().int().positive().default(15_000),
+  timeoutMs: duration(z.number().int().positive().default(15_000)),
   /** Deadline for one attempt to receive response headers; defaults to timeoutMs. */
-  attemptTimeoutMs: z.number().int().positive().optional(),
+  attemptTimeoutMs: duration(z.number().int().positive().optional()),
   /** Longest pause between two body chunks from the upstream before the response is cut. */
-  bodyIdleTimeoutMs: z.number().int().positive().default(30_000),
+  bodyIdleTimeoutMs: duration(z.number().int().positive().default(30_000)),
   /** Request bodies up to this size are kept so a retry or an alternate can send them again. */
   maxReplayBytes: z.number().int().min(0).default(64 * 1024),
   retry: retrySchema.optional(),
