@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { z } from 'zod'
+import { duration } from '../config/units.js'
 import type { RequestContext } from '../proxy/context.js'
 
 /** Wall-clock milliseconds (epoch); injected in tests so windows and ttl need no sleeps. */
@@ -33,9 +34,9 @@ export type ScheduleKey = z.infer<typeof scheduleKeySchema>
 
 export const scheduleWindowSchema = z.strictObject({
   /** The window opens this long after the fault was armed (added, loaded, replaced or reset). */
-  startAfter: ms.optional(),
+  startAfter: duration(ms.optional()),
   /** ... and stays open this long; open-ended when absent. */
-  duration: ms.min(1).optional()
+  duration: duration(ms.min(1).optional())
 })
 
 export const DEFAULT_MAX_KEYS = 10_000
@@ -58,7 +59,7 @@ export const scheduleEnvelope = {
   /** An absolute end (ISO 8601 with a zone); the fault is removed then. */
   until: z.iso.datetime({ offset: true }).optional(),
   /** Milliseconds after the fault was armed at which it is removed. */
-  ttl: ms.min(1).optional()
+  ttl: duration(ms.min(1).optional())
 }
 
 export interface ScheduleConfig {
