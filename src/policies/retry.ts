@@ -7,7 +7,6 @@
  * open breaker stops the retries at once. A discarded response body is
  * drained so its pooled connection is not leaked.
  */
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Policy, UpstreamResponse } from '../proxy/pipeline.js'
 import type { RequestContext } from '../proxy/context.js'
 import { FailureRule, UpstreamError, neverSent, safeToResend, type ErrorClass } from '../proxy/errors.js'
@@ -17,13 +16,50 @@ import type { PolicyEvents } from './events.js'
 import type { RetryBudget } from './retry-budget.js'
 import { discardBody, makeReplayable, replayable } from './body.js'
 
-/** Retry-After in ms (delta-seconds or an HTTP date), or undefined when absent or unreadable. */
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)'
+const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
+const TIME = '\\d{2}:\\d{2}:\\d{2}'
+/** IMF-fixdate and the two obsolete forms a recipient must still accept (RFC 9110 §5.6.7). */
+const IMF_FIXDATE = new RegExp(`^${DAY}, \\d{2} ${MONTH} \\d{4} ${TIME} GMT$`)
+const RFC850_DATE = new RegExp(`^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \\d{2}-${MONTH}-\\d{2} ${TIME} GMT$`)
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} (?: \\d|\\d{2}) ${TIME} \\d{4}$`)
+
+/**
+ * Retry-After in ms, in one of the two forms RFC 9110 §10.2.3 allows:
+ * delay-seconds or an HTTP-date. Anything else ("1.5", "-1", "soon", a
+ * date in another format that Date.parse would guess at) is ignored
+ * (undefined), never read as "now".
+ */
 export function retryAfterMs (value: string | string[] | undefined, now = Date.now()): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value
-  if (text === undefined || text === '') return undefined
-  if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000
-  const date = Date.parse(text)
+  const raw = Array.isArray(value) ? value[0] : value
+  if (raw === undefined) return undefined
+  const text = raw.trim()
+  if (/^\d+$/.test(text)) return Number(text) * 1000
+  let date: number
+  if (IMF_FIXDATE.test(text) || RFC850_DATE.test(text)) date = Date.parse(text)
+  else if (ASCTIME_DATE.test(text)) date = Date.parse(text + ' GMT') // asctime is GMT without saying so
+  else return undefined
   return Number.isNaN(date) ? undefined : Math.max(0, date - now)
+}
+
+/**
+ * Waits `ms` between attempts, or until the request's client leaves (or
+ * breaks a limit): then it rejects with that fault at once, so a request
+ * nobody waits for ends now and frees its bulkhead slot, not after its
+ * backoff or Retry-After.
+ */
+export async function pause (ctx: RequestContext, ms: number): Promise<void> {
+  if (ctx.clientFault !== undefined) throw ctx.clientFault
+  await new Promise<void>((resolve, reject) => {
+    const off = ctx.onClientFault((err) => {
+      clearTimeout(timer)
+      reject(err)
+    })
+    const timer = setTimeout(() => {
+      off()
+      resolve()
+    }, ms)
+  })
 }
 
 /** Delay before retry number `retry` (1-based): base × 2^(retry-1), capped, then jittered. */
@@ -89,7 +125,7 @@ export function retry (options: RetryOptions): Policy {
         const retried = cls
         ctx.onNextAttempt = () => { events.retry(retried) }
         if (response !== undefined) discardBody(response.body)
-        if (delay > 0) await sleep(delay)
+        if (delay > 0) await pause(ctx, delay)
       }
     },
     state: () => ({ budget: budget.snapshot() })
