@@ -2,9 +2,12 @@
  * Auth guard: after `failures` 401/403 answers in a row for one credential,
  * hold further requests with that credential back for `blockMs` with a
  * fast 503 that says why. Retrying (or simply continuing to send) bad
- * credentials only risks an account lockout. After the block, the next
- * request goes through; one more 401/403 blocks again at once, any other
- * answer clears the count.
+ * credentials only risks an account lockout. After the block one request
+ * with that credential goes first as a trial (the others still get the 503
+ * until it answers): one more 401/403 blocks again at once, any other
+ * answer clears the block and the count. Answers are tagged with the
+ * credential's period they were admitted in (a ticket): a slow answer
+ * admitted before a block or a trial never moves the guard afterwards.
  *
  * Keyed by credential, not by origin: a keyed HMAC of the Authorization
  * header (or, without one, the Cookie header), never the value itself.
@@ -29,6 +32,9 @@ import type { PolicyEvents } from './events.js'
 
 export type AuthGuardListener = () => void
 
+/** A credential's period a request was admitted in; it grows when a block starts or ends. */
+export type AuthGuardTicket = number
+
 /** The key of requests that carry no credentials. */
 export const NO_CREDENTIALS = 'none'
 
@@ -49,6 +55,9 @@ interface CredentialState {
   inARow: number
   lastStatus: number
   blockedUntil: number
+  /** A trial request is in flight after the block expired. */
+  probing: boolean
+  period: AuthGuardTicket
 }
 
 export class AuthGuard {
@@ -73,8 +82,12 @@ export class AuthGuard {
     return () => { this.listeners.delete(listener) }
   }
 
-  /** Throws a PolicyRejection (auth_blocked) while this credential, or the whole origin, is blocked. */
-  check (key: string = NO_CREDENTIALS): void {
+  /**
+   * Admits a request (its ticket for record()) or throws a PolicyRejection
+   * (auth_blocked) while this credential, or the whole origin, is blocked,
+   * and while the one trial request after a credential's block is in flight.
+   */
+  check (key: string = NO_CREDENTIALS): AuthGuardTicket {
     const now = this.now()
     const originLeft = this.originBlockedUntil - now
     if (originLeft > 0) {
@@ -84,30 +97,49 @@ export class AuthGuard {
         'instead of risking lockouts; check the credentials the services send (a rotation gone wrong?)', seconds)
     }
     const state = this.credentials.get(key)
-    if (state === undefined || state.blockedUntil === 0) return
+    if (state === undefined) return 0
+    if (state.blockedUntil === 0) return state.period
     const left = state.blockedUntil - now
-    if (left <= 0) return
+    if (left <= 0) {
+      if (state.probing) {
+        throw new PolicyRejection('auth_blocked',
+          `${this.upstream} answered ${state.lastStatus} to ${state.inARow} requests in a row with these credentials; one trial request is checking whether they work again`, 1)
+      }
+      state.probing = true
+      return state.period
+    }
     const seconds = Math.ceil(left / 1000)
     throw new PolicyRejection('auth_blocked',
       `${this.upstream} answered ${state.lastStatus} to ${state.inARow} requests in a row with these credentials, so faultline is holding requests with them back for ${seconds} s ` +
       'instead of risking a credentials lockout; check the credentials the service sends', seconds)
   }
 
-  record (status: number, key: string = NO_CREDENTIALS): void {
+  /** The answer to a request admitted with `ticket` (from check()); answers from an older period are ignored. */
+  record (status: number, key: string = NO_CREDENTIALS, ticket?: AuthGuardTicket): void {
+    const known = this.credentials.get(key)
+    if (ticket !== undefined && ticket !== (known?.period ?? 0)) return
     if (status !== 401 && status !== 403) {
-      const state = this.credentials.get(key)
-      if (state !== undefined) state.inARow = 0
+      if (known === undefined) return
+      known.inARow = 0
+      if (known.blockedUntil !== 0) {
+        known.blockedUntil = 0
+        known.probing = false
+        known.period++
+      }
       return
     }
-    let state = this.credentials.get(key)
+    let state = known
     if (state === undefined) {
-      state = { inARow: 0, lastStatus: 0, blockedUntil: 0 }
+      state = { inARow: 0, lastStatus: 0, blockedUntil: 0, probing: false, period: 0 }
       this.credentials.set(key, state)
     }
     state.inARow++
     state.lastStatus = status
     this.lastStatus = status
-    if (state.inARow < this.config.failures) return
+    // The trial after a block failed, or the count is reached: block (again).
+    if (!state.probing && state.inARow < this.config.failures) return
+    state.probing = false
+    state.period++
     const now = this.now()
     state.blockedUntil = now + this.config.blockMs
     if (key !== NO_CREDENTIALS) this.tripOriginIfMany(key, now, state.blockedUntil)
@@ -124,6 +156,12 @@ export class AuthGuard {
       this.originBlockedUntil = now + this.config.blockMs
       this.blocked.clear()
     }
+  }
+
+  /** A request admitted with `ticket` ended without an answer: a trial's turn passes to the next request. */
+  abandon (key: string, ticket: AuthGuardTicket | undefined): void {
+    const state = this.credentials.get(key)
+    if (state !== undefined && ticket === state.period) state.probing = false
   }
 
   reset (): void {
@@ -157,20 +195,31 @@ export function authGuardPolicy (guard: AuthGuard, events: PolicyEvents, release
     name: 'authGuard',
     async execute (ctx, next) {
       const key = credentialKey(ctx.req)
-      guard.check(key)
+      const ticket = guard.check(key)
+      let shadowTicket: AuthGuardTicket | undefined
       try {
-        shadow?.check(key)
+        shadowTicket = shadow?.check(key)
       } catch (err) {
+        guard.abandon(key, ticket)
         ctx.injectedElsewhere = true
         throw err
       }
-      const response = await next(ctx)
+      let response
+      try {
+        response = await next(ctx)
+      } catch (err) {
+        guard.abandon(key, ticket)
+        shadow?.abandon(key, shadowTicket)
+        throw err
+      }
       const status = response.statusCode
       if (ctx.attemptInjected) {
-        shadow?.record(status, key)
+        shadow?.record(status, key, shadowTicket)
+        guard.abandon(key, ticket)
       } else {
-        guard.record(status, key)
-        if (status !== 401 && status !== 403) shadow?.record(status, key)
+        guard.record(status, key, ticket)
+        if (status !== 401 && status !== 403) shadow?.record(status, key, shadowTicket)
+        else shadow?.abandon(key, shadowTicket)
       }
       return response
     },

@@ -29,6 +29,15 @@ export type BreakerState =
 
 export type BreakerListener = (from: BreakerStateName, to: BreakerStateName) => void
 
+/**
+ * The state period a request was admitted in: a number that grows with
+ * every transition. A result carries the ticket it was admitted with and
+ * moves the state only while that period lasts, so a slow failure admitted
+ * before a trip cannot re-open a breaker that has since recovered (closed
+ * is always the same name, never the same period).
+ */
+export type BreakerTicket = number
+
 const CLOSED: BreakerState = { name: 'closed' }
 
 export class CircuitBreaker {
@@ -38,6 +47,7 @@ export class CircuitBreaker {
   private readonly now: () => number
   private readonly listeners = new Set<BreakerListener>()
   private current: BreakerState = CLOSED
+  private generation: BreakerTicket = 0
 
   constructor (upstream: string, config: BreakerConfig, now: () => number = () => performance.now()) {
     this.upstream = upstream
@@ -57,6 +67,7 @@ export class CircuitBreaker {
   private moveTo (next: BreakerState): void {
     const from = this.current.name
     this.current = next
+    this.generation++
     for (const listener of this.listeners) listener(from, next.name)
   }
 
@@ -73,23 +84,22 @@ export class CircuitBreaker {
    * Asks to send one request. Returns a ticket to hand back to record(), or
    * throws a PolicyRejection (short_circuited) when the breaker is open.
    */
-  admit (): BreakerState {
+  admit (): BreakerTicket {
     const state = this.current
     switch (state.name) {
       case 'closed':
       case 'forced_closed':
-        return state
+        return this.generation
       case 'open': {
         const now = this.now()
         if (now < state.until) throw this.rejection(Math.ceil((state.until - now) / 1000))
-        const half: BreakerState = { name: 'half_open', trips: state.trips, admitted: 1, succeeded: 0 }
-        this.moveTo(half)
-        return half
+        this.moveTo({ name: 'half_open', trips: state.trips, admitted: 1, succeeded: 0 })
+        return this.generation
       }
       case 'half_open':
         if (state.admitted >= this.config.halfOpenProbes) throw this.rejection(1)
         state.admitted++
-        return state
+        return this.generation
       case 'forced_open':
         throw new PolicyRejection('short_circuited', `the circuit breaker for ${this.upstream} is held open by an operator`, 5)
     }
@@ -103,10 +113,10 @@ export class CircuitBreaker {
     Math.max(1, retryAfterS))
   }
 
-  /** The result of a request admitted with `ticket`; results from an older state are ignored. */
-  record (ticket: BreakerState, ok: boolean): void {
+  /** The result of a request admitted with `ticket`; results from an older state period are ignored. */
+  record (ticket: BreakerTicket, ok: boolean): void {
+    if (ticket !== this.generation) return
     const state = this.current
-    if (ticket !== state) return
     const now = this.now()
     if (state.name === 'closed') {
       if (ok) this.decision.success(now)
@@ -122,9 +132,9 @@ export class CircuitBreaker {
   }
 
   /** A request admitted with `ticket` ended with no result (its client left): a half-open probe slot is freed. */
-  abandon (ticket: BreakerState): void {
+  abandon (ticket: BreakerTicket): void {
     const state = this.current
-    if (ticket === state && state.name === 'half_open' && state.admitted > 0) state.admitted--
+    if (ticket === this.generation && state.name === 'half_open' && state.admitted > 0) state.admitted--
   }
 
   /** Operator: short-circuit every request until reset(). */
@@ -177,7 +187,7 @@ export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, e
   const unsubscribe = breaker.onTransition((from, to) => { events.breakerTransition(from, to) })
   events.breakerTransition(breaker.state.name, breaker.state.name)
   /** Hands one attempt's result to the breaker it belongs to; the other forgets the attempt. */
-  const settle = (ctx: RequestContext, ticket: BreakerState, shadowTicket: BreakerState | undefined, ok: boolean): void => {
+  const settle = (ctx: RequestContext, ticket: BreakerTicket, shadowTicket: BreakerTicket | undefined, ok: boolean): void => {
     if (ctx.attemptInjected) breaker.abandon(ticket)
     else breaker.record(ticket, ok)
     if (shadowTicket === undefined) return
@@ -190,7 +200,7 @@ export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, e
     shadow,
     async execute (ctx, next) {
       const ticket = breaker.admit()
-      let shadowTicket: BreakerState | undefined
+      let shadowTicket: BreakerTicket | undefined
       try {
         shadowTicket = shadow?.admit()
       } catch (err) {
