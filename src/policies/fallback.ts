@@ -96,7 +96,8 @@ export function fallback (options: FallbackOptions): Policy {
   return {
     name: 'fallback',
     async execute (ctx, next) {
-      if (usesAlternate && safeToResend(ctx.method, ctx.req.headers['idempotency-key'], nonIdempotent)) await makeReplayable(ctx, maxReplayBytes)
+      // Any method: an unsafe one may still go to an alternate when the primary never saw it (connect failed).
+      if (usesAlternate) await makeReplayable(ctx, maxReplayBytes)
       let response: UpstreamResponse | undefined
       let error: unknown
       try {

@@ -83,7 +83,8 @@ export function retry (options: RetryOptions): Policy {
     async execute (ctx: RequestContext, next) {
       budget.request()
       const resendable = safeToResend(ctx.method, ctx.req.headers['idempotency-key'], config.nonIdempotent)
-      if (resendable) await makeReplayable(ctx, maxReplayBytes)
+      // Any method: a connect failure is retried for every method (the upstream never saw it), so the body must replay.
+      await makeReplayable(ctx, maxReplayBytes)
       for (let tries = 1; ; tries++) {
         let response: UpstreamResponse | undefined
         let failure: UpstreamError | undefined
