@@ -87,10 +87,24 @@ function withConfig (command: Command): Command {
     .option('-c, --config <file>', 'config file (same as the positional FILE)')
 }
 
+/**
+ * The emergency stop that needs no network and no token: SIGUSR2 turns the
+ * kill switch off (every injection stops, in-flight injected waits are
+ * released at once). Whoever may signal the process holds it. Turning
+ * chaos back on is POST /chaos/on, on purpose: a signal only ever stops.
+ */
+export function stopChaosOnSignal (faultline: Faultline): void {
+  process.on('SIGUSR2', () => {
+    const changed = faultline.chaos.turnOff()
+    faultline.logger.warn({ signal: 'SIGUSR2', killSwitch: 'off', changed }, 'kill switch off by signal: all fault injection stopped')
+  })
+}
+
 async function run (file: string): Promise<void> {
   // run watches its files (reload.watch); an experiment keeps the config it started with.
   const faultline = await startFromFile(file, true)
   guardProcess(faultline)
+  stopChaosOnSignal(faultline)
   process.on('SIGHUP', () => {
     faultline.reload().catch(() => { /* logged by reload; the old config stays live */ })
   })
@@ -155,6 +169,7 @@ async function plan (file: string, options: { json?: boolean }, output: ProgramO
 
 async function experiment (file: string, options: { duration: number, mode: 'intent' | 'uniform', out: string }): Promise<void> {
   const faultline = await startFromFile(file)
+  stopChaosOnSignal(faultline)
   const { done } = await faultline.experiments.start(options.mode, options.duration)
   faultline.logger.info({ mode: options.mode, durationMs: options.duration }, 'experiment started: send traffic through the proxy')
   const stopEarly = (): void => { void faultline.experiments.stop() }

@@ -67,8 +67,11 @@ export function hostAllowed (header: string | undefined, names: readonly string[
 
 /**
  * Failed bearer-token attempts per remote address in a fixed window. A
- * remote past the limit gets 429 for the rest of its window, even with
- * the right token, so guessing costs a window per `max` guesses. Bounded
+ * remote past the limit gets 429 for every wrong token for the rest of its
+ * window (less noise, less log). The right token is always accepted: on a
+ * pod every container shares 127.0.0.1, so refusing it would let anyone
+ * there lock the operator out of the emergency stop. Guessing is defeated
+ * by the token's length (16 characters at least), not by this. Bounded
  * (LRU) so a flood from many addresses cannot grow memory.
  */
 export class AuthThrottle {
@@ -158,16 +161,19 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
       return adminError(reply, 403, 'admin_token_not_configured', 'state-changing admin calls are disabled until admin.token or admin.tokenFile is set')
     }
     const remote = request.ip
-    const waitMs = throttle.blockedFor(remote)
-    if (waitMs > 0) {
-      request.log.warn({ method: request.method, url: request.url, remote }, 'admin call refused: too many failed token attempts')
-      return adminError(reply.header('retry-after', String(Math.ceil(waitMs / 1000))), 429, 'too_many_auth_failures', 'too many failed token attempts from this address; try again later')
-    }
     const header = request.headers.authorization
     // The auth scheme is case-insensitive (RFC 9110 §11.1): "bearer x" is the same credential as "Bearer x".
     const scheme = typeof header === 'string' ? /^bearer +(\S.*)$/i.exec(header) : null
     const presented = scheme?.[1] ?? ''
+    // The right token is never refused, throttled or not: anyone on the pod could otherwise lock the
+    // operator out of POST /chaos/off by sending wrong tokens from the same address (containment).
+    // Only wrong tokens are throttled; guessing is defeated by the token's length, not by the throttle.
     if (!tokenMatches(presented, expected)) {
+      const waitMs = throttle.blockedFor(remote)
+      if (waitMs > 0) {
+        request.log.warn({ method: request.method, url: request.url, remote }, 'admin call refused: too many failed token attempts')
+        return adminError(reply.header('retry-after', String(Math.ceil(waitMs / 1000))), 429, 'too_many_auth_failures', 'too many failed token attempts from this address; try again later')
+      }
       const failures = throttle.fail(remote)
       request.log.warn({ method: request.method, url: request.url, remote, failures }, 'admin call refused: missing or wrong bearer token')
       return adminError(reply.header('www-authenticate', 'Bearer realm="faultline-admin"'), 401, 'unauthorized', 'a valid "Authorization: Bearer <token>" header is required')
