@@ -78,6 +78,12 @@ export class RouteFaults {
   /** First attempts seen and planned injections made since the plan's budget was set. */
   private plannedSeen = 0
   private plannedInjected = 0
+  /** chaos.maxShare and its books: requests seen and touched by any fault. */
+  private readonly maxShare: number
+  private shareSeen = 0
+  private shareTouched = 0
+  /** The intent engine's guardrail holds all injection here. */
+  private halted = false
   private readonly clock: Clock
   private readonly logger: Logger | undefined
   /** The earliest end (epoch ms) of a fault with `until` or `ttl`, and the timer that removes it then. */
@@ -93,6 +99,7 @@ export class RouteFaults {
     this.clock = options.clock ?? systemClock
     this.logger = options.logger
     this.enabled = config.enabled
+    this.maxShare = config.maxShare
     this.allowHeaderTriggers = config.allowHeaderTriggers
     this.exposeHeaders = config.exposeHeaders
     this.seed = config.seed ?? randomInt(0, 0xffffffff)
@@ -130,7 +137,8 @@ export class RouteFaults {
    */
   choose (ctx: RequestContext, side: FaultSide): ArmedFault[] | undefined {
     if (this.nextExpiry !== undefined && this.clock() >= this.nextExpiry) this.sweep()
-    if (!this.enabled || !this.chaosSwitch.enabled) return undefined
+    // The guardrail halt, like the kill switch, stops every fault: hand-written and triggered ones too.
+    if (!this.enabled || !this.chaosSwitch.enabled || this.halted) return undefined
     let list = side === 'upstream' ? this.upstreamFaults : this.clientFaults
     if (this.allowHeaderTriggers) {
       const header = ctx.req.headers[TRIGGER_HEADER]
@@ -157,7 +165,33 @@ export class RouteFaults {
       const planned = this.choosePlanned(ctx)
       if (planned !== undefined) (chosen ??= []).push(planned)
     }
+    return this.maxShare < 1 ? this.withinShare(ctx, chosen) : chosen
+  }
+
+  /**
+   * chaos.maxShare: `chosen` only while the share of this route's requests
+   * touched by any fault stays within the cap. Per request: every attempt
+   * of a request already touched may be faulted again, and a retry neither
+   * counts as a new request nor starts the count afresh.
+   */
+  private withinShare (ctx: RequestContext, chosen: ArmedFault[] | undefined): ArmedFault[] | undefined {
+    if (!ctx.chaosCounted) {
+      ctx.chaosCounted = true
+      this.shareSeen++
+    }
+    if (chosen === undefined || ctx.chaosTouched) return chosen
+    if (this.shareTouched + 1 > this.maxShare * this.shareSeen) return undefined
+    this.shareTouched++
+    ctx.chaosTouched = true
     return chosen
+  }
+
+  /**
+   * Set by the route's intent engine: while its guardrail holds, nothing is
+   * injected here, whatever its origin (docs/INTENT.md).
+   */
+  setHalted (halted: boolean): void {
+    this.halted = halted
   }
 
   /**
@@ -420,8 +454,9 @@ export class RouteFaults {
   status (halted: boolean): ChaosStatus {
     if (!this.enabled) return { active: false, reason: 'disabled' }
     if (!this.chaosSwitch.enabled) return { active: false, reason: 'kill_switch' }
+    // A guardrail halt holds every fault, hand-written ones too (issue 12).
+    if (halted || this.halted) return { active: false, reason: 'guardrail' }
     if (this.plannedProbability > 0) return { active: true, reason: 'planned' }
-    // Hand-written faults still fire during a guardrail halt, which holds planned chaos only.
     if (this.armed.length > 0) return { active: true, reason: 'faults' }
     if (this.allowHeaderTriggers) return { active: true, reason: 'header_triggers' }
     return { active: false, reason: halted ? 'guardrail' : 'idle' }

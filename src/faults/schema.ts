@@ -22,7 +22,15 @@ export const chaosSchema = z.strictObject({
    * at most this share of requests, enforced as a hard cap, not an average.
    * Hand-written `faults` keep their own probabilities.
    */
-  budget: share(z.number().min(0).max(1).default(0.05))
+  budget: share(z.number().min(0).max(1).default(0.05)),
+  /**
+   * The most any fault (hand-written, header-triggered or planned) may
+   * touch: a hard cap on the share of this route's requests, counted per
+   * request (a retried or alternate attempt is the same request, already
+   * counted). 1 (the default) leaves hand-written faults to their own
+   * probabilities.
+   */
+  maxShare: share(z.number().min(0).max(1).default(1))
 }).superRefine((chaos, ctx) => {
   const seen = new Map<string, number>()
   chaos.faults.forEach((fault, index) => {

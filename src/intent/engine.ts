@@ -141,18 +141,22 @@ export class IntentEngine {
     }
     const event = this.controller.evaluate(figures, now)
     if (event.type === 'breach') this.metrics.guardrailHalts.labels(this.route).inc()
+    // The halt holds every fault on the route, hand-written ones too, until the cool-down ends.
+    this.faults.setHalted(event.type === 'breach' || event.type === 'halted')
     this.apply()
     return event
   }
 
   setMode (mode: ChaosMode): void {
     this.modeValue = mode
+    if (mode !== 'intent') this.faults.setHalted(false)
     this.apply()
   }
 
   /** Admin: clear a guardrail halt now instead of waiting for the cool-down. */
   resume (): void {
     this.controller.resume()
+    this.faults.setHalted(false)
     this.apply()
   }
 
@@ -160,6 +164,7 @@ export class IntentEngine {
   resetBooks (): void {
     this.books = emptyBooks()
     this.controller = new IntensityController(this.plan.controller, this.intent.slo)
+    this.faults.setHalted(false)
     this.applied = ''
     this.apply()
   }

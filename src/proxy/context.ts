@@ -82,6 +82,10 @@ export class RequestContext {
    * ignore it (docs/POLICIES.md, containment). Reset as each attempt starts.
    */
   attemptInjected = false
+  /** Counted once by its route's chaos share cap (chaos.maxShare), however many attempts it makes. */
+  chaosCounted = false
+  /** A fault touched this request: later attempts may be faulted again without counting again. */
+  chaosTouched = false
   /** The answer was shaped by chaos elsewhere: a client-side fault, or a route-scoped breaker or auth guard tripped by injected failures. */
   injectedElsewhere = false
   fallback: FallbackKind | undefined = undefined
