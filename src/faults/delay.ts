@@ -7,9 +7,11 @@
  */
 import { z } from 'zod'
 import { duration } from '../config/units.js'
+import { MAX_TIMER_MS } from '../util/timer.js'
 
-const ms = duration(z.number().min(0))
-const positiveMs = duration(z.number().positive())
+// Bounded to what a Node timer holds (src/util/timer.ts): past it a timer fires after ~1 ms.
+const ms = duration(z.number().min(0).max(MAX_TIMER_MS))
+const positiveMs = duration(z.number().positive().max(MAX_TIMER_MS))
 const positive = z.number().positive()
 
 export const distributionSchema = z.discriminatedUnion('type', [
@@ -25,7 +27,7 @@ export const delayParams = {
   ms: ms.optional(),
   jitterMs: ms.optional(),
   distribution: distributionSchema.optional(),
-  maxMs: duration(z.number().positive().default(60_000))
+  maxMs: duration(z.number().positive().max(MAX_TIMER_MS).default(60_000))
 }
 
 interface DelayConfig {

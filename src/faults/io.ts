@@ -22,6 +22,7 @@ import type { RequestContext } from '../proxy/context.js'
 import type { UpstreamResponse } from '../proxy/pipeline.js'
 import { ClientCancelled, ClientFault, UpstreamError, classifyError, type ErrorClass } from '../proxy/errors.js'
 import { countAttemptError, responseErrorClass } from '../proxy/attempt.js'
+import { MAX_TIMER_MS } from '../util/timer.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
 import type { ChaosSwitch } from './switch.js'
 import type { FaultSide } from './fault.js'
@@ -120,7 +121,15 @@ export abstract class FaultIO {
       const onAbort = (): void => { settle(); reject(this.abandoned(ctx, attempt?.reason)) }
       const onGone = (): void => { settle(); reject(this.abandoned(ctx, undefined)) }
       const onRelease = (): void => { settle(); resolve('released') }
-      if (Number.isFinite(ms)) timer = setTimeout(() => { settle(); resolve('elapsed') }, Math.max(0, ms))
+      // Chunked: a wait longer than a Node timer holds (ms + jitter can pass it) must not fire at once.
+      const arm = (left: number): void => {
+        timer = setTimeout(() => {
+          if (left > MAX_TIMER_MS) { arm(left - MAX_TIMER_MS); return }
+          settle()
+          resolve('elapsed')
+        }, Math.min(Math.max(0, left), MAX_TIMER_MS))
+      }
+      if (Number.isFinite(ms)) arm(ms)
       attempt?.addEventListener('abort', onAbort)
       socket.once('close', onGone)
       routeRelease.addEventListener('abort', onRelease)

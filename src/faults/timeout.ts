@@ -11,11 +11,12 @@
 import { z } from 'zod'
 import { duration } from '../config/units.js'
 import { defineFault, faultObject } from './fault.js'
+import { MAX_TIMER_MS } from '../util/timer.js'
 
 export const timeout = defineFault({
   summary: 'never answers: hangs until a timeout gives up, or closes the connection after closeAfterMs',
   schema: faultObject('timeout', {
-    closeAfterMs: duration(z.number().int().positive().optional())
+    closeAfterMs: duration(z.number().int().positive().max(MAX_TIMER_MS).optional())
   }),
   header: { value: 'closeAfterMs' },
   create: (config) => ({

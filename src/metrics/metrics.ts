@@ -40,7 +40,7 @@ export function statusClass (status: number): string {
 }
 
 /** Why the listener refused a request before any route or upstream saw it (docs/SECURITY.md). */
-export const EDGE_REJECTIONS = ['bad_request', 'request_timeout', 'uri_too_long', 'header_too_large', 'too_many_headers', 'body_too_large', 'slow_reader'] as const
+export const EDGE_REJECTIONS = ['bad_request', 'request_timeout', 'uri_too_long', 'header_too_large', 'too_many_headers', 'body_too_large', 'slow_reader', 'method_not_supported'] as const
 export type EdgeRejection = (typeof EDGE_REJECTIONS)[number]
 
 /** The reason for a Node 'clientError', or undefined when the client just went away. */
@@ -204,7 +204,7 @@ export class Metrics {
 
   readonly edgeRejections = new Counter({
     name: 'faultline_edge_rejections_total',
-    help: 'Client requests refused at the listener before reaching an upstream, by reason: bad_request (400: malformed or smuggling-shaped HTTP), request_timeout (408: headers or body not received in time), uri_too_long (414), header_too_large and too_many_headers (431), body_too_large (413), slow_reader (a response cut because the client did not read it for bodyIdleTimeoutMs).',
+    help: 'Client requests refused at the listener before reaching an upstream, by reason: bad_request (400: malformed or smuggling-shaped HTTP), request_timeout (408: headers or body not received in time), uri_too_long (414), header_too_large and too_many_headers (431), body_too_large (413), slow_reader (a response cut because the client did not read it for bodyIdleTimeoutMs), method_not_supported (501: CONNECT).',
     labelNames: ['reason'] as const,
     registers: [this.registry]
   })

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import { duration, share } from '../config/units.js'
+import { MAX_TIMER_MS } from '../util/timer.js'
 import { ERROR_CLASSES } from '../proxy/errors.js'
 
 const errorClass = z.enum(ERROR_CLASSES)
@@ -129,11 +130,11 @@ export type ValidateConfig = z.infer<typeof validateSchema>
 
 export const resilienceSchema = z.strictObject({
   /** Deadline for the whole request, all attempts, backoff and queueing included: 504 when exceeded. */
-  timeoutMs: duration(z.number().int().positive().default(15_000)),
+  timeoutMs: duration(z.number().int().positive().max(MAX_TIMER_MS).default(15_000)),
   /** Deadline for one attempt to receive response headers; defaults to timeoutMs. */
-  attemptTimeoutMs: duration(z.number().int().positive().optional()),
+  attemptTimeoutMs: duration(z.number().int().positive().max(MAX_TIMER_MS).optional()),
   /** Longest pause between two body chunks from the upstream before the response is cut. */
-  bodyIdleTimeoutMs: duration(z.number().int().positive().default(30_000)),
+  bodyIdleTimeoutMs: duration(z.number().int().positive().max(MAX_TIMER_MS).default(30_000)),
   /** Request bodies up to this size are kept so a retry or an alternate can send them again. */
   maxReplayBytes: z.number().int().min(0).default(64 * 1024),
   retry: retrySchema.optional(),

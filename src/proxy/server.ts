@@ -6,8 +6,9 @@
  * forwarded as it arrives.
  */
 import { randomUUID } from 'node:crypto'
+import { METHODS as httpMethods } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
@@ -23,7 +24,16 @@ import { serveWithClientFaults } from '../faults/client.js'
 import { clientErrorReason, type Metrics } from '../metrics/metrics.js'
 import { requestLogger } from '../log.js'
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE']
+/**
+ * Every method Node's parser accepts is proxied (WebDAV's PROPFIND and
+ * REPORT, PURGE, SEARCH, QUERY, ...), so none meets a framework 404 that
+ * nobody counts; a route's `match.methods` narrows it. CONNECT is the
+ * exception: Node hands it to 'connect' (a tunnel, not a request), where
+ * it is refused with a counted 501 (below).
+ */
+const METHODS = httpMethods.filter((m) => m !== 'CONNECT')
+/** The methods fastify routes without addHttpMethod (fastify 5). */
+const FASTIFY_METHODS = new Set(['GET', 'HEAD', 'TRACE', 'DELETE', 'OPTIONS', 'PATCH', 'PUT', 'POST', 'QUERY'])
 
 /** A propagated x-request-id is kept only if it is short and plain, so logs stay clean. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -143,6 +153,15 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     }
     // No route or a bad path: no 100, the handler's 404 or 400 comes without the body being sent.
     app.server.emit('request', req, res)
+  })
+
+  for (const method of METHODS) if (!FASTIFY_METHODS.has(method)) app.addHttpMethod(method, { hasBody: true })
+  // CONNECT asks for a tunnel, which a reverse proxy does not offer: a counted 501, not a silently closed socket.
+  app.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    metrics.edgeRejections.labels('method_not_supported').inc()
+    const body = JSON.stringify({ error: 'method_not_supported', message: 'CONNECT is not supported: faultline is a reverse proxy, not a tunnel' })
+    socket.on('error', () => {})
+    socket.end(`HTTP/1.1 501 Not Implemented\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
   })
 
   // Bodies stream through untouched: accept every content type, read nothing.
