@@ -192,7 +192,8 @@ export class Faultline {
       maxHeaderBytes: listen.maxHeaderBytes,
       maxHeaders: listen.maxHeaders,
       headersTimeoutMs: listen.headersTimeoutMs,
-      requestTimeoutMs: listen.requestTimeoutMs
+      requestTimeoutMs: listen.requestTimeoutMs,
+      trustedProxies: listen.trustedProxies
     })
     await this.admin.listen({ host: admin.host, port: admin.port }).catch((err: unknown) => { throw new ListenError('admin', admin.host, admin.port, err) })
     if (this.config.probes !== undefined) {

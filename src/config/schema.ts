@@ -11,6 +11,7 @@ import { checkRouteResilience, resilienceSchema, validateSchema } from '../polic
 import { chaosSchema } from '../faults/schema.js'
 import { controllerSchema, intentSchema } from '../intent/schema.js'
 import { HTTP_METHODS } from './http-methods.js'
+import { parseCidr } from '../proxy/trust.js'
 
 /** Route names become metric label values: keep them short and bounded. */
 const routeName = z
@@ -68,7 +69,15 @@ export const listenSchema = z.strictObject({
   /** A client must finish sending the request headers within this (slowloris): 408 and close. */
   headersTimeoutMs: duration(z.number().int().positive().default(10_000)),
   /** A client must finish sending the whole request, body included, within this: 408 and close. */
-  requestTimeoutMs: duration(z.number().int().positive().default(300_000))
+  requestTimeoutMs: duration(z.number().int().positive().default(300_000)),
+  /**
+   * Peers whose X-Forwarded-For/-Proto/-Host are believed (CIDRs or single
+   * addresses): a load balancer in front of faultline. From anyone else
+   * they are replaced (docs/SECURITY.md).
+   */
+  trustedProxies: z.array(z.string().refine((v) => parseCidr(v) !== undefined, {
+    error: 'expected an IP address or CIDR range such as 10.0.0.0/8 or fd00::/8'
+  })).max(1_000).default([])
 }).refine((l) => l.headersTimeoutMs <= l.requestTimeoutMs, {
   path: ['headersTimeoutMs'],
   error: 'expected headersTimeoutMs <= requestTimeoutMs'

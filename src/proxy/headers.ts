@@ -8,6 +8,7 @@
  * duplicates preserved.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { ForwardingTrust } from './trust.js'
 
 /** Never forwarded upstream. `host` is re-derived from the upstream origin; `expect` is answered here. */
 const REQUEST_DROP = new Set([
@@ -63,9 +64,12 @@ function connectionTokens (value: string | string[] | undefined): Set<string> | 
 
 /**
  * Builds the upstream request headers: the client's end-to-end headers plus
- * X-Forwarded-For/-Proto/-Host and X-Request-Id.
+ * X-Forwarded-For/-Proto/-Host and X-Request-Id. The client's own
+ * X-Forwarded-* are kept (and appended to) only when its address is in
+ * `trust` (listen.trustedProxies); from anyone else they are replaced by
+ * what faultline saw (docs/SECURITY.md).
  */
-export function upstreamRequestHeaders (req: IncomingMessage, requestId: string): string[] {
+export function upstreamRequestHeaders (req: IncomingMessage, requestId: string, trust?: ForwardingTrust): string[] {
   const raw = req.rawHeaders
   const listed = connectionTokens(req.headers.connection)
   const out: string[] = []
@@ -79,12 +83,14 @@ export function upstreamRequestHeaders (req: IncomingMessage, requestId: string)
     }
     out.push(name, raw[i + 1]!)
   }
-  const prior = req.headers['x-forwarded-for']
-  const client = req.socket.remoteAddress ?? 'unknown'
+  const peer = req.socket.remoteAddress
+  const client = peer ?? 'unknown'
+  const trusted = trust !== undefined && trust.trusts(peer)
+  const prior = trusted ? req.headers['x-forwarded-for'] : undefined
   out.push('x-forwarded-for', prior ? `${prior}, ${client}` : client)
-  const proto = req.headers['x-forwarded-proto']
+  const proto = trusted ? req.headers['x-forwarded-proto'] : undefined
   out.push('x-forwarded-proto', typeof proto === 'string' ? proto : 'http')
-  const host = req.headers['x-forwarded-host'] ?? req.headers.host
+  const host = (trusted ? req.headers['x-forwarded-host'] : undefined) ?? req.headers.host
   if (host !== undefined) out.push('x-forwarded-host', Array.isArray(host) ? host[0]! : host)
   out.push('x-request-id', requestId)
   return out

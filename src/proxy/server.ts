@@ -20,6 +20,7 @@ import { hasRequestBody, upstreamRequestHeaders } from './headers.js'
 import { sendFailure, sendJson, sendTooLarge, sendUpstreamResponse, settleOnClose } from './respond.js'
 import { BodyLimit, declaredTooLarge } from './limits.js'
 import { BadPath, normalizeTarget } from './path.js'
+import { ForwardingTrust } from './trust.js'
 import { serveWithClientFaults } from '../faults/client.js'
 import { clientErrorReason, type Metrics } from '../metrics/metrics.js'
 import { requestLogger } from '../log.js'
@@ -51,6 +52,8 @@ export interface ProxyServerOptions {
   maxHeaders?: number
   headersTimeoutMs?: number
   requestTimeoutMs?: number
+  /** Peers (CIDRs) whose X-Forwarded-* headers are believed (listen.trustedProxies). */
+  trustedProxies?: readonly string[]
 }
 
 /** Sends the one line fastify itself logs on this listener (503 while closing) to our logger. */
@@ -98,6 +101,7 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
   const { logger, metrics } = options
   const requestLog = requestLogger(logger)
   const maxUrlLength = options.maxUrlLength ?? 8_192
+  const trust = new ForwardingTrust(options.trustedProxies)
   const maxHeaders = options.maxHeaders ?? 100
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000
   const app = Fastify({
@@ -214,7 +218,7 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
       req,
       requestId,
       route.upstreamPath(target),
-      upstreamRequestHeaders(req, requestId),
+      upstreamRequestHeaders(req, requestId, trust),
       hasBody ? (limit?.body ?? req) : null,
       startedAt
     )
