@@ -352,13 +352,75 @@ const dashboardSchema = z.object({
     list: z.array(z.object({
       name: z.string(),
       type: z.string(),
-      datasource: z.object({ uid: z.string() }).loose(),
-      definition: z.string(),
-      query: z.object({ query: z.string() }).loose()
+      // A datasource variable has neither; its query is the plugin type.
+      datasource: z.object({ uid: z.string() }).loose().optional(),
+      definition: z.string().optional(),
+      query: z.union([z.string(), z.object({ query: z.string() }).loose()])
     }).loose())
   }),
-  panels: z.array(panel)
+  annotations: z.object({ list: z.array(z.object({ name: z.string(), datasource: z.object({ uid: z.string() }).loose(), expr: z.string().optional() }).loose()) }),
+  panels: z.array(panel),
+  __inputs: z.array(z.object({ name: z.string(), type: z.string(), pluginId: z.string() }).loose()),
+  __requires: z.array(z.object({ type: z.string(), id: z.string() }).loose())
 }).loose()
+
+/** Labels Prometheus adds to every series from the scrape target (the PodMonitor, or the compose scrape job), not faultline. */
+const TARGET_LABELS = new Set(['namespace', 'job', 'instance'])
+/** The datasource reference every query carries: the dashboard's own variable, never a fixed uid. */
+const DATASOURCE_VAR = '${datasource}'
+const varQuery = (v: { query: string | { query: string } }): string => typeof v.query === 'string' ? v.query : v.query.query
+
+t.test('the Grafana dashboard imports into any Grafana: __inputs, a datasource variable, no fixed uid', async (t) => {
+  const text = await repoText('docker/grafana/dashboards/faultline.json')
+  const dashboard = dashboardSchema.parse(JSON.parse(text))
+  const uid = datasources.datasources[0]?.uid ?? ''
+  t.notOk(text.includes(uid), `the provisioned uid "${uid}" appears nowhere`)
+  t.same(dashboard.__inputs.map((i) => [i.name, i.type, i.pluginId]), [['DS_PROMETHEUS', 'datasource', 'prometheus']], 'one input: a Prometheus data source, chosen at import')
+  const placeholders = new Set([...text.matchAll(/\$\{(DS_[A-Z_]+)\}/g)].map((m) => m[1]))
+  t.same([...placeholders], ['DS_PROMETHEUS'], 'every ${DS_*} placeholder is a declared input, and the input is used')
+  const dsVar = dashboard.templating.list.find((v) => v.type === 'datasource')
+  t.equal(dsVar?.name, 'datasource')
+  t.equal(dsVar?.query, 'prometheus', 'lists Prometheus data sources')
+  t.match(JSON.stringify(dsVar), /\$\{DS_PROMETHEUS\}/, 'defaults to the data source picked at import')
+  const refs = [
+    ...dashboard.templating.list.filter((v) => v.type !== 'datasource').map((v) => [`variable ${v.name}`, v.datasource?.uid] as const),
+    ...dashboard.annotations.list.filter((a) => a.expr !== undefined).map((a) => [`annotation ${a.name}`, a.datasource.uid] as const),
+    ...dashboard.panels.filter((p) => p.type !== 'row').flatMap((p) => [[p.title, p.datasource?.uid] as const, ...(p.targets ?? []).map((x) => [`${p.title} ${x.refId}`, x.datasource.uid] as const)])
+  ]
+  t.ok(refs.length > 40)
+  for (const [what, ref] of refs) t.equal(ref, DATASOURCE_VAR, `${what}: uses \${datasource}`)
+  const panelTypes = new Set(dashboard.panels.map((p) => p.type).filter((x) => x !== 'row'))
+  const required = new Set(dashboard.__requires.filter((r) => r.type === 'panel').map((r) => r.id))
+  for (const type of panelTypes) t.ok(required.has(type), `__requires lists the ${type} panel`)
+  t.ok(dashboard.__requires.some((r) => r.type === 'datasource' && r.id === 'prometheus'))
+})
+
+t.test('dashboard and alert rules aggregate by service (namespace, job) as well as route', async (t) => {
+  const dashboard = dashboardSchema.parse(JSON.parse(await repoText('docker/grafana/dashboards/faultline.json')))
+  const names = dashboard.templating.list.map((v) => v.name)
+  t.same(names, ['datasource', 'namespace', 'job', 'instance', 'route', 'upstream'], 'variables, each narrowing the next')
+  const exprs: Array<[string, string]> = dashboard.panels.flatMap((p) => (p.targets ?? []).map((x) => [p.title, x.expr] as [string, string]))
+  const rules = parseYaml(await repoText('docker/prometheus/alerts.yml')) as { groups: Array<{ rules: Array<{ record?: string, alert?: string, expr: string }> }> }
+  for (const r of rules.groups.flatMap((g) => g.rules)) exprs.push([`rule ${r.alert ?? r.record ?? ''}`, r.expr])
+  let grouped = 0
+  for (const [what, expr] of exprs) {
+    for (const m of expr.matchAll(/\bby \(([^)]*)\)/g)) {
+      const labels = m[1]!.split(',').map((l) => l.trim())
+      if (!labels.includes('route')) continue
+      grouped++
+      t.ok(labels.includes('namespace') && labels.includes('job'), `${what}: by (${m[1]}) keeps namespace and job`)
+    }
+  }
+  t.ok(grouped >= 30, `${grouped} per-route aggregations`)
+  for (const p of dashboard.panels) {
+    for (const x of p.targets ?? []) {
+      for (const name of promqlMetricNames(x.expr)) {
+        if (!name.startsWith('faultline_')) continue
+        t.match(x.expr, new RegExp(`${name}\\{namespace=~"\\$namespace", job=~"\\$job", instance=~"\\$instance"`), `${p.title}: ${name} is filtered by namespace, job and instance`)
+      }
+    }
+  }
+})
 
 t.test('the PromQL readers find names and labels (so the dashboard checks can fail)', async (t) => {
   const expr = 'histogram_quantile(0.99, sum by (route, le) (rate(a_bucket{route=~"$route", x="y z"}[$__rate_interval]))) / on (route) b_total * 1e3 > bool 0'
@@ -368,7 +430,7 @@ t.test('the PromQL readers find names and labels (so the dashboard checks can fa
 
 t.test('the Grafana dashboard reads only metrics and labels faultline exports', async (t) => {
   const dashboard = dashboardSchema.parse(JSON.parse(await repoText('docker/grafana/dashboards/faultline.json')))
-  const uid = datasources.datasources[0]?.uid
+  const uid = DATASOURCE_VAR
   t.equal(dashboard.uid, 'faultline')
   t.ok(dashboard.schemaVersion >= 36 && dashboard.schemaVersion <= 41, `schemaVersion ${dashboard.schemaVersion}`)
 
@@ -382,14 +444,15 @@ t.test('the Grafana dashboard reads only metrics and labels faultline exports', 
   const { labelsOf } = await realSeries(t)
 
   const vars = new Map(dashboard.templating.list.map((v) => [v.name, v]))
-  for (const name of ['route', 'upstream']) {
+  for (const name of ['namespace', 'job', 'instance', 'route', 'upstream']) {
     const v = vars.get(name)
+    const query = v === undefined ? '' : varQuery(v)
     t.equal(v?.type, 'query', `variable ${name} is a query`)
-    t.equal(v?.datasource.uid, uid, `variable ${name} uses the provisioned datasource`)
-    t.equal(v?.definition, v?.query.query, `variable ${name}: the query shown is the query run`)
-    const m = /^label_values\(([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$/.exec(v?.query.query ?? '')
-    t.ok(m && metricOf(m[1]!), `${name}: label_values over an exported metric (${v?.query.query})`)
-    t.ok(m && labelsOf.get(m[1]!)?.has(m[2]!), `${name}: the metric has the label ${m?.[2]}`)
+    t.equal(v?.datasource?.uid, uid, `variable ${name} uses the dashboard's datasource variable`)
+    t.equal(v?.definition, query, `variable ${name}: the query shown is the query run`)
+    const m = /^label_values\(([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$/.exec(query)
+    t.ok(m && metricOf(m[1]!), `${name}: label_values over an exported metric (${query})`)
+    t.ok(m && (labelsOf.get(m[1]!)?.has(m[2]!) === true || TARGET_LABELS.has(m[2]!)), `${name}: the metric has the label ${m?.[2]}`)
   }
 
   const used = new Set<string>()
@@ -400,10 +463,10 @@ t.test('the Grafana dashboard reads only metrics and labels faultline exports', 
     ids.add(p.id)
     t.ok(p.gridPos.x + p.gridPos.w <= 24, `${p.title} fits the 24-column grid`)
     if (p.type === 'row') continue
-    t.equal(p.datasource?.uid, uid, `${p.title}: provisioned datasource`)
+    t.equal(p.datasource?.uid, uid, `${p.title}: the datasource variable`)
     for (const target of p.targets ?? []) {
       exprs++
-      t.equal(target.datasource.uid, uid, `${p.title} ${target.refId}: provisioned datasource`)
+      t.equal(target.datasource.uid, uid, `${p.title} ${target.refId}: the datasource variable`)
       const names = promqlMetricNames(target.expr)
       t.ok(names.length > 0, `${p.title}: selects a metric`)
       const seen = new Set<string>()
@@ -412,7 +475,7 @@ t.test('the Grafana dashboard reads only metrics and labels faultline exports', 
         used.add(name)
         for (const l of labelsOf.get(name) ?? []) seen.add(l)
       }
-      for (const label of promqlLabelNames(target.expr)) t.ok(seen.has(label), `${p.title}: label ${label} is on ${names.join(', ')}`)
+      for (const label of promqlLabelNames(target.expr)) t.ok(seen.has(label) || TARGET_LABELS.has(label), `${p.title}: label ${label} is on ${names.join(', ')}`)
     }
   }
   t.ok(exprs >= 6, `${exprs} queries`)

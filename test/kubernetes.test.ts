@@ -217,12 +217,15 @@ t.test('the effective config the pod would run passes `faultline check` and star
   await writeFile(inPod(podConfig.admin.tokenFile!), TOKEN + '\n')
   const file = inPod(configPath)
 
-  const cli = [join(REPO, 'src/cli.ts')]
-  const help = await run(process.execPath, ['--import', 'tsx', ...cli, '--help'], { timeoutMs: 60_000 })
-  const strict = /--strict/.test(help.stdout + help.stderr) ? ['--strict'] : []
-  if (strict.length === 0) t.comment('this CLI has no `check --strict` yet: plain `check`')
-  const checked = await run(process.execPath, ['--import', 'tsx', ...cli, 'check', ...strict, file], { timeoutMs: 60_000 })
-  t.equal(checked.code, 0, `faultline check ${strict.join(' ')}: ${checked.stdout}${checked.stderr}`)
+  // `check --strict` where the CLI has it (warnings fail too); plain `check` where it does not yet.
+  const cli = ['--import', 'tsx', join(REPO, 'src/cli.ts'), 'check']
+  let checked = await run(process.execPath, [...cli, '--strict', file], { timeoutMs: 60_000 })
+  const strict = !/unknown option/i.test(checked.stderr)
+  if (!strict) {
+    t.comment('this CLI has no `check --strict` yet: plain `check`')
+    checked = await run(process.execPath, [...cli, file], { timeoutMs: 60_000 })
+  }
+  t.equal(checked.code, 0, `faultline check${strict ? ' --strict' : ''}: ${checked.stdout}${checked.stderr}`)
   t.match(checked.stdout, /ok/)
 
   // And it starts: token read from the mounted Secret, probes served (ports moved to free loopback ones).

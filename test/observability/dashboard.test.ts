@@ -17,7 +17,9 @@ import { startPrometheus } from './prometheus-server.js'
 const { path: prometheus, skip } = needTool('prometheus')
 
 const dashboard = z.object({
-  templating: z.object({ list: z.array(z.object({ name: z.string(), query: z.object({ query: z.string() }).loose() }).loose()) }),
+  // A datasource variable's query is the plugin type (a string); a query variable's is an object.
+  templating: z.object({ list: z.array(z.object({ name: z.string(), type: z.string(), query: z.union([z.string(), z.object({ query: z.string() }).loose()]) }).loose()) }),
+  annotations: z.object({ list: z.array(z.object({ name: z.string(), expr: z.string().optional() }).loose()) }),
   panels: z.array(z.object({ title: z.string(), type: z.string(), targets: z.array(z.object({ refId: z.string(), expr: z.string() }).loose()).optional() }).loose())
 }).loose().parse(JSON.parse(await repoText('docker/grafana/dashboards/faultline.json')))
 
@@ -40,6 +42,8 @@ t.test('every dashboard panel query returns data from a real Prometheus', { skip
   const busy = await startBusyProxy(t)
   const server = await startPrometheus(t, prometheus!, {
     targets: [`127.0.0.1:${busy.proxy.faultline.adminPort}`],
+    // The label a PodMonitor adds (docs/KUBERNETES.md) and docker/prometheus/prometheus.yml sets for compose.
+    labels: { namespace: 'test-ns' },
     ruleFiles: [join(REPO, 'docker/prometheus/alerts.yml')]
   })
 
@@ -61,21 +65,41 @@ t.test('every dashboard panel query returns data from a real Prometheus', { skip
   }
   t.ok(samples >= 12, `Prometheus scraped the proxy ${samples} times`)
 
-  // Variables, in order (upstream depends on route), from their label_values() queries.
+  // Variables, in order (each may depend on those before it), from their label_values() queries.
   const vars = new Map<string, string>()
   const allVars = new Map<string, string>()
-  for (const v of dashboard.templating.list) {
-    const m = /^label_values\((.+),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$/.exec(v.query.query)
-    t.ok(m, `${v.name}: a label_values(metric, label) query`)
-    if (!m) continue
-    const values = await server.api(`/api/v1/label/${m[2]}/values`, { 'match[]': substitute(m[1]!, vars) }) as string[]
-    t.ok(values.length > 0, `${v.name} has values: ${values.join(', ')}`)
-    vars.set(v.name, regexValue(values))
-    allVars.set(v.name, '.*')
-  }
+  const queryVars = dashboard.templating.list.filter((v) => v.type !== 'datasource')
+  t.same(dashboard.templating.list.filter((v) => v.type === 'datasource').map((v) => v.query), ['prometheus'], 'one datasource variable, of Prometheus data sources')
+  t.same(queryVars.map((v) => v.name), ['namespace', 'job', 'instance', 'route', 'upstream'])
+  await t.test('every dashboard variable\'s query returns values', async (t) => {
+    for (const v of queryVars) {
+      const query = typeof v.query === 'string' ? v.query : v.query.query
+      const m = /^label_values\((.+),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$/.exec(query)
+      t.ok(m, `${v.name}: a label_values(metric, label) query`)
+      if (!m) continue
+      const values = await server.api(`/api/v1/label/${m[2]}/values`, { 'match[]': substitute(m[1]!, vars) }) as string[]
+      t.ok(values.length > 0, `${v.name} has values: ${values.join(', ')}`)
+      vars.set(v.name, regexValue(values))
+      allVars.set(v.name, '.*')
+    }
+    t.equal(vars.get('namespace'), 'test-ns')
+    t.equal(vars.get('job'), 'faultline', 'job: the scrape job (the service, under a PodMonitor)')
+    t.match(vars.get('instance'), /^127\\\\\.0\\\\\.0\\\\\.1:\d+$/, 'instance: the scraped address, regex-escaped')
+  })
   t.match(vars.get('route'), /shop/, 'the route variable lists the workload\'s routes')
   // 127.0.0.1 as a regex is 127\.0\.0\.1, and each backslash doubles inside a PromQL string.
   t.ok(vars.get('upstream')?.includes(String.raw`127\\.0\\.0\\.1:`), 'upstream values are regex-escaped like Grafana does')
+
+  // The chaos-period annotations: valid PromQL; the workload's fault routes are injecting, so "Chaos on" has data.
+  const annotations = dashboard.annotations.list.filter((a) => a.expr !== undefined)
+  t.same(annotations.map((a) => a.name), ['Chaos on', 'Chaos stopped by kill switch or guardrail'])
+  for (const a of annotations) {
+    const data = await server.api('/api/v1/query', { query: substitute(a.expr!, allVars) }) as { result: Array<{ metric: Record<string, string>, value: [number, string] }> }
+    if (a.name === 'Chaos on') {
+      t.ok(data.result.length > 0, 'chaos-on annotation: the injecting routes')
+      t.ok(data.result.every((r) => r.value[1] === '1' && r.metric.route !== undefined && r.metric.job !== undefined), 'each a route of a job, at 1')
+    }
+  }
 
   let queries = 0
   for (const panel of dashboard.panels) {

@@ -20,13 +20,13 @@ export interface PrometheusServer {
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-export async function startPrometheus (t: Teardown, binary: string, options: { targets: string[], ruleFiles?: string[], readyTimeoutMs?: number }): Promise<PrometheusServer> {
+export async function startPrometheus (t: Teardown, binary: string, options: { targets: string[], labels?: Record<string, string>, ruleFiles?: string[], readyTimeoutMs?: number }): Promise<PrometheusServer> {
   const dir = await mkdtemp(join(tmpdir(), 'faultline-prometheus-'))
   const port = await closedPort()
   const config = {
     global: { scrape_interval: '1s', evaluation_interval: '1s', scrape_timeout: '900ms' },
     rule_files: options.ruleFiles ?? [],
-    scrape_configs: [{ job_name: 'faultline', metrics_path: '/metrics', static_configs: [{ targets: options.targets }] }]
+    scrape_configs: [{ job_name: 'faultline', metrics_path: '/metrics', static_configs: [{ targets: options.targets, ...(options.labels !== undefined ? { labels: options.labels } : {}) }] }]
   }
   // JSON is YAML: no serializer needed for the config file.
   await writeFile(join(dir, 'prometheus.yml'), JSON.stringify(config))
