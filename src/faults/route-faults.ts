@@ -89,6 +89,7 @@ export class RouteFaults {
   /** The earliest end (epoch ms) of a fault with `until` or `ttl`, and the timer that removes it then. */
   private nextExpiry: number | undefined
   private expiryTimer: NodeJS.Timeout | undefined
+  private disposed = false
   /** Trigger header faults with a schedule, per header value and side: counted per route, bounded. */
   private readonly triggerLists = new LRUCache<string, ArmedFault[]>({ max: TRIGGER_SCHEDULES })
 
@@ -396,8 +397,6 @@ export class RouteFaults {
     this.expiryTimer = setTimeout(() => { this.sweep() }, Math.min(MAX_TIMER_MS, Math.max(10, next - this.clock())))
     this.expiryTimer.unref()
   }
-
-  private disposed = false
 
   /** The route is gone (reload, shutdown): its expiry timer with it. */
   dispose (): void {

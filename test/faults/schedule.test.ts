@@ -75,6 +75,17 @@ t.test('50 concurrent requests with first: 10 see exactly 10 faults, and the adm
   t.match((await chaosOf(proxy)).faults[0].schedule, { counted: 50, admitted: 10, remaining: 0 })
 })
 
+t.test('keyed counts are exact under concurrency too: 50 concurrent requests over 5 keys with first: 2 see exactly 2 faults per key', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'abort', name: 'perkey', status: 503, first: 2, key: { header: 'idempotency-key' } }] })
+  const all = await Promise.all(Array.from({ length: 50 }, async (_, i) => {
+    const key = `k${i % 5}`
+    return { key, status: (await fetchText(`${proxy.url}/svc/x`, { headers: { 'idempotency-key': key } })).status }
+  }))
+  for (let k = 0; k < 5; k++) t.equal(all.filter((r) => r.key === `k${k}` && r.status === 503).length, 2, `k${k}: exactly 2`)
+  t.equal(await injected(proxy, 'perkey'), 10)
+})
+
 t.test('counts per key: per path, per Idempotency-Key (a request without one is not counted), LRU-bounded', async (t) => {
   const upstream = await jsonUpstream(t)
   const proxy = await chaosProxy(t, upstream.url, {
