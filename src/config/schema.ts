@@ -12,6 +12,7 @@ import { chaosSchema } from '../faults/schema.js'
 import { controllerSchema, intentSchema } from '../intent/schema.js'
 import { HTTP_METHODS } from './http-methods.js'
 import { parseCidr } from '../proxy/trust.js'
+import { upgradesSchema } from '../proxy/upgrade-schema.js'
 
 /** Route names become metric label values: keep them short and bounded. */
 const routeName = z
@@ -185,7 +186,9 @@ export const routeSchema = z.strictObject({
   validate: validateSchema.optional(),
   /** What the route must protect and the thresholds it must hold; drives planned chaos (docs/INTENT.md). */
   intent: intentSchema.optional(),
-  limits: routeLimitsSchema.prefault({})
+  limits: routeLimitsSchema.prefault({}),
+  /** HTTP/1.1 upgrades (WebSocket): on by default; connection-level faults (docs/FAULTS.md). */
+  upgrades: upgradesSchema.prefault({})
 }).superRefine(checkRouteResilience)
 
 export const configSchema = z

@@ -322,6 +322,16 @@ export class RouteFaults {
 
   get isEnabled (): boolean { return this.enabled }
 
+  /**
+   * For connection-level faults (WebSocket upgrades, src/proxy/upgrade.ts):
+   * true when one with `probability` fires now, under the same kill switch,
+   * route switch, guardrail and seeded source as every other fault here.
+   */
+  rollConnectionFault (probability: number): boolean {
+    if (!this.enabled || !this.chaosSwitch.enabled || this.halted) return false
+    return probability >= 1 || (probability > 0 && this.random() < probability)
+  }
+
   /** True while faults may be injected here: the route's chaos and the kill switch are both on. */
   get injecting (): boolean { return this.enabled && this.chaosSwitch.enabled }
 

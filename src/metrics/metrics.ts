@@ -209,6 +209,13 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly websockets = new Counter({
+    name: 'faultline_websocket_connections_total',
+    help: 'WebSocket (HTTP/1.1 upgrade) connections by route and event: opened (101 relayed), closed, refused (the handshake was answered without switching protocols) and error (the handshake or the connection failed); injected="true" when a fault caused it.',
+    labelNames: ['route', 'event', 'injected'] as const,
+    registers: [this.registry]
+  })
+
   readonly unmatched = new Counter({
     name: 'faultline_unmatched_requests_total',
     help: 'Client requests that matched no route (answered 404).',

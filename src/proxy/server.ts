@@ -6,8 +6,7 @@
  * forwarded as it arrives.
  */
 import { randomUUID } from 'node:crypto'
-import { METHODS as httpMethods } from 'node:http'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { METHODS as httpMethods, ServerResponse, type IncomingMessage } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
@@ -21,6 +20,7 @@ import { sendFailure, sendJson, sendTooLarge, sendUpstreamResponse, settleOnClos
 import { BodyLimit, declaredTooLarge } from './limits.js'
 import { BadPath, normalizeTarget } from './path.js'
 import { ForwardingTrust } from './trust.js'
+import { UpgradeProxy } from './upgrade.js'
 import { serveWithClientFaults } from '../faults/client.js'
 import { clientErrorReason, type Metrics } from '../metrics/metrics.js'
 import { requestLogger } from '../log.js'
@@ -167,6 +167,29 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     socket.on('error', () => {})
     socket.end(`HTTP/1.1 501 Not Implemented\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
   })
+
+  // HTTP/1.1 upgrades (src/proxy/upgrade.ts). With an 'upgrade' listener Node
+  // hands over every request that asks for one; one for anything but
+  // WebSocket (h2c, say) is served as a plain request with the Upgrade
+  // ignored (RFC 9110 §7.8), on a connection that closes after the answer.
+  const upgrades = new UpgradeProxy({
+    routes: options.routes,
+    metrics,
+    logger,
+    trust,
+    requestId: requestIdFor,
+    plain: (req, socket, head) => {
+      if (head.length > 0) socket.unshift(head)
+      const res = new ServerResponse(req)
+      res.shouldKeepAlive = false
+      res.assignSocket(socket)
+      res.once('finish', () => { socket.end() })
+      app.server.emit('request', req, res)
+    }
+  })
+  app.server.on('upgrade', upgrades.handle)
+  // Open tunnels would hold the listener's close forever: they end first.
+  app.addHook('preClose', (done) => { upgrades.closeAll(); done() })
 
   // Bodies stream through untouched: accept every content type, read nothing.
   app.removeAllContentTypeParsers()

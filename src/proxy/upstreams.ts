@@ -43,7 +43,7 @@ function readPem (path: string, key: string): Buffer {
 interface TlsConnect { ca?: Buffer, cert?: Buffer, key?: Buffer, servername?: string, rejectUnauthorized: boolean }
 
 /** undici connect options for an https:// origin; files are read now, so a new pool picks up rotated files. */
-function tlsConnect (origin: string, tls: PoolOptions['tls']): TlsConnect | undefined {
+export function tlsConnect (origin: string, tls: PoolOptions['tls']): TlsConnect | undefined {
   if (tls === undefined || !origin.startsWith('https:')) return undefined
   return {
     ...(tls.ca !== undefined ? { ca: readPem(tls.ca, 'ca') } : {}),
