@@ -195,3 +195,18 @@ t.test('PATCH a route off then on: delays, hangs and throttles inject again', as
   t.equal((await admin(proxy, 'PATCH', '/chaos/routes/svc', { enabled: true })).status, 200)
   await assertDelaysInject(t, proxy, upstream, 'after the route is re-enabled')
 })
+
+t.test('the kill switch says whether it changed anything, and silences header triggers too', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, { allowHeaderTriggers: true })
+  const trigger = { headers: { 'x-faultline-fault': 'abort=503' } }
+  t.equal((await see(`${proxy.url}/svc/x`, trigger)).status, 503, 'on: the header trigger injects')
+  t.same((await admin(proxy, 'POST', '/chaos/on')).body, { killSwitch: 'on', changed: false }, 'already on')
+  t.same((await admin(proxy, 'POST', '/chaos/off')).body, { killSwitch: 'off', changed: true })
+  t.same((await admin(proxy, 'POST', '/chaos/off')).body, { killSwitch: 'off', changed: false }, 'already off')
+  const silenced = await see(`${proxy.url}/svc/x`, trigger)
+  t.equal(silenced.status, 200, 'off: the header trigger does nothing')
+  t.equal(upstream.lastHeaders()?.['x-faultline-fault'], undefined, 'and is still not forwarded')
+  t.same((await admin(proxy, 'POST', '/chaos/on')).body, { killSwitch: 'on', changed: true })
+  t.equal((await see(`${proxy.url}/svc/x`, trigger)).status, 503, 'on again: it injects again')
+})
