@@ -4,6 +4,7 @@
  */
 import { z } from 'zod'
 import { duration, share } from '../config/units.js'
+import { userHeaders } from '../config/headers.js'
 
 export const ALERT_TYPES = ['breaker_opened', 'auth_guard_tripped', 'error_rate', 'guardrail_halt'] as const
 export type AlertType = (typeof ALERT_TYPES)[number]
@@ -14,7 +15,7 @@ const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or htt
 export const webhookSchema = z.strictObject({
   url: httpUrl,
   /** Extra request headers (e.g. authorization); never logged. */
-  headers: z.record(z.string(), z.string()).default({}),
+  headers: userHeaders.default({}),
   /** Alert types sent to this webhook; all when absent. */
   types: z.array(z.enum(ALERT_TYPES)).min(1).optional(),
   /** Deadline for one POST. */

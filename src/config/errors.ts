@@ -117,11 +117,28 @@ export function describeIssue (issue: z.core.$ZodIssue, source?: IssueSource): s
       const discriminator = (issue as { note?: string }).note
       return discriminator ? `${issue.message} (${discriminator})` : unionAlternatives(issue, input)
     }
+    case 'invalid_key': {
+      // A record key that failed its own schema (a header name): say what that schema expected.
+      const inner = (issue as { issues?: z.core.$ZodIssue[] }).issues?.[0]
+      return inner !== undefined ? `${describeIssue(inner, source)}` : issue.message
+    }
     default:
       return issue.message
   }
 }
 
+/**
+ * A union where exactly one branch got past the top level (an object
+ * branch whose inside is wrong) is reported as that branch's own problems,
+ * at their own paths, instead of "expected one of ...".
+ */
+function deepestBranch (issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
+  if (issue.code !== 'invalid_union' || (issue as { discriminator?: string }).discriminator !== undefined) return [issue]
+  const deep = issue.errors.filter((branch) => branch.length > 0 && branch.every((i) => i.path.length > 0))
+  if (deep.length !== 1) return [issue]
+  return deep[0]!.flatMap((i) => deepestBranch({ ...i, path: [...issue.path, ...i.path] } as z.core.$ZodIssue))
+}
+
 export function problemsFromZod (error: z.ZodError, source?: IssueSource): ConfigProblem[] {
-  return error.issues.map((issue) => ({ path: formatPath(issue.path), message: describeIssue(issue, source) }))
+  return error.issues.flatMap(deepestBranch).map((issue) => ({ path: formatPath(issue.path), message: describeIssue(issue, source) }))
 }

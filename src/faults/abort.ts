@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import { defineFault, faultObject } from './fault.js'
+import { userHeaders } from '../config/headers.js'
 
 export const abort = defineFault({
   summary: 'answers with an error status instead of the upstream',
@@ -13,7 +14,7 @@ export const abort = defineFault({
     /** The body; a small JSON error naming the fault when absent. */
     body: z.string().optional(),
     /** Extra response headers (content-type defaults to text/plain for a given body). */
-    headers: z.record(z.string().min(1), z.string()).default({})
+    headers: userHeaders.default({})
   }),
   header: { value: 'status' },
   create: (config) => {

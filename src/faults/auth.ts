@@ -7,6 +7,7 @@
  * forbidden, never hammer with bad credentials.
  */
 import { z } from 'zod'
+import { quotedHeaderText } from '../config/headers.js'
 import { defineFault, faultObject } from './fault.js'
 
 const VARIANTS = {
@@ -19,7 +20,7 @@ export const auth = defineFault({
   summary: 'answers 401 (missing or expired token) or 403 (insufficient scope)',
   schema: faultObject('auth', {
     variant: z.enum(['unauthorized', 'expired', 'forbidden']).default('unauthorized'),
-    realm: z.string().regex(/^[^"\\]*$/, { error: 'expected a realm without quotes or backslashes' }).default('faultline')
+    realm: quotedHeaderText.default('faultline')
   }),
   header: { value: 'variant' },
   create: (config) => {

@@ -6,6 +6,7 @@
 import { z } from 'zod'
 import { duration, share } from '../config/units.js'
 import { MAX_TIMER_MS } from '../util/timer.js'
+import { userHeaders } from '../config/headers.js'
 import { ERROR_CLASSES } from '../proxy/errors.js'
 
 const errorClass = z.enum(ERROR_CLASSES)
@@ -104,7 +105,8 @@ export const cacheSchema = z.strictObject({
 
 export const staticSchema = z.strictObject({
   status: z.number().int().min(200).max(599).default(503),
-  headers: z.record(z.string(), z.string()).default({}),
+  /** Valid names and values; no framing or hop-by-hop headers (src/config/headers.ts). */
+  headers: userHeaders.default({}),
   body: z.string().default('')
 })
 
@@ -112,8 +114,10 @@ export const staticSchema = z.strictObject({
 const fallbackItem = z.union([
   z.literal('cache').transform(() => ({ kind: 'cache' as const, ...cacheSchema.parse({}) })),
   z.literal('alternate').transform(() => ({ kind: 'alternate' as const })),
-  z.strictObject({ cache: cacheSchema.prefault({}) }).transform((v) => ({ kind: 'cache' as const, ...v.cache })),
-  z.strictObject({ static: staticSchema.prefault({}) }).transform((v) => ({ kind: 'static' as const, ...v.static }))
+  // One object branch for both, so a problem inside `static` (or `cache`) is reported at its own path.
+  z.strictObject({ cache: cacheSchema.optional(), static: staticSchema.optional() })
+    .refine((v) => (v.cache === undefined) !== (v.static === undefined), { error: 'expected exactly one of cache or static' })
+    .transform((v) => v.static !== undefined ? { kind: 'static' as const, ...v.static } : { kind: 'cache' as const, ...v.cache! })
 ])
 
 /** Opt-in response validation: see src/policies/validate.ts. */
