@@ -13,9 +13,10 @@
  * header (or, without one, the Cookie header), never the value itself.
  * Requests without credentials share one key of their own, so anyone
  * sending none (or a wrong one) can never lock out callers with a good
- * one. Only when `originAfter` distinct credentials are blocked at once (a
- * credential rotation gone wrong) does the whole origin trip, for
- * `blockMs`. The state is shared per upstream, like the breaker, and
+ * one. Only when `originAfter` distinct credentials that had worked before
+ * are blocked at once (a credential rotation gone wrong) does the whole
+ * origin trip, for `blockMs`: made-up credentials never worked, so no
+ * caller can trip the origin by sending many of them. The state is shared per upstream, like the breaker, and
  * bounded (the least recently seen credentials are forgotten).
  *
  * It sits just inside retry (every attempt's answer counts, a blocked
@@ -52,6 +53,8 @@ export function credentialKey (req: IncomingMessage): string {
 }
 
 interface CredentialState {
+  /** The upstream accepted this credential at least once. */
+  worked: boolean
   inARow: number
   lastStatus: number
   blockedUntil: number
@@ -66,7 +69,7 @@ export class AuthGuard {
   private readonly now: () => number
   private readonly listeners = new Set<AuthGuardListener>()
   private readonly credentials = new LRUCache<string, CredentialState>({ max: MAX_CREDENTIALS })
-  /** Credentials (other than none) blocked now, with when their block ends: the origin-wide trip counts them. */
+  /** Credentials that had worked and are blocked now, with when their block ends: the origin-wide trip counts them. */
   private readonly blocked = new Map<string, number>()
   private originBlockedUntil = 0
   private lastStatus = 0
@@ -93,7 +96,7 @@ export class AuthGuard {
     if (originLeft > 0) {
       const seconds = Math.ceil(originLeft / 1000)
       throw new PolicyRejection('auth_blocked',
-        `${this.upstream} answered ${this.lastStatus} for ${this.config.originAfter} different credentials, so faultline is holding every request to it back for ${seconds} s ` +
+        `${this.upstream} answered ${this.lastStatus} for ${this.config.originAfter} different credentials that had worked before, so faultline is holding every request to it back for ${seconds} s ` +
         'instead of risking lockouts; check the credentials the services send (a rotation gone wrong?)', seconds)
     }
     const state = this.credentials.get(key)
@@ -119,7 +122,12 @@ export class AuthGuard {
     const known = this.credentials.get(key)
     if (ticket !== undefined && ticket !== (known?.period ?? 0)) return
     if (status !== 401 && status !== 403) {
-      if (known === undefined) return
+      // Remembered only for credentials that may later trip the origin (a rotation gone wrong).
+      if (known === undefined) {
+        if (key !== NO_CREDENTIALS) this.credentials.set(key, { worked: true, inARow: 0, lastStatus: 0, blockedUntil: 0, probing: false, period: 0 })
+        return
+      }
+      known.worked = true
       known.inARow = 0
       if (known.blockedUntil !== 0) {
         known.blockedUntil = 0
@@ -130,7 +138,7 @@ export class AuthGuard {
     }
     let state = known
     if (state === undefined) {
-      state = { inARow: 0, lastStatus: 0, blockedUntil: 0, probing: false, period: 0 }
+      state = { worked: false, inARow: 0, lastStatus: 0, blockedUntil: 0, probing: false, period: 0 }
       this.credentials.set(key, state)
     }
     state.inARow++
@@ -142,11 +150,11 @@ export class AuthGuard {
     state.period++
     const now = this.now()
     state.blockedUntil = now + this.config.blockMs
-    if (key !== NO_CREDENTIALS) this.tripOriginIfMany(key, now, state.blockedUntil)
+    if (state.worked && key !== NO_CREDENTIALS) this.tripOriginIfMany(key, now, state.blockedUntil)
     for (const listener of this.listeners) listener()
   }
 
-  /** Many distinct credentials blocked at once: the origin itself refuses them (a rotation gone wrong). */
+  /** Many distinct credentials that used to work, blocked at once: the origin itself refuses them (a rotation gone wrong). */
   private tripOriginIfMany (key: string, now: number, until: number): void {
     this.blocked.set(key, until)
     for (const [other, end] of this.blocked) if (end <= now) this.blocked.delete(other)

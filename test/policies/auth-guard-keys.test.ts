@@ -2,14 +2,17 @@
  * The auth guard protects callers, not origins from callers: it is keyed
  * by credential (a keyed hash, never the value), requests without
  * credentials never block requests with them, and only many distinct
- * failing credentials at once trip the whole origin.
+ * credentials that had worked, failing at once, trip the whole origin.
  */
 import t from 'tap'
 import { fetchText, route, startProxy, startUpstream, type StartedProxy } from '../helpers.js'
 
+/** Tokens the upstream accepts; a test revokes some to play a rotation gone wrong. */
+const valid = new Set(['Bearer good'])
+
 async function guardedProxy (t: Parameters<typeof startUpstream>[0], originAfter = 5): Promise<StartedProxy> {
   const upstream = await startUpstream(t, (req, res) => {
-    res.writeHead(req.headers.authorization === 'Bearer good' || req.headers.cookie === 'session=good' ? 200 : 401).end()
+    res.writeHead(valid.has(req.headers.authorization ?? '') || req.headers.cookie === 'session=good' ? 200 : 401).end()
   })
   const authGuard = { failures: 2, blockMs: 10_000, originAfter }
   return await startProxy(t, {
@@ -44,8 +47,19 @@ t.test('a bad credential blocks only itself', async (t) => {
   t.match(routes.body, /"blockedCredentials":1/)
 })
 
-t.test('many distinct failing credentials trip the whole origin (a rotation gone wrong)', async (t) => {
+t.test('made-up credentials never trip the origin', async (t) => {
   const proxy = await guardedProxy(t, 3)
+  for (let n = 0; n < 6; n++) {
+    for (let i = 0; i < 3; i++) await status(`${proxy.url}/a/x`, { authorization: `Bearer made-up-${n}` })
+  }
+  t.equal(await status(`${proxy.url}/a/x`, { authorization: 'Bearer good' }), 200, 'six blocked made-up tokens do not block a good one')
+})
+
+t.test('many distinct credentials that worked and now fail trip the whole origin (a rotation gone wrong)', async (t) => {
+  const proxy = await guardedProxy(t, 3)
+  for (const n of [1, 2, 3]) valid.add(`Bearer rotated-${n}`)
+  for (const n of [1, 2, 3]) t.equal(await status(`${proxy.url}/a/x`, { authorization: `Bearer rotated-${n}` }), 200)
+  for (const n of [1, 2, 3]) valid.delete(`Bearer rotated-${n}`)
   for (const n of [1, 2]) {
     for (let i = 0; i < 2; i++) await status(`${proxy.url}/a/x`, { authorization: `Bearer rotated-${n}` })
   }
@@ -53,5 +67,5 @@ t.test('many distinct failing credentials trip the whole origin (a rotation gone
   for (let i = 0; i < 2; i++) await status(`${proxy.url}/a/x`, { authorization: 'Bearer rotated-3' })
   const origin = await fetchText(`${proxy.url}/b/x`, { headers: { authorization: 'Bearer good' } })
   t.equal(origin.status, 503, 'the third trips the origin: even a good credential is held back')
-  t.match(JSON.parse(origin.body).message, /3 different credentials/)
+  t.match(JSON.parse(origin.body).message, /3 different credentials that had worked before/)
 })
