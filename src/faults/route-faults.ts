@@ -24,7 +24,7 @@ import type { ChaosConfig, FaultConfig } from './schema.js'
 import { createFault } from './registry.js'
 import { compileMatch } from './match.js'
 import { ClientSideIO, UpstreamSideIO, type ChaosLink, type FaultIO } from './io.js'
-import { TRIGGER_HEADER, TriggerError, parseTrigger } from './trigger.js'
+import { TRIGGER_HEADER, TriggerError, checkTriggerCaps, parseTrigger, type TriggerCaps } from './trigger.js'
 import { releaser, type ChaosSwitch } from './switch.js'
 import { Schedule, isScheduled, systemClock, type Clock } from './schedule.js'
 
@@ -45,6 +45,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 export class RouteFaults {
   readonly route: string
   readonly allowHeaderTriggers: boolean
+  /** What a trigger header may set on this route. */
+  private readonly triggerCaps: TriggerCaps
   readonly exposeHeaders: boolean
   /** The upstream-side stage, innermost in the route's pipeline while `active`. */
   readonly stage: Policy
@@ -102,6 +104,7 @@ export class RouteFaults {
     this.enabled = config.enabled
     this.maxShare = config.maxShare
     this.allowHeaderTriggers = config.allowHeaderTriggers
+    this.triggerCaps = { maxBytes: config.maxTriggerBytes }
     this.exposeHeaders = config.exposeHeaders
     this.seed = config.seed ?? randomInt(0, 0xffffffff)
     this.random = seededRandom(this.seed)
@@ -205,6 +208,7 @@ export class RouteFaults {
     const key = side + header
     let list = this.triggerLists.get(key)
     if (list === undefined) {
+      checkTriggerCaps(parsed, this.triggerCaps)
       list = parsed.filter((f) => f.config.at === side)
         .map((f) => (isScheduled(f.config) ? { ...f, schedule: new Schedule(f.config, this.clock) } : f))
       this.triggerLists.set(key, list)

@@ -104,7 +104,8 @@ export const schemaDrift = defineFault({
     /** Field path → its new name (same level). */
     rename: z.record(fieldPath, z.string().min(1)).default({}),
     retype: z.record(fieldPath, z.enum(TYPES)).default({}),
-    maxBytes: z.number().int().positive().default(1024 * 1024)
+    /** Bodies larger than this are passed on untouched; buffered up to this, so bounded (a trigger header: by chaos.maxTriggerBytes). */
+    maxBytes: z.number().int().positive().max(64 * 1024 * 1024).default(1024 * 1024)
   }).superRefine((config, ctx) => {
     if (config.drop.length === 0 && Object.keys(config.rename).length === 0 && Object.keys(config.retype).length === 0) {
       ctx.addIssue({ code: 'custom', path: ['drop'], message: 'expected at least one field to drop, rename or retype' })

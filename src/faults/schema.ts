@@ -14,6 +14,12 @@ export const chaosSchema = z.strictObject({
   seed: z.number().int().min(0).max(0xffffffff).optional(),
   /** Lets a request pick its own faults with `x-faultline-fault`. Never in production: any client could inject. */
   allowHeaderTriggers: z.boolean().default(false),
+  /**
+   * The largest size a trigger header may set (schemaDrift `maxBytes`, the
+   * bytes it buffers per response): a client must not make the proxy
+   * buffer whole large bodies. A larger trigger value is refused (400).
+   */
+  maxTriggerBytes: z.number().int().positive().max(64 * 1024 * 1024).default(1024 * 1024),
   /** Names the injected fault(s) in an `x-faultline-fault` response header. */
   exposeHeaders: z.boolean().default(false),
   faults: z.array(faultSchema).max(64).default([]),

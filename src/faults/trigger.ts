@@ -107,3 +107,28 @@ export function parseTrigger (header: string): ArmedFault[] {
   if (entry instanceof TriggerError) throw entry
   return entry
 }
+
+/** What a route lets a trigger header set (src/faults/schema.ts). */
+export interface TriggerCaps {
+  /** Bytes a fault may buffer (`maxBytes`). */
+  maxBytes: number
+}
+
+/** Keys a trigger's schedule may remember (`maxKeys`): a client must not mint memory. */
+export const MAX_TRIGGER_KEYS = 10_000
+
+/**
+ * Refuses a trigger whose sizes pass the route's caps: every size a header
+ * can set is bounded by the route's configuration, not by the client.
+ */
+export function checkTriggerCaps (faults: readonly ArmedFault[], caps: TriggerCaps): void {
+  faults.forEach((fault, index) => {
+    const config = fault.config as { maxBytes?: unknown, maxKeys?: unknown }
+    if (typeof config.maxBytes === 'number' && config.maxBytes > caps.maxBytes) {
+      throw new TriggerError(`${TRIGGER_HEADER}[${index}].maxBytes: expected at most ${caps.maxBytes} (the route's chaos.maxTriggerBytes), got ${config.maxBytes}`)
+    }
+    if (typeof config.maxKeys === 'number' && config.maxKeys > MAX_TRIGGER_KEYS) {
+      throw new TriggerError(`${TRIGGER_HEADER}[${index}].maxKeys: expected at most ${MAX_TRIGGER_KEYS} from a header, got ${config.maxKeys}`)
+    }
+  })
+}
