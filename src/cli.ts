@@ -172,13 +172,42 @@ async function experiment (file: string, options: { duration: number, mode: 'int
   stopChaosOnSignal(faultline)
   const { done } = await faultline.experiments.start(options.mode, options.duration)
   faultline.logger.info({ mode: options.mode, durationMs: options.duration }, 'experiment started: send traffic through the proxy')
+  const hint = setTimeout(() => { trafficHint(faultline) }, Math.min(HINT_AFTER_MS, options.duration / 2))
   const stopEarly = (): void => { void faultline.experiments.stop() }
   process.once('SIGINT', stopEarly)
   process.once('SIGTERM', stopEarly)
   const report = await done
+  clearTimeout(hint)
   const written = await writeReport(report, options.out)
-  process.stdout.write(reportMarkdown(report) + `\nreport written to ${written.json} and ${written.markdown}\n`)
+  process.stdout.write(reportMarkdown(report) + `\nreport written to ${written.json}, ${written.markdown} and ${written.html}\n`)
   await faultline.close()
+  if (report.tooLittleTraffic) {
+    fail('faultline experiment: too little traffic to judge any evaluation window; the report is not a verdict (exit 3)', EXIT.tooLittleTraffic)
+  }
+}
+
+const HINT_AFTER_MS = 5_000
+
+/**
+ * A few seconds in: no request yet means the operator has not pointed any
+ * traffic at the proxy; a trickle below controller.minRequests per window
+ * means no window will ever be judged. Either is said now, not after the
+ * whole duration.
+ */
+function trafficHint (faultline: Faultline): void {
+  const seen = faultline.experiments.trafficSoFar
+  if (seen === undefined) return
+  const { controller } = faultline.currentConfig
+  const routes = faultline.experiments.current?.routes ?? []
+  const prefixes = faultline.currentConfig.routes.filter((r) => routes.includes(r.name)).map((r) => r.match.pathPrefix)
+  if (seen.requests === 0) {
+    process.stderr.write(`faultline experiment: no requests in the first ${Math.round(seen.elapsedMs / 1000)} s: send traffic through the proxy at ${faultline.proxyAddress} (${prefixes.join(', ') || 'no route takes part: set chaos.enabled'})\n`)
+    return
+  }
+  const perWindow = seen.requests / seen.elapsedMs * controller.evaluationMs
+  if (perWindow < controller.minRequests) {
+    process.stderr.write(`faultline experiment: at ${(seen.requests / seen.elapsedMs * 1000).toFixed(1)} req/s a ${controller.evaluationMs / 1000} s window sees about ${perWindow.toFixed(1)} requests, below controller.minRequests (${controller.minRequests}): no window can be judged; send more traffic\n`)
+  }
 }
 
 /** Where the program writes help and errors (tests capture them). */

@@ -113,7 +113,7 @@ export class Faultline {
     this.alerts = new AlertNotifier(config.alerts, { logger: this.logger, metrics: this.metrics, recorder: this.report })
     this.alerts.watchRoutes(() => this.table.routes.map((r) => r.name))
     this.table = this.buildTable(config)
-    this.experiments = new ExperimentRunner(this.metrics, () => this.table, () => this.config.controller.evaluationMs)
+    this.experiments = new ExperimentRunner(this.metrics, () => this.table, () => this.config.controller.evaluationMs, () => this.config.controller.minRequests)
     this.metrics.chaosStatus = () => {
       const now = performance.now()
       return this.table.routes.map((r) => ({ route: r.name, ...r.chaosStatus(now) }))

@@ -6,7 +6,8 @@
  *   POST /experiments                     { mode: intent|uniform, durationMs } -> 202
  *   GET  /experiments                     the running experiment, if any, and the last report's totals
  *   POST /experiments/stop                end the running experiment now -> its report
- *   GET  /experiments/report              the last report (JSON); ?format=markdown for Markdown
+ *   GET  /experiments/report              the last report (JSON); ?format=markdown for Markdown; ?format=html
+ *                                         for one page with the last intent and uniform reports side by side
  *   POST /routes/:route/intent/resume     clear a guardrail halt before its cool-down ends
  */
 import { z } from 'zod'
@@ -15,6 +16,7 @@ import { adminError, audit, type AdminExtension } from './server.js'
 import { problemsFromZod } from '../config/errors.js'
 import { ExperimentBusy, type ExperimentRunner } from '../intent/experiment.js'
 import { reportMarkdown } from '../intent/report.js'
+import { reportHtml } from '../intent/report-html.js'
 
 const startBody = z.strictObject({
   mode: z.enum(['intent', 'uniform']),
@@ -56,6 +58,13 @@ export function experimentsAdmin (runner: ExperimentRunner): AdminExtension {
       const report = runner.lastReport
       if (report === undefined) return await adminError(reply, 404, 'no_report', 'no experiment has finished yet')
       if (request.query.format === 'markdown') return await reply.type('text/markdown; charset=utf-8').send(reportMarkdown(report))
+      if (request.query.format === 'html') {
+        // Self-contained and script-free: a CSP that allows nothing else says so to the browser too.
+        return await reply.type('text/html; charset=utf-8')
+          .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'")
+          .header('x-content-type-options', 'nosniff')
+          .send(reportHtml(runner.lastReports))
+      }
       return report
     })
 

@@ -31,9 +31,9 @@ export interface Fault {
 
 /** A fault with its envelope, ready to be chosen. */
 export interface ArmedFault {
-  /** Stable handle for the admin API: the fault's name, or f1, f2, ... */
+  /** Stable handle for the admin API: the fault's name, or for an unnamed one its kind (kind-2, ... when taken). */
   readonly id: string
-  /** Its metric label and log name: the configured name, or the kind. */
+  /** Its metric label and log name: the same string as the id. */
   readonly label: string
   readonly config: FaultConfig
   readonly fault: Fault

@@ -64,7 +64,6 @@ export class RouteFaults {
   private armed: ArmedFault[] = []
   private upstreamFaults: ArmedFault[] = []
   private clientFaults: ArmedFault[] = []
-  private nextId = 1
   private release = releaser()
   private readonly counters = new Map<string, Inc>()
   private readonly metrics: RouteMetrics
@@ -116,7 +115,9 @@ export class RouteFaults {
     }
     this.upstreamIO = new UpstreamSideIO(link)
     this.clientIO = new ClientSideIO(link)
-    for (const fault of config.faults) this.armed.push(this.arm(fault))
+    // An unnamed fault's id is its kind (then kind-2, ...): never a name the config gives a later fault.
+    const names = new Set(config.faults.flatMap((f) => (f.name === undefined ? [] : [f.name])))
+    for (const fault of config.faults) this.armed.push(this.arm(fault, undefined, true, names))
     this.stage = {
       name: 'faults',
       // Not async: with no fault chosen (the common case) the attempt's own promise is handed back.
@@ -296,12 +297,23 @@ export class RouteFaults {
     return child
   }
 
-  private arm (config: FaultConfig, id?: string, scheduled = true): ArmedFault {
-    const label = config.name ?? config.kind
+  /** The kind, or kind-2, kind-3, ...: the first not taken by an armed fault or a reserved name. */
+  private freeId (kind: string, reserved: ReadonlySet<string>): string {
+    const taken = (candidate: string): boolean => reserved.has(candidate) || this.armed.some((f) => f.id === candidate)
+    if (!taken(kind)) return kind
+    let n = 2
+    while (taken(`${kind}-${n}`)) n++
+    return `${kind}-${n}`
+  }
+
+  private arm (config: FaultConfig, id?: string, scheduled = true, reserved: ReadonlySet<string> = new Set()): ArmedFault {
+    // The admin id and the metric label are one string, so /routes, /metrics and logs name a fault alike.
+    const faultId = config.name ?? id ?? (scheduled ? this.freeId(config.kind, reserved) : config.kind)
+    const label = faultId
     // Bound up front, so the series exists (at 0) as soon as the fault is configured.
     if (config.kind !== 'none') this.counter(label)
     return {
-      id: config.name ?? id ?? `f${this.nextId++}`,
+      id: faultId,
       label,
       config,
       fault: createFault(config),
@@ -476,6 +488,7 @@ export class RouteFaults {
   }
 
   state (): Record<string, unknown> {
+    const injecting = this.enabled && this.chaosSwitch.enabled
     return {
       enabled: this.enabled,
       killSwitch: this.chaosSwitch.enabled ? 'on' : 'off',
@@ -483,8 +496,14 @@ export class RouteFaults {
       seed: this.seed,
       allowHeaderTriggers: this.allowHeaderTriggers,
       exposeHeaders: this.exposeHeaders,
-      faults: this.list(),
-      planned: this.planned.map((f) => f.config),
+      // effectiveProbability: the chance a request gets this fault now (0 while chaos is off or killed).
+      faults: this.list().map((f) => ({ ...f, effectiveProbability: injecting ? f.probability : 0 })),
+      // A planned fault's own probability is a placeholder (1): the real one is the plan's times its weight share.
+      planned: this.planned.map((f, i) => {
+        const total = this.plannedCumulative[this.plannedCumulative.length - 1] ?? 0
+        const share = total === 0 ? 0 : ((this.plannedCumulative[i] ?? 0) - (this.plannedCumulative[i - 1] ?? 0)) / total
+        return { ...f.config, id: f.id, probability: undefined, weight: share, effectiveProbability: injecting ? this.plannedProbability * share : 0 }
+      }),
       plannedProbability: this.plannedProbability
     }
   }

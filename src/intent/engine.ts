@@ -35,15 +35,28 @@ export interface EngineBooks {
   windows: number
   windowsWithinSlo: number
   windowsBreached: number
+  /** Windows that ended with fewer client requests than controller.minRequests: not judged. */
+  windowsTooFew: number
   byFault: Map<string, FaultBooks>
   /** Level at the start of each evaluation window (bounded). */
   levels: number[]
+  /** One point per evaluation window (bounded like levels): what the report's charts draw. */
+  timeline: WindowPoint[]
+}
+
+export interface WindowPoint {
+  level: number
+  /** SLO headroom of the window's client-visible figures (negative: breached); null when not judged. */
+  headroom: number | null
+  requests: number
+  /** Requests given a fault in the window. */
+  injected: number
 }
 
 const MAX_LEVEL_HISTORY = 720
 
 function emptyBooks (): EngineBooks {
-  return { requests: 0, surfaced: 0, windows: 0, windowsWithinSlo: 0, windowsBreached: 0, byFault: new Map(), levels: [] }
+  return { requests: 0, surfaced: 0, windows: 0, windowsWithinSlo: 0, windowsBreached: 0, windowsTooFew: 0, byFault: new Map(), levels: [], timeline: [] }
 }
 
 export class IntentEngine {
@@ -126,9 +139,15 @@ export class IntentEngine {
       b.windows++
       if (headroom(figures, this.intent.slo) > 0) b.windowsWithinSlo++
       else b.windowsBreached++
+    } else {
+      b.windowsTooFew++
     }
     const injected = this.windowInjected
     this.windowInjected = 0
+    if (b.timeline.length < MAX_LEVEL_HISTORY) {
+      const judged = figures.requests >= this.settings.minRequests
+      b.timeline.push({ level: b.levels[b.levels.length - 1] ?? this.level, headroom: judged ? Math.round(headroom(figures, this.intent.slo) * 1000) / 1000 : null, requests: figures.requests, injected })
+    }
     if (this.modeValue !== 'intent') return undefined
     // Chaos off (kill switch, route disabled, no budget): hold the level and judge nothing, so
     // turning chaos back on resumes where it stopped instead of at a level never tried.

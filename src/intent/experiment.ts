@@ -58,11 +58,22 @@ export class ExperimentRunner {
   private readonly evaluationMs: () => number
   private running: Running | undefined
   private last: ExperimentReport | undefined
+  private readonly lastByMode = new Map<ExperimentMode, ExperimentReport>()
 
-  constructor (metrics: Metrics, table: () => RouteTable, evaluationMs: () => number) {
+  private readonly minRequests: () => number
+
+  constructor (metrics: Metrics, table: () => RouteTable, evaluationMs: () => number, minRequests: () => number = () => 20) {
     this.metrics = metrics
     this.table = table
     this.evaluationMs = evaluationMs
+    this.minRequests = minRequests
+  }
+
+  /** Client requests the running experiment's routes have seen so far (the CLI's "send traffic" hint). */
+  get trafficSoFar (): { requests: number, elapsedMs: number } | undefined {
+    const r = this.running
+    if (r === undefined) return undefined
+    return { requests: r.engines.reduce((n, e) => n + e.booksSoFar.requests, 0), elapsedMs: performance.now() - r.startedAt }
   }
 
   get current (): { mode: ExperimentMode, durationMs: number, elapsedMs: number, routes: string[] } | undefined {
@@ -71,6 +82,11 @@ export class ExperimentRunner {
   }
 
   get lastReport (): ExperimentReport | undefined { return this.last }
+
+  /** The last report of each mode, intent first: the HTML report puts them side by side. */
+  get lastReports (): ExperimentReport[] {
+    return (['intent', 'uniform'] as const).flatMap((mode) => { const r = this.lastByMode.get(mode); return r === undefined ? [] : [r] })
+  }
 
   /** Starts an experiment; throws if one is running. Resolves `done` with the report when it ends. */
   async start (mode: ExperimentMode, durationMs: number): Promise<{ done: Promise<ExperimentReport> }> {
@@ -120,11 +136,13 @@ export class ExperimentRunner {
       injected: delta(injected, r.injected),
       outcomes: delta(outcomes, r.outcomes),
       now,
-      evaluationMs: this.evaluationMs()
+      evaluationMs: this.evaluationMs(),
+      minRequests: this.minRequests()
     })
     // Back to each route's standing mode: planned chaos where intent and chaos are both configured.
     for (const engine of r.engines) engine.setMode(engine.declared ? 'intent' : 'off')
     this.last = report
+    this.lastByMode.set(report.mode, report)
     r.resolve(report)
     return report
   }

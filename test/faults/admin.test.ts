@@ -49,12 +49,12 @@ t.test('faults are added, replaced and removed at runtime, behind the token, and
   t.equal((await admin(proxy, 'PUT', '/chaos/routes/svc/faults/ghost', { kind: 'abort' })).status, 404)
 
   const anon = await admin(proxy, 'POST', '/chaos/routes/svc/faults', { kind: 'latency', ms: 1, at: 'client' })
-  t.equal(anon.body.fault.id, 'f1', 'unnamed faults get an id')
+  t.equal(anon.body.fault.id, 'latency', 'an unnamed fault\'s id is its kind, the same string as its metric label')
   const listed = await admin(proxy, 'GET', '/chaos/routes/svc/faults', undefined, {})
-  t.same(listed.body.faults.map((f: { id: string }) => f.id), ['outage', 'f1'], 'reads need no token')
+  t.same(listed.body.faults.map((f: { id: string }) => f.id), ['outage', 'latency'], 'reads need no token')
 
   const routes = await admin(proxy, 'GET', '/routes', undefined, {})
-  t.match(routes.body.routes[0].state.faults, { enabled: true, killSwitch: 'on', faults: [{ id: 'outage', status: 500 }, { id: 'f1' }] }, 'GET /routes shows chaos state')
+  t.match(routes.body.routes[0].state.faults, { enabled: true, killSwitch: 'on', faults: [{ id: 'outage', status: 500 }, { id: 'latency' }] }, 'GET /routes shows chaos state')
 
   t.equal((await admin(proxy, 'DELETE', '/chaos/routes/svc/faults/outage')).status, 200)
   t.equal((await admin(proxy, 'DELETE', '/chaos/routes/svc/faults/outage')).status, 404)

@@ -130,7 +130,7 @@ t.test('reset: restarts the counts, behind the token, audited; 404 for a fault t
   t.same([await status(proxy), await status(proxy), await status(proxy)], [503, 503, 200])
   t.equal((await admin(proxy, 'POST', '/chaos/routes/svc/faults/ghost/reset')).status, 404)
   t.equal((await admin(proxy, 'POST', '/chaos/routes/nope/faults/two/reset')).status, 404)
-  t.equal((await admin(proxy, 'POST', '/chaos/routes/svc/faults/f1/reset')).status, 200, 'a fault without a schedule: nothing to restart, no error')
+  t.equal((await admin(proxy, 'POST', '/chaos/routes/svc/faults/latency/reset')).status, 200, 'a fault without a schedule: nothing to restart, no error')
 })
 
 t.test('a reload restarts every schedule from the file', async (t) => {

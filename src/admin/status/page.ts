@@ -59,7 +59,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .state { display: inline-block; padding: 0 .45rem; border-radius: .6rem; font-size: .85em; }
 .state-closed, .state-forced_closed, .state-off { background: #dff3e4; }
 .state-half_open { background: #fff1c2; }
-.state-open, .state-forced_open, .state-on { background: #fbd5d5; }
+.state-open, .state-forced_open, .state-on, .state-killed { background: #fbd5d5; }
 .state-none { background: #eceff3; color: #5b6472; }
 #summary.error { color: #b3261e; }
 footer { margin-top: 2rem; color: #5b6472; }
@@ -75,9 +75,9 @@ function el (tag, text, className) {
   return e
 }
 function cell (row, text, className) { row.appendChild(el('td', text, className)); return row }
-function badge (state) {
+function badge (state, text) {
   const td = el('td')
-  td.appendChild(el('span', state, 'state state-' + String(state).replace(/[^a-z_]/g, '')))
+  td.appendChild(el('span', text === undefined ? state : text, 'state state-' + String(state).replace(/[^a-z_]/g, '')))
   return td
 }
 function pct (x) { return x === null || x === undefined ? '-' : (Math.round(x * 1000) / 10) + '%' }
@@ -111,7 +111,11 @@ function render (routes, chaos, report) {
     cell(row, r.name)
     cell(row, r.upstream && r.upstream.url)
     row.appendChild(badge(breaker))
-    row.appendChild(badge(c ? (c.injecting ? 'on' : 'off') : 'none'))
+    // Unambiguous: "kill switch on" read as chaos stopped while it was running.
+    if (!c) row.appendChild(badge('none'))
+    else if (c.injecting) row.appendChild(badge('on', 'chaos running'))
+    else if (c.enabled && c.killSwitch === 'off') row.appendChild(badge('killed', 'stopped by the kill switch'))
+    else row.appendChild(badge('off'))
     cell(row, requests, 'num')
     cell(row, requests ? pct(failed / requests) : '-', 'num')
     cell(row, made ? pct(ok / made) + ' of ' + made : '-', 'num')
@@ -136,7 +140,7 @@ function render (routes, chaos, report) {
   }
   const summary = document.getElementById('summary')
   summary.className = ''
-  summary.textContent = routes.routes.length + ' routes, config generation ' + routes.generation + ', chaos kill switch ' + chaos.killSwitch
+  summary.textContent = routes.routes.length + ' routes, config generation ' + routes.generation + ', ' + (chaos.killSwitch === 'on' ? 'chaos running' : 'chaos stopped by the kill switch')
   document.getElementById('updated').textContent = 'updated ' + new Date(report.generatedAt).toLocaleTimeString()
   document.body.dataset.loaded = 'true'
 }
