@@ -7,13 +7,13 @@ import { closedPort, startUpstream } from '../helpers.js'
 
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'cli.ts')]
 
-t.test('faultline experiment runs against live traffic for its duration, then writes JSON and Markdown and exits 0', async (t) => {
+t.test('faultline experiment runs against live traffic for its duration, then writes JSON, Markdown and HTML and exits 0', async (t) => {
   const upstream = await startUpstream(t, (_req, res) => { res.end('{"id":1}') })
   const port = await closedPort()
   const adminPort = await closedPort()
   const dir = t.testdir({})
   const file = join(dir, 'faultline.yaml')
-  await writeFile(file, `listen: { host: 127.0.0.1, port: ${port} }\nadmin: { port: ${adminPort} }\nroutes:\n  - name: svc\n    match: { pathPrefix: /svc }\n    upstream: { url: "${upstream.url}" }\n    intent: { protects: availability }\n    chaos: { enabled: true, budget: 0.2, seed: 9 }\n`)
+  await writeFile(file, `listen: { host: 127.0.0.1, port: ${port} }\nadmin: { port: ${adminPort} }\ncontroller: { evaluationMs: 500ms, minRequests: 5 }\nroutes:\n  - name: svc\n    match: { pathPrefix: /svc }\n    upstream: { url: "${upstream.url}" }\n    intent: { protects: availability }\n    chaos: { enabled: true, budget: 0.2, seed: 9 }\n`)
   const child = spawn(process.execPath, [...CLI, 'experiment', '--config', file, '--duration', '4s', '--mode', 'uniform', '--out', join(dir, 'out')], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let output = ''
@@ -39,10 +39,11 @@ t.test('faultline experiment runs against live traffic for its duration, then wr
   t.equal(await exited, 0)
   t.match(output, /# faultline experiment: uniform mode/)
   const files = (await readdir(join(dir, 'out'))).sort()
-  t.equal(files.length, 2)
-  t.match(files[0], /^faultline-experiment-uniform-.*\.json$/)
-  t.match(files[1], /\.md$/)
-  const report = JSON.parse(await readFile(join(dir, 'out', files[0]!), 'utf8')) as { routes: Array<{ route: string, requests: number, totalInjected: number }> }
+  t.equal(files.length, 3)
+  t.match(files[0], /^faultline-experiment-uniform-.*\.html$/)
+  t.match(files[1], /^faultline-experiment-uniform-.*\.json$/)
+  t.match(files[2], /\.md$/)
+  const report = JSON.parse(await readFile(join(dir, 'out', files[1]!), 'utf8')) as { routes: Array<{ route: string, requests: number, totalInjected: number }> }
   t.equal(report.routes[0]!.route, 'svc')
   t.equal(report.routes[0]!.requests, sent - gaveUp, 'every request whose caller waited for the answer is in the report')
   t.ok(report.routes[0]!.totalInjected > 0 && report.routes[0]!.totalInjected <= 0.2 * sent)
