@@ -17,8 +17,8 @@ import { run } from '../observability/tools.js'
 const { path: chromium, skip } = needTool('chromium')
 
 async function experiment (proxy: StartedProxy, mode: 'intent' | 'uniform'): Promise<ExperimentReport> {
-  const { done } = await proxy.faultline.experiments.start(mode, 1_200)
-  const until = Date.now() + 1_100
+  const { done } = await proxy.faultline.experiments.start(mode, 1_500)
+  const until = Date.now() + 1_400
   for (let i = 0; i < 300 && Date.now() < until; i++) {
     await Promise.all([fetchText(`${proxy.url}/svc/${i}`, { timeoutMs: 2_000 }).catch(() => undefined), fetchText(`${proxy.url}/other/${i}`, { timeoutMs: 2_000 }).catch(() => undefined)])
   }
@@ -29,7 +29,7 @@ t.test('the HTML report: served, self-contained, both modes side by side, render
   const upstream = await startUpstream(t, (_req, res) => { res.end('{"ok":true}') })
   const proxy = await startProxy(t, {
     log: { level: 'silent' },
-    controller: { evaluationMs: 200, minRequests: 2, cooldownMs: 1000 },
+    controller: { evaluationMs: 250, minRequests: 1, cooldownMs: 1000 },
     routes: [
       route('svc', '/svc', upstream.url, { intent: { criticality: 'optional' }, chaos: { enabled: true, budget: 0.3, seed: 5 } }),
       // A name that would be markup if the report did not escape (route names are restricted, fault labels come from config).
