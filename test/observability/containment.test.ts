@@ -75,3 +75,34 @@ t.test('a chaos-only run: /report blames nothing on the upstream, and no shipped
   t.equal(r.code, 0, r.stdout + r.stderr)
   t.match(r.stdout, /SUCCESS/)
 })
+
+t.test('webhook alerts: a chaos-only route pages nobody; a real outage beside it does, with the injected figures shown', async (t) => {
+  const received: Array<Record<string, any>> = []
+  const hook = await startUpstream(t, (req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => { received.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, any>); res.end('ok') })
+  })
+  const healthy = await startUpstream(t, (_req, res) => { res.end('ok') })
+  const down = await startUpstream(t, (_req, res) => { res.statusCode = 503; res.end('down') })
+  const proxy = await startProxy(t, {
+    alerts: { webhooks: [{ url: `${hook.url}/hook` }], errorRate: { threshold: 0.5, minRequests: 5, checkIntervalMs: 100 } },
+    routes: [
+      route('chaos', '/chaos', healthy.url, {
+        resilience: { breaker: { consecutiveFailures: 2, openMs: 60_000 }, authGuard: { failures: 2, blockMs: 60_000 } },
+        chaos: { enabled: true, allowHeaderTriggers: true }
+      }),
+      route('real', '/real', down.url)
+    ]
+  })
+  for (let i = 0; i < 4; i++) await fetchText(`${proxy.url}/chaos/x`, { headers: { 'x-faultline-fault': 'auth' } })
+  for (let i = 0; i < 8; i++) await fetchText(`${proxy.url}/chaos/y`, { headers: { 'x-faultline-fault': 'abort=503' } })
+  for (let i = 0; i < 6; i++) await fetchText(`${proxy.url}/real/z`)
+  const end = Date.now() + 5_000
+  while (Date.now() < end && !received.some((r) => r.type === 'error_rate')) await new Promise((resolve) => setTimeout(resolve, 50))
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.ok(received.some((r) => r.type === 'error_rate' && r.route === 'real'), 'the real outage is alerted (the check is alive)')
+  t.same(received.filter((r) => r.route === 'chaos').map((r) => r.type), [], 'nothing about the chaos route: no breaker, auth guard or error-rate alert')
+  const rate = received.find((r) => r.type === 'error_rate' && r.route === 'real')
+  t.same(rate?.context.injected, { requests: 0, failed: 0, shortCircuited: 0, fallbacks: 0 }, 'injected figures shown beside the real ones')
+})
