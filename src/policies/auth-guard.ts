@@ -221,7 +221,7 @@ export function authGuardPolicy (guard: AuthGuard, events: PolicyEvents, release
         throw err
       }
       const status = response.statusCode
-      if (ctx.attemptInjected) {
+      if (ctx.attemptOutcomeInjected) {
         shadow?.record(status, key, shadowTicket)
         guard.abandon(key, ticket)
       } else {

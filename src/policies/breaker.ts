@@ -188,10 +188,11 @@ export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, e
   events.breakerTransition(breaker.state.name, breaker.state.name)
   /** Hands one attempt's result to the breaker it belongs to; the other forgets the attempt. */
   const settle = (ctx: RequestContext, ticket: BreakerTicket, shadowTicket: BreakerTicket | undefined, ok: boolean): void => {
-    if (ctx.attemptInjected) breaker.abandon(ticket)
+    const injected = ctx.attemptOutcomeInjected
+    if (injected) breaker.abandon(ticket)
     else breaker.record(ticket, ok)
     if (shadowTicket === undefined) return
-    if (ctx.attemptInjected || ok) shadow!.record(shadowTicket, ok)
+    if (injected || ok) shadow!.record(shadowTicket, ok)
     else shadow!.abandon(shadowTicket)
   }
   return {

@@ -38,6 +38,7 @@ export function countAttemptError (ctx: RequestContext, metrics: RouteMetrics, e
   if (ctx.attemptErrorCounted) return
   ctx.attemptErrorCounted = true
   // `injected`: a fault made this failure, not the upstream (faultline_upstream_errors_total{injected}).
+  if (!injected) ctx.attemptRealFailure = true
   metrics.upstreamError(errorClass, injected)
 }
 

@@ -77,11 +77,18 @@ export class RequestContext {
   /** Name of the fault injected into this request, if any. */
   fault: string | undefined = undefined
   /**
-   * A fault acted on the current (or last) upstream attempt. Its outcome is
-   * then the route's alone: the shared breaker, auth guard and the cache
-   * ignore it (docs/POLICIES.md, containment). Reset as each attempt starts.
+   * A fault acted on the current (or last) upstream attempt: its answer is
+   * never cached, and unless the upstream itself failed (attemptRealFailure)
+   * its outcome is the route's alone, ignored by the shared breaker and auth
+   * guard (docs/POLICIES.md, containment). Reset as each attempt starts.
    */
   attemptInjected = false
+  /**
+   * The current attempt failed for real: the upstream (not a fault) made
+   * the failure, say a 503 behind an injected delay. Such an outcome is
+   * real for the shared policies and the report, though a fault acted.
+   */
+  attemptRealFailure = false
   /** Counted once by its route's chaos share cap (chaos.maxShare), however many attempts it makes. */
   chaosCounted = false
   /** A fault touched this request: later attempts may be faulted again without counting again. */
@@ -120,9 +127,14 @@ export class RequestContext {
     return asksForTrailers(this.req.headers.te)
   }
 
+  /** The current attempt's outcome is chaos's, not the upstream's: a fault acted and no real failure came of it. */
+  get attemptOutcomeInjected (): boolean {
+    return this.attemptInjected && !this.attemptRealFailure
+  }
+
   /** The client's answer was shaped by an injected fault (metrics, logs and /report label it `injected`). */
   get injected (): boolean {
-    return this.attemptInjected || this.injectedElsewhere
+    return this.injectedElsewhere || this.attemptOutcomeInjected
   }
 
   /** The current attempt's AbortSignal, for injected delays and anything else that takes one; made on first read. */
@@ -136,6 +148,7 @@ export class RequestContext {
     this.attemptErrorCounted = false
     // Whether chaos touches this attempt is decided afresh (the fault stage sits inside).
     this.attemptInjected = false
+    this.attemptRealFailure = false
     const retry = this.onNextAttempt
     if (retry !== undefined) {
       this.onNextAttempt = undefined

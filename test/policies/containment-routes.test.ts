@@ -85,3 +85,20 @@ t.test('alternates go through the route\'s fault stage and a breaker of their ow
   for (let i = 0; i < 6; i++) t.equal((await fetchText(`${proxy2.url}/b`)).status, 503)
   t.equal(dead.hits(), 2, 'the alternate\'s breaker opened after two failures and kept it from further requests')
 })
+
+t.test('a real failure behind an injected delay is real: it reaches the shared breaker and the report', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => { res.writeHead(503, { 'content-length': '4' }); res.end('down') })
+  const proxy = await startProxy(t, {
+    routes: [
+      route('slowed', '/slowed', upstream.url, { resilience, chaos: { enabled: true, faults: [{ kind: 'latency', ms: 1 }] } }),
+      route('prod', '/prod', upstream.url, { resilience })
+    ]
+  })
+  for (let i = 0; i < 3; i++) t.equal((await fetchText(`${proxy.url}/slowed/x`)).status, 503)
+  const prod = await fetchText(`${proxy.url}/prod/x`)
+  t.match(prod.body, /short_circuited/, 'the real outage seen through a latency experiment opened the shared breaker')
+  const report = JSON.parse((await fetchText(`${proxy.adminUrl}/report`)).body) as { routes: Array<{ route: string, upstreams: Array<{ windows: Record<string, { failed: number, injected: { requests: number } }> }> }> }
+  const w = report.routes.find((r) => r.route === 'slowed')!.upstreams[0]!.windows['5m']
+  t.equal(w.failed, 3, 'counted as real failures in /report')
+  t.equal(w.injected.requests, 0)
+})
