@@ -98,7 +98,7 @@ t.test('a real failure behind an injected delay is real: it reaches the shared b
   const prod = await fetchText(`${proxy.url}/prod/x`)
   t.match(prod.body, /short_circuited/, 'the real outage seen through a latency experiment opened the shared breaker')
   const report = JSON.parse((await fetchText(`${proxy.adminUrl}/report`)).body) as { routes: Array<{ route: string, upstreams: Array<{ windows: Record<string, { failed: number, injected: { requests: number } }> }> }> }
-  const w = report.routes.find((r) => r.route === 'slowed')!.upstreams[0]!.windows['5m']
+  const w = report.routes.find((r) => r.route === 'slowed')!.upstreams[0]!.windows['5m']!
   t.equal(w.failed, 3, 'counted as real failures in /report')
   t.equal(w.injected.requests, 0)
 })
