@@ -178,6 +178,7 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     logger,
     trust,
     requestId: requestIdFor,
+    maxUrlLength,
     plain: (req, socket, head) => {
       if (head.length > 0) socket.unshift(head)
       const res = new ServerResponse(req)

@@ -34,6 +34,8 @@ export interface UpgradeOptions {
   logger: Logger
   trust: ForwardingTrust
   requestId: (req: IncomingMessage) => string
+  /** listen.maxUrlLength: the same edge limit as for a plain request. */
+  maxUrlLength: number
   /** Serves a non-WebSocket upgrade request as a plain request (the listener's handler). */
   plain: (req: IncomingMessage, socket: Socket, head: Buffer) => void
 }
@@ -42,7 +44,7 @@ type Event = 'opened' | 'closed' | 'refused' | 'error'
 
 function noop (): void {}
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 501: 'Not Implemented', 502: 'Bad Gateway', 504: 'Gateway Timeout' }
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 414: 'URI Too Long', 501: 'Not Implemented', 502: 'Bad Gateway', 504: 'Gateway Timeout' }
 
 /** A JSON answer written straight to a socket that has left HTTP parsing behind, then closed. */
 function answer (socket: Socket, status: number, body: Record<string, unknown>): void {
@@ -73,9 +75,15 @@ export class UpgradeProxy {
       this.options.plain(req, socket, head)
       return
     }
+    const url = req.url ?? '/'
+    if (url.length > this.options.maxUrlLength) {
+      this.options.metrics.edgeRejections.labels('uri_too_long').inc()
+      answer(socket, 414, { error: 'uri_too_long', message: `the request target is longer than ${this.options.maxUrlLength} bytes` })
+      return
+    }
     let target: string
     try {
-      target = normalizeTarget(req.url ?? '/')
+      target = normalizeTarget(url)
     } catch (err) {
       if (!(err instanceof BadPath)) throw err
       this.options.metrics.edgeRejections.labels('bad_request').inc()
@@ -178,6 +186,7 @@ export class UpgradeProxy {
       client.write(statusLine(res) + rawHeaderLines(res.rawHeaders, true) + 'connection: close\r\n\r\n')
       res.pipe(client)
       res.on('error', () => { client.destroy() })
+      client.once('close', () => { res.destroy() })
     })
     upReq.on('upgrade', (res, upSocket: Socket, upHead: Buffer) => {
       if (settled) { upSocket.destroy(); return }

@@ -164,6 +164,14 @@ t.test('a route with upgrades off answers 501, never 200; other upgrades are pla
   t.match(answer, /plain$/)
 })
 
+t.test('the listener\'s edge limits and path rules hold for upgrades too', async (t) => {
+  const echo = await echoUpstream(t)
+  const proxy = await startProxy(t, { listen: { maxUrlLength: 64 }, routes: [route('e', '/e', echo.url)] })
+  t.equal((await refusedWith(wsUrl(proxy.url, '/e/' + 'x'.repeat(100)))).status, 414)
+  t.equal((await refusedWith(wsUrl(proxy.url, '/e/..%2fadmin'))).status, 400)
+  t.equal(echo.seen.length, 0)
+})
+
 t.test('an unreachable upstream: 502, counted as an error', async (t) => {
   const port = await closedPort()
   const proxy = await startProxy(t, { routes: [route('down', '/down', `http://127.0.0.1:${port}`)] })
