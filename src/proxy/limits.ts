@@ -39,6 +39,7 @@ export class BodyLimit {
   exceeded = false
   #fault: ClientFault | undefined = undefined
   #onFault: ((err: ClientFault) => void) | undefined = undefined
+  private readonly stopCoalescing: () => void
 
   constructor (req: IncomingMessage, limit: number) {
     const body = new PassThrough()
@@ -46,6 +47,21 @@ export class BodyLimit {
     // The owner's listener: whoever reads the body later adds its own.
     body.on('error', noop)
     let seen = 0
+    // Tiny chunks are coalesced: a body sent one byte per chunk would
+    // otherwise be forwarded (and re-framed upstream) one byte per write.
+    let pending: Buffer[] = []
+    let pendingBytes = 0
+    let timer: NodeJS.Timeout | undefined
+    const flush = (): void => {
+      clearTimeout(timer)
+      timer = undefined
+      if (pendingBytes === 0 || body.destroyed) return
+      const chunk = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes)
+      pending = []
+      pendingBytes = 0
+      if (!body.write(chunk)) req.pause()
+    }
+    this.stopCoalescing = () => { clearTimeout(timer) }
     const onData = (chunk: Buffer): void => {
       seen += chunk.length
       if (seen > limit) {
@@ -56,11 +72,21 @@ export class BodyLimit {
         this.fail(new RequestBodyTooLarge(limit))
         return
       }
-      if (!body.write(chunk)) req.pause()
+      if (pendingBytes === 0 && chunk.length >= COALESCE_BYTES) {
+        if (!body.write(chunk)) req.pause()
+        return
+      }
+      pending.push(chunk)
+      pendingBytes += chunk.length
+      if (pendingBytes >= COALESCE_BYTES) flush()
+      else timer ??= setTimeout(flush, COALESCE_MS)
     }
     req.on('data', onData)
     body.on('drain', () => { if (!this.exceeded) req.resume() })
-    req.once('end', () => { body.end() })
+    req.once('end', () => {
+      flush()
+      body.end()
+    })
     req.once('error', () => { this.fail(new ClientCancelled()) })
     req.once('close', () => { if (!req.complete) this.fail(new ClientCancelled()) })
   }
@@ -74,6 +100,7 @@ export class BodyLimit {
   private fail (err: ClientFault): void {
     if (this.#fault !== undefined) return
     this.#fault = err
+    this.stopCoalescing()
     // The request learns first, so whatever the destroyed stream fails reads the fault from it.
     this.#onFault?.(err)
     if (!this.body.destroyed) this.body.destroy(err)
@@ -81,3 +108,8 @@ export class BodyLimit {
 }
 
 function noop (): void {}
+
+/** Small chunks are gathered up to this many bytes... */
+const COALESCE_BYTES = 16 * 1024
+/** ...or for at most this long, so a slow trickle still flows. */
+const COALESCE_MS = 5

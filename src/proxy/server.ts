@@ -235,8 +235,8 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
       sendTooLarge(res, maxBody, requestId, route.metrics)
       return
     }
-    // Only a body without a trusted length needs counting on the way through.
-    const limit = hasBody && maxBody > 0 && req.headers['content-length'] === undefined ? new BodyLimit(req, maxBody) : undefined
+    // Only a body without a trusted length (chunked) needs counting, and its tiny chunks coalescing, on the way through.
+    const limit = hasBody && req.headers['content-length'] === undefined ? new BodyLimit(req, maxBody > 0 ? maxBody : Infinity) : undefined
     const ctx = new RequestContext(
       route,
       req,
