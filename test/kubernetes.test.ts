@@ -13,7 +13,6 @@ import t from 'tap'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, basename, join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
-import { z } from 'zod'
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment'
 import { Service } from 'kubernetes-models/v1/Service'
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap'
@@ -28,11 +27,9 @@ import { createLogger } from '../src/log.js'
 import { LogCapture, fetchText, needTool } from './helpers.js'
 import { REPO } from './docker-files.js'
 import { run } from './observability/tools.js'
+import { objectsFromFiles, parseDocs, readKustomization, renderWithKubectl, type K8sObject } from './kubernetes-objects.js'
 
-const DIR = join(REPO, 'deploy/kubernetes')
 const { path: kubectl, skip: noKubectl } = needTool('kubectl')
-
-type K8sObject = { apiVersion: string, kind: string, metadata: { name: string, namespace?: string, labels?: Record<string, string> }, [key: string]: unknown }
 
 /** The models whose validate() checks an object against its schema, by apiVersion/kind. */
 const MODELS: Record<string, new (data: never) => { validate: () => void }> = {
@@ -43,37 +40,10 @@ const MODELS: Record<string, new (data: never) => { validate: () => void }> = {
   'monitoring.coreos.com/v1/PodMonitor': PodMonitor
 }
 
-/** The part of kustomize this directory uses; anything else fails here, so the plain-file reading below cannot drift from kustomize's. */
-const kustomizationSchema = z.strictObject({
-  apiVersion: z.literal('kustomize.config.k8s.io/v1beta1'),
-  kind: z.literal('Kustomization'),
-  namespace: z.string(),
-  resources: z.array(z.string()),
-  configMapGenerator: z.array(z.strictObject({ name: z.string(), files: z.array(z.string()), options: z.strictObject({ disableNameSuffixHash: z.literal(true) }) })),
-  images: z.array(z.strictObject({ name: z.string(), newName: z.string(), newTag: z.string() }))
-})
-
-const kustomization = kustomizationSchema.parse(parseAllDocuments(await readFile(join(DIR, 'kustomization.yaml'), 'utf8'))[0]?.toJS())
-
-function parseDocs (text: string): K8sObject[] {
-  return parseAllDocuments(text).map((d) => d.toJS() as K8sObject).filter((o) => o !== null)
-}
-
-/** The objects as the files hold them, plus the generated ConfigMap. */
-async function fromFiles (): Promise<K8sObject[]> {
-  const objects: K8sObject[] = []
-  for (const file of kustomization.resources) objects.push(...parseDocs(await readFile(join(DIR, file), 'utf8')))
-  for (const gen of kustomization.configMapGenerator) {
-    const data: Record<string, string> = {}
-    for (const file of gen.files) data[basename(file)] = await readFile(join(DIR, file), 'utf8')
-    objects.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: gen.name }, data })
-  }
-  return objects
-}
-
-const files = await fromFiles()
+const kustomization = await readKustomization()
+const files = await objectsFromFiles(kustomization)
 /** What `kubectl apply -k` would send, when kubectl is here. */
-const rendered = kubectl === undefined ? undefined : await run(kubectl, ['kustomize', DIR], { timeoutMs: 60_000 })
+const rendered = await renderWithKubectl(kubectl)
 const objects = rendered?.code === 0 ? parseDocs(rendered.stdout) : files
 
 const find = (kind: string, name?: string): K8sObject => {
