@@ -54,7 +54,9 @@ t.test('stop-accepting (the default): new connections are refused as soon as shu
   const during = await sendDuring(`${proxy.url}/svc`, 300)
   await closing
   t.ok(during.length >= 2, `${during.length} requests sent during shutdown`)
-  t.same([...new Set(during.map((d) => d.result))], ['refused'], 'every new connection is refused')
+  // One accepted in the instant before the listener closes is closed unanswered; none is served.
+  t.ok(during.every((d) => d.result === 'refused' || d.result === 'cut'), `no new request is served: ${during.map((d) => d.result).join(', ')}`)
+  t.equal(during.at(-1)?.result, 'refused', 'new connections are refused once the listener is closed')
 })
 
 t.test('keep-accepting: new requests are served for the whole window, then the listener closes', async (t) => {
