@@ -69,3 +69,26 @@ t.test('a SIGHUP-style reload loses no queued, backing-off, delayed or removed-r
   // After the old generation drained, only the new generation's pools remain.
   t.equal((await fetchText(`${proxy.url}/queued/y`)).body, 'slow')
 })
+
+t.test('a breaker shared across generations counts each transition once while the old generation drains', async (t) => {
+  let release: (() => void) | undefined
+  const up = await startUpstream(t, (req, res) => {
+    if (req.url === '/svc/hold') { release = () => { res.end('held') }; return }
+    res.end('ok')
+  })
+  const dir = t.testdir({})
+  const file = join(dir, 'faultline.json')
+  const svc = route('svc', '/svc', up.url, { resilience: { breaker: { consecutiveFailures: 5 } } })
+  const v1 = { admin: { token: TOKEN }, routes: [svc] }
+  await writeFile(file, JSON.stringify(v1))
+  const proxy = await startProxy(t, v1, { configFile: file })
+  const held = fetchText(`${proxy.url}/svc/hold`)
+  for (let i = 0; i < 100 && release === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  await writeFile(file, JSON.stringify({ ...v1, routes: [svc, route('other', '/other', up.url)] }))
+  t.equal((await fetchText(`${proxy.adminUrl}/reload`, { method: 'POST', headers: auth })).status, 200)
+  t.equal((await fetchText(`${proxy.adminUrl}/routes/svc/breaker/force-open`, { method: 'POST', headers: auth })).status, 200)
+  const samples = await scrape(proxy)
+  t.equal(sumOf(samples, 'faultline_breaker_transitions_total', { route: 'svc', to: 'forced_open' }) + sumOf(samples, 'faultline_breaker_transitions_total', { route: 'svc', to: 'open' }), 1, 'one transition, counted once')
+  release?.()
+  t.equal((await held).body, 'held', 'the old generation\'s request finished')
+})

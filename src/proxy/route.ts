@@ -11,6 +11,7 @@ import type { UpstreamPools } from './upstreams.js'
 import { upstreamAttempt } from './attempt.js'
 import { composePipeline, type Policy, type UpstreamCall } from './pipeline.js'
 import { buildPolicies, type PolicyDeps } from '../policies/index.js'
+import type { PolicyEvents } from '../policies/events.js'
 import { validateResponse } from '../policies/validate.js'
 import type { PolicyRegistry } from '../policies/registry.js'
 import { RouteFaults, type RouteFaultsOptions } from '../faults/route-faults.js'
@@ -33,6 +34,19 @@ export interface RouteDeps {
   controller?: ControllerConfig
   /** What fault schedules read the time from (windows, until, ttl) and where expiries are logged. */
   chaosOptions?: RouteFaultsOptions
+}
+
+/**
+ * A retired route still serves its in-flight requests, but the breaker and
+ * auth guard it shares with the route that replaced it report their
+ * transitions through the new route only: otherwise each transition would
+ * be counted (and alerted) once per generation still draining.
+ */
+function quietWhenRetired (events: PolicyEvents, retired: () => boolean): PolicyEvents {
+  const quiet = Object.create(events) as PolicyEvents
+  quiet.breakerTransition = (from, to) => { if (!retired()) events.breakerTransition(from, to) }
+  quiet.authGuardTripped = () => { if (!retired()) events.authGuardTripped() }
+  return quiet
 }
 
 export class RouteRuntime {
@@ -95,7 +109,7 @@ export class RouteRuntime {
       upstreamLabel: this.upstreamLabel,
       alternates,
       attemptOptions,
-      watch: deps.watchPolicies,
+      watch: (name, upstream, events) => quietWhenRetired(deps.watchPolicies?.(name, upstream, events) ?? events, () => this.retired),
       faultStage: this.faults.stage
     })
     // Faults innermost, just inside the attempt timeout: every attempt re-rolls, an injected hang is cut
