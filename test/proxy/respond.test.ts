@@ -18,7 +18,7 @@ function fakeContext (): RequestContext {
     attempts: 1,
     fallback: undefined,
     fault: undefined,
-    route: { faults: { exposeHeaders: false }, metrics: { upstreamError: () => {} } }
+    route: { faults: { exposeHeaders: false }, metrics: { upstreamError: () => {} }, config: { resilience: { bodyIdleTimeoutMs: 10_000 } } }
   } as unknown as RequestContext
 }
 
