@@ -34,7 +34,7 @@ t.test('a YAML error shows the offending line with a caret under the column', as
 })
 
 t.test('a misspelt key gets the closest known key and the keys accepted there', async (t) => {
-  t.same(problems(ROUTE + '    resilence: {}\n'), ['fl.yaml: routes[0]: unknown key "resilence" (did you mean "resilience"?); expected one of name, match, upstream, resilience, chaos, validate, intent, limits'])
+  t.same(problems(ROUTE + '    resilence: {}\n'), ['fl.yaml: routes[0]: unknown key "resilence" (did you mean "resilience"?); expected one of name, match, upstream, resilience, chaos, validate, intent, limits, upgrades'])
   t.match(problems(ROUTE + '    resilience: { timeout: 500 }\n'), [/^fl\.yaml: routes\[0\]\.resilience: unknown key "timeout" \(did you mean "timeoutMs"\?\); expected one of timeoutMs, attemptTimeoutMs, /])
   t.match(problems(ROUTE + '    chaos: { faults: [{ kind: latency, ms: 5, probabilty: 0.5 }] }\n'), [/faults\[0\]: unknown key "probabilty" \(did you mean "probability"\?\); expected one of kind, name, probability, at, match, .*\bms, jitterMs/],
     'a fault is matched against the keys of its own kind')
