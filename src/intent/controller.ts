@@ -57,6 +57,8 @@ export interface ControllerReport {
   disablingLevel: number | undefined
   breaches: number
   windows: number
+  /** While halted: milliseconds until planned chaos resumes. */
+  resumesInMs?: number
 }
 
 /** Headroom: 1 is an idle SLO, 0 is exactly at a threshold, negative is a breach. */
@@ -138,6 +140,7 @@ export class IntensityController {
   report (now: number): ControllerReport {
     return {
       level: this.levelValue,
+      resumesInMs: now < this.haltedUntil ? this.haltedUntil - now : undefined,
       halted: now < this.haltedUntil,
       resilienceMargin: this.margin,
       significantLevel: this.significant,

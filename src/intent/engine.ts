@@ -54,6 +54,21 @@ export interface WindowPoint {
 }
 
 const MAX_LEVEL_HISTORY = 720
+/** The status page's sparklines: the last 15 minutes of windows, in memory, bounded. */
+const HISTORY_MS = 15 * 60_000
+const MAX_HISTORY_POINTS = 900
+
+/** One evaluation window for the status page. Failures the caller saw are split: injected (a fault was in the request) and real. */
+export interface HistoryPoint {
+  at: number
+  level: number
+  /** null when the window had no request. */
+  headroom: number | null
+  requests: number
+  realErrorRate: number
+  injectedErrorRate: number
+  p99Ms: number
+}
 
 function emptyBooks (): EngineBooks {
   return { requests: 0, surfaced: 0, windows: 0, windowsWithinSlo: 0, windowsBreached: 0, windowsTooFew: 0, byFault: new Map(), levels: [], timeline: [] }
@@ -79,6 +94,11 @@ export class IntentEngine {
   private books = emptyBooks()
   /** Requests in the current evaluation window that carried an injected fault. */
   private windowInjected = 0
+  /** Caller-visible failures this window, with and without an injected fault. */
+  private windowFailedInjected = 0
+  private windowFailedReal = 0
+  /** Ring of the last HISTORY_MS of windows (at most MAX_HISTORY_POINTS; a reload starts a new one). */
+  private readonly historyRing: HistoryPoint[] = []
   /** mode + level of the plan last handed to the faults: re-planned only when it changes. */
   private applied = ''
 
@@ -113,6 +133,7 @@ export class IntentEngine {
     const b = this.books
     b.requests++
     if (surfaced) b.surfaced++
+    if (surfaced) { if (fault === undefined) this.windowFailedReal++; else this.windowFailedInjected++ }
     if (fault === undefined) return
     this.windowInjected++
     for (const label of fault.split(',')) {
@@ -144,6 +165,7 @@ export class IntentEngine {
     }
     const injected = this.windowInjected
     this.windowInjected = 0
+    this.remember(figures)
     if (b.timeline.length < MAX_LEVEL_HISTORY) {
       const judged = figures.requests >= this.settings.minRequests
       b.timeline.push({ level: b.levels[b.levels.length - 1] ?? this.level, headroom: judged ? Math.round(headroom(figures, this.intent.slo) * 1000) / 1000 : null, requests: figures.requests, injected })
@@ -165,6 +187,26 @@ export class IntentEngine {
     this.apply()
     return event
   }
+
+  private remember (figures: SloSnapshot): void {
+    const n = figures.requests
+    this.historyRing.push({
+      at: Date.now(),
+      level: this.level,
+      headroom: n === 0 ? null : Math.round(headroom(figures, this.intent.slo) * 1000) / 1000,
+      requests: n,
+      realErrorRate: n === 0 ? 0 : this.windowFailedReal / n,
+      injectedErrorRate: n === 0 ? 0 : this.windowFailedInjected / n,
+      p99Ms: Math.round(figures.p99Ms * 10) / 10
+    })
+    this.windowFailedReal = 0
+    this.windowFailedInjected = 0
+    const oldest = Date.now() - HISTORY_MS
+    while (this.historyRing.length > MAX_HISTORY_POINTS || (this.historyRing[0] !== undefined && this.historyRing[0].at < oldest)) this.historyRing.shift()
+  }
+
+  /** The last 15 minutes of windows (oldest first), for the status page. */
+  get history (): readonly HistoryPoint[] { return this.historyRing }
 
   setMode (mode: ChaosMode): void {
     this.modeValue = mode

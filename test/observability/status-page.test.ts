@@ -5,7 +5,7 @@
  * text, never as markup.
  */
 import t from 'tap'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fetchText, needTool, rawExchange, route, startProxy, startUpstream } from '../helpers.js'
@@ -71,4 +71,36 @@ t.test('headless Chromium renders the routes table with live data', { skip, time
   t.equal(broken[5], '100%', 'all failed')
   t.match(dom, /GET \/broken\/&lt;iframe&gt;/, 'the path is shown as text')
   t.notMatch(dom, /<iframe/, 'and never becomes an element')
+})
+
+t.test('headless Chromium shows the intent engine at a glance, with sparklines and a screenshot', { skip, timeout: 120_000 }, async (t) => {
+  const ok = await startUpstream(t, (_req, res) => { res.end('ok') })
+  const proxy = await startProxy(t, {
+    log: { level: 'silent' },
+    controller: { evaluationMs: 200, minRequests: 1 },
+    routes: [route('pay', '/pay', ok.url, { intent: { criticality: 'optional' }, chaos: { enabled: true, budget: 0.5, seed: 2 } })]
+  })
+  const until = Date.now() + 1_500
+  for (let i = 0; i < 200 && Date.now() < until; i++) await fetchText(`${proxy.url}/pay/${i}`).catch(() => undefined)
+  const status = JSON.parse((await fetchText(`${proxy.adminUrl}/status/intent`)).body) as { routes: Array<{ route: string, guardrail: string, history: Array<{ realErrorRate: number, injectedErrorRate: number }> }> }
+  t.equal(status.routes[0]!.route, 'pay')
+  t.ok(status.routes[0]!.history.length >= 2, `windows kept for the sparklines (${status.routes[0]!.history.length})`)
+  t.ok(status.routes[0]!.history.every((p) => 'realErrorRate' in p && 'injectedErrorRate' in p), 'real and injected failures kept apart')
+  t.match(status.routes[0]!.guardrail, /^(running|holding)$/)
+
+  const profile = await mkdtemp(join(tmpdir(), 'faultline-chromium-'))
+  t.teardown(async () => { await rm(profile, { recursive: true, force: true }) })
+  const common = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--virtual-time-budget=4000']
+  const dom = (await run(chromium!, [...common, '--dump-dom', `${proxy.adminUrl}/`], { timeoutMs: 90_000 })).stdout
+  const row = new RegExp('<table id="engines">.*?<tr data-route="pay">(.*?)</tr>', 's').exec(dom)?.[1] ?? ''
+  t.match(row, /<td>pay<\/td>/, 'the route has a row in the intent engine table')
+  t.match(row, /(running|holding)<\/span>/, 'its guardrail state')
+  t.equal((row.match(/<svg [^>]*class="spark"/g) ?? []).length, 4, 'four sparklines: level, headroom, error rate, p99')
+  t.match(row, /<polyline class="level"/)
+  t.match(row, /<polyline class="real"/, 'real failures drawn')
+  t.match(row, /<polyline class="injected"/, 'injected failures drawn apart')
+  const png = join(profile, 'status.png')
+  await run(chromium!, [...common, `--screenshot=${png}`, '--window-size=1400,1000', `${proxy.adminUrl}/`], { timeoutMs: 90_000 })
+  const size = await stat(png).then((s) => s.size, () => 0)
+  t.ok(size > 10_000, `a screenshot was rendered (${size} bytes)`)
 })

@@ -31,6 +31,17 @@ export const STATUS_HTML = `<!doctype html>
       <tbody></tbody>
     </table>
   </section>
+  <section id="intent">
+    <h2>Intent engine</h2>
+    <p class="legend">Last 15 minutes, one point per evaluation window. Error rate: <span class="real">real failures</span> and <span class="injected">injected failures</span> drawn apart.</p>
+    <table id="engines">
+      <thead><tr>
+        <th>Route</th><th>Chaos level</th><th>SLO headroom</th><th>Guardrail</th><th>Resilience margin</th><th>Significant / disabling</th>
+        <th>Level</th><th>Headroom</th><th>Error rate</th><th>p99</th>
+      </tr></thead>
+      <tbody></tbody>
+    </table>
+  </section>
   <section>
     <h2>Suggestions</h2>
     <ul id="suggestions"></ul>
@@ -58,10 +69,18 @@ th { background: #f0f2f5; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .state { display: inline-block; padding: 0 .45rem; border-radius: .6rem; font-size: .85em; }
 .state-closed, .state-forced_closed, .state-off { background: #dff3e4; }
-.state-half_open { background: #fff1c2; }
+.state-half_open, .state-holding, .state-halted { background: #fff1c2; }
+.state-running { background: #dff3e4; }
 .state-open, .state-forced_open, .state-on, .state-killed { background: #fbd5d5; }
 .state-none { background: #eceff3; color: #5b6472; }
 #summary.error { color: #b3261e; }
+svg.spark { display: block; background: #fff; }
+svg.spark polyline { fill: none; stroke-width: 1.5; }
+svg.spark .level { stroke: #6c4bd8; } svg.spark .headroom { stroke: #1f7a3d; } svg.spark .p99 { stroke: #2b6cb0; }
+svg.spark .real { stroke: #b3261e; } svg.spark .injected { stroke: #d9822b; stroke-dasharray: 3 2; }
+svg.spark .zero { stroke: #e3a0a0; stroke-dasharray: 2 2; }
+.legend .real { color: #b3261e; } .legend .injected { color: #d9822b; }
+.legend { color: #5b6472; margin: .2rem 0 .5rem; }
 footer { margin-top: 2rem; color: #5b6472; }
 `
 
@@ -88,7 +107,79 @@ async function getJson (path) {
   return await res.json()
 }
 
-function render (routes, chaos, report) {
+const SVG = 'http://www.w3.org/2000/svg'
+/** A sparkline built with DOM calls (no markup strings): one polyline per series, gaps where a value is null. */
+function sparkline (series, min, max, zero) {
+  const w = 120
+  const h = 28
+  const svg = document.createElementNS(SVG, 'svg')
+  svg.setAttribute('class', 'spark')
+  svg.setAttribute('width', String(w))
+  svg.setAttribute('height', String(h))
+  svg.setAttribute('viewBox', '0 0 ' + w + ' ' + h)
+  const span = (max - min) || 1
+  const y = (v) => (h - 2 - ((Math.min(max, Math.max(min, v)) - min) / span) * (h - 4)).toFixed(1)
+  if (zero && min < 0 && max > 0) {
+    const line = document.createElementNS(SVG, 'line')
+    line.setAttribute('class', 'zero'); line.setAttribute('x1', '0'); line.setAttribute('x2', String(w)); line.setAttribute('y1', y(0)); line.setAttribute('y2', y(0))
+    svg.appendChild(line)
+  }
+  for (const s of series) {
+    const n = s.values.length
+    let points = []
+    const flush = () => {
+      if (points.length > 0) {
+        const p = document.createElementNS(SVG, 'polyline')
+        p.setAttribute('class', s.className)
+        p.setAttribute('points', points.length === 1 ? points[0] + ' ' + points[0] : points.join(' '))
+        svg.appendChild(p)
+      }
+      points = []
+    }
+    s.values.forEach((v, i) => {
+      if (v === null || v === undefined) { flush(); return }
+      points.push((n <= 1 ? w - 2 : (i * (w - 4)) / (n - 1) + 2).toFixed(1) + ',' + y(v))
+    })
+    flush()
+  }
+  const td = el('td')
+  td.appendChild(svg)
+  return td
+}
+function level (x) { return x === null || x === undefined ? '-' : Number(x).toFixed(2) }
+
+function renderEngines (intent) {
+  const tbody = document.querySelector('#engines tbody')
+  tbody.replaceChildren()
+  for (const r of intent.routes) {
+    const row = el('tr')
+    row.dataset.route = r.route
+    const h = r.history
+    cell(row, r.route)
+    cell(row, level(r.level), 'num')
+    cell(row, r.headroom === null ? '-' : pct(r.headroom), 'num')
+    row.appendChild(badge(r.guardrail.startsWith('halted') ? 'halted' : r.guardrail.startsWith('chaos stopped') ? 'killed' : r.guardrail.split(' ')[0], r.guardrail))
+    cell(row, level(r.resilienceMargin), 'num')
+    cell(row, level(r.significantLevel) + ' / ' + level(r.disablingLevel), 'num')
+    row.appendChild(sparkline([{ className: 'level', values: h.map((p) => p.level) }], 0, 1))
+    const heads = h.map((p) => p.headroom).filter((v) => v !== null)
+    row.appendChild(sparkline([{ className: 'headroom', values: h.map((p) => p.headroom) }], Math.min(-0.5, ...heads), 1, true))
+    const rates = h.flatMap((p) => [p.realErrorRate, p.injectedErrorRate])
+    row.appendChild(sparkline([{ className: 'real', values: h.map((p) => p.realErrorRate) }, { className: 'injected', values: h.map((p) => p.injectedErrorRate) }], 0, Math.max(r.slo.errorRate * 2, ...rates)))
+    row.appendChild(sparkline([{ className: 'p99', values: h.map((p) => p.requests ? p.p99Ms : null) }], 0, Math.max(r.slo.p99Ms * 1.5, ...h.map((p) => p.p99Ms))))
+    tbody.appendChild(row)
+  }
+  if (!intent.routes.length) {
+    const row = el('tr')
+    const td = el('td', 'No route has an intent or chaos enabled.')
+    td.colSpan = 10
+    row.appendChild(td)
+    tbody.appendChild(row)
+  }
+}
+
+function render (routes, chaos, report, intent) {
+  renderEngines(intent)
   const byName = new Map(report.routes.map((r) => [r.route, r]))
   const chaosOf = new Map(chaos.routes.map((r) => [r.route, r]))
   const tbody = document.querySelector('#routes tbody')
@@ -147,8 +238,8 @@ function render (routes, chaos, report) {
 
 async function refresh () {
   try {
-    const [routes, chaos, report] = await Promise.all([getJson('/routes'), getJson('/chaos'), getJson('/report')])
-    render(routes, chaos, report)
+    const [routes, chaos, report, intent] = await Promise.all([getJson('/routes'), getJson('/chaos'), getJson('/report'), getJson('/status/intent')])
+    render(routes, chaos, report, intent)
   } catch (err) {
     const summary = document.getElementById('summary')
     summary.className = 'error'
