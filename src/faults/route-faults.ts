@@ -27,6 +27,7 @@ import { ClientSideIO, UpstreamSideIO, type ChaosLink, type FaultIO } from './io
 import { TRIGGER_HEADER, TriggerError, checkTriggerCaps, parseTrigger, type TriggerCaps } from './trigger.js'
 import { releaser, type ChaosSwitch } from './switch.js'
 import { Schedule, isScheduled, systemClock, type Clock } from './schedule.js'
+import { MAX_TIMER_MS } from '../util/timer.js'
 
 interface Inc { inc: (value?: number) => void }
 
@@ -39,8 +40,6 @@ export interface RouteFaultsOptions {
 
 /** Distinct trigger header values whose schedules a route remembers (least recently seen forgotten first). */
 const TRIGGER_SCHEDULES = 256
-/** Node's timer limit: a longer delay would fire at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 export class RouteFaults {
   readonly route: string

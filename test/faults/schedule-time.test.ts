@@ -42,7 +42,7 @@ const status = async (proxy: StartedProxy): Promise<number> => (await fetchText(
 t.test('a window opens startAfter after the route loaded and closes after duration; GET shows where it stands', async (t) => {
   const clock = new TestClock()
   const upstream = await jsonUpstream(t)
-  const proxy = await clockedProxy(t, clock, upstream.url, { faults: [{ kind: 'abort', name: 'outage', status: 503, window: { startAfter: 10_000, duration: 30_000 } }] })
+  const proxy = await clockedProxy(t, clock, upstream.url, { faults: [{ kind: 'abort', name: 'outage', status: 503, window: { startAfter: '10s', duration: '30s' } }] })
   t.equal(await status(proxy), 200, 'before the window')
   t.match((await admin(proxy, 'GET', '/chaos')).body.routes[0].faults[0].schedule, { window: { open: false, opensInMs: 10_000, closesInMs: 40_000 } })
   clock.advance(9_999)
@@ -79,7 +79,7 @@ t.test('ttl and until remove a runtime fault, with an audit line and a metric; a
   const upstream = await jsonUpstream(t)
   const proxy = await clockedProxy(t, clock, upstream.url, {})
 
-  const added = await admin(proxy, 'POST', '/chaos/routes/svc/faults', { kind: 'abort', name: 'brief', status: 503, ttl: 60_000 })
+  const added = await admin(proxy, 'POST', '/chaos/routes/svc/faults', { kind: 'abort', name: 'brief', status: 503, ttl: '1m' })
   t.equal(added.status, 201)
   t.equal(await status(proxy), 503)
   t.match((await admin(proxy, 'GET', '/chaos')).body.routes[0].faults[0], { id: 'brief', ttl: 60_000, schedule: { expiresAt: '2030-01-01T00:01:00.000Z', expiresInMs: 60_000 } })

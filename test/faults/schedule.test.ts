@@ -177,6 +177,14 @@ t.test('a schedule never escapes the kill switch or a disabled route: nothing is
   t.same(await statuses(`${proxy.url}/svc/x`, 3), [503, 503, 200], 'the schedule starts where chaos resumed: nothing was counted while off')
 })
 
+t.test('a schedule never escapes chaos.maxShare: it narrows when a fault may fire, the cap still bounds how often', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, { maxShare: 0.5, faults: [{ kind: 'abort', name: 'ten', status: 503, first: 10 }] })
+  const seen = await statuses(`${proxy.url}/svc/x`, 12)
+  t.equal(seen.filter((s) => s === 503).length, 5, 'first: 10 admitted ten, the cap let half of them through')
+  t.same(seen.slice(10), [200, 200], 'and the schedule is used up all the same')
+})
+
 t.test('client-side faults take schedules too', async (t) => {
   const upstream = await jsonUpstream(t)
   const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'abort', status: 502, at: 'client', first: 1 }] }, { resilience: { retry: RETRY } })
