@@ -35,6 +35,7 @@ import { AlertNotifier } from './alerts/notifier.js'
 import { alertingEvents } from './alerts/policy-watch.js'
 import { ExperimentRunner } from './intent/experiment.js'
 import { experimentsAdmin } from './admin/experiments.js'
+import { FleetRedis, readRedisPassword } from './fleet/redis.js'
 
 export interface StartOptions {
   /** Where the config came from; needed for reloads from the file. */
@@ -101,6 +102,8 @@ export class Faultline {
   /** Drives every route's intent engine, one tick per evaluation window. */
   private evaluation: NodeJS.Timeout | undefined
   readonly experiments: ExperimentRunner
+  /** The fleet's Redis connections (config `fleet`); undefined when this instance works alone. Replaced by a reload that changes fleet.redis. */
+  private fleetRedis: FleetRedis | undefined
 
   private constructor (config: Config, options: StartOptions) {
     this.config = config
@@ -112,6 +115,7 @@ export class Faultline {
     this.adminToken = Faultline.check(config, options.configFile ?? '<config>')
     this.alerts = new AlertNotifier(config.alerts, { logger: this.logger, metrics: this.metrics, recorder: this.report })
     this.alerts.watchRoutes(() => this.table.routes.map((r) => r.name))
+    this.fleetRedis = this.fleetFor(config, undefined)
     this.table = this.buildTable(config)
     this.experiments = new ExperimentRunner(this.metrics, () => this.table, () => this.config.controller.evaluationMs, () => this.config.controller.minRequests)
     this.metrics.chaosStatus = () => {
@@ -134,8 +138,20 @@ export class Faultline {
       }])
     }
     prepareConfig(config, file)
+    if (config.fleet !== undefined) readRedisPassword(config.fleet.redis, file)
     return token
   }
+
+  /** The fleet Redis for this config: the current one when its settings are unchanged, a new (unconnected) one otherwise. */
+  private fleetFor (config: Config, current: FleetRedis | undefined): FleetRedis | undefined {
+    if (config.fleet === undefined) return undefined
+    const password = readRedisPassword(config.fleet.redis, this.configFile ?? '<config>')
+    if (current?.sameAs(config.fleet, password) === true) return current
+    return new FleetRedis(config.fleet, { logger: this.logger, metrics: this.metrics, password })
+  }
+
+  /** The fleet's Redis connections, for fleet features and the deferral queue; undefined without `fleet` in the config. */
+  get fleet (): FleetRedis | undefined { return this.fleetRedis }
 
   /** Validates, binds both listeners and returns once the proxy is ready. */
   static async start (config: Config, options: StartOptions = {}): Promise<Faultline> {
@@ -154,7 +170,7 @@ export class Faultline {
     const routes: RouteRuntime[] = []
     try {
       for (const route of config.routes) {
-        routes.push(new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, controller: config.controller, chaosOptions: { clock: this.clock, logger: this.logger }, report: this.report, watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream) }))
+        routes.push(new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, controller: config.controller, chaosOptions: { clock: this.clock, logger: this.logger }, fleet: this.fleetRedis, report: this.report, watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream) }))
       }
     } catch (err) {
       for (const route of routes) route.dispose()
@@ -307,10 +323,15 @@ export class Faultline {
         this.logger.warn({ section: key }, `config.${key} changed: it takes effect on restart`)
       }
     }
+    const previousFleet = this.fleetRedis
+    const fleet = this.fleetFor(next, previousFleet)
     let table: RouteTable
     try {
+      this.fleetRedis = fleet
       table = this.buildTable(next)
     } catch (err) {
+      this.fleetRedis = previousFleet
+      if (fleet !== previousFleet) void fleet?.close()
       // buildTable released what it acquired; the caller gets a 400 with the reason, not a 500.
       if (err instanceof ConfigError) throw err
       throw new ConfigError(this.configFile ?? '<config>', [{ path: '', message: `the config could not be built: ${(err as Error).message}` }])
@@ -331,6 +352,8 @@ export class Faultline {
     if (evaluationChanged && this.evaluation !== undefined) this.startEvaluation()
     // Old routes release their pools and policy leases when their last in-flight request settles.
     for (const route of previous.routes) route.retire()
+    // Retired routes that still drain fall back to local state, as they would with Redis down.
+    if (previousFleet !== fleet) void previousFleet?.close()
     this.metrics.configReloads.labels('success').inc()
     this.metrics.configLoaded.setToCurrentTime()
     this.metrics.routesConfigured.set(next.routes.length)
@@ -417,6 +440,7 @@ export class Faultline {
     }
     await this.pools.closeAll()
     for (const route of this.table.routes) route.dispose()
+    await this.fleetRedis?.close()
     await this.admin?.close()
     await this.probes?.close()
     this.alerts.close()

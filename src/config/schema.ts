@@ -13,6 +13,7 @@ import { controllerSchema, intentSchema } from '../intent/schema.js'
 import { HTTP_METHODS } from './http-methods.js'
 import { parseCidr } from '../proxy/trust.js'
 import { upgradesSchema } from '../proxy/upgrade-schema.js'
+import { fleetSchema } from '../fleet/schema.js'
 
 /** Route names become metric label values: keep them short and bounded. */
 const routeName = z
@@ -201,7 +202,9 @@ export const configSchema = z
     probes: probesSchema.optional(),
     controller: controllerSchema.prefault({}),
     routes: z.array(routeSchema).min(1, { error: 'expected at least one route' }),
-    alerts: alertsSchema.prefault({})
+    alerts: alertsSchema.prefault({}),
+    /** Shared state across the replicas of a service, in Redis (docs/FLEET.md); absent: this instance works alone. */
+    fleet: fleetSchema.optional()
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>()

@@ -321,6 +321,20 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly fleetRedisUp = new Gauge({
+    name: 'faultline_fleet_redis_up',
+    help: 'Whether the fleet Redis connection is connected and ready (1) or not (0), by connection (commands, subscriber, ...); while 0 the fleet features it serves use local state (docs/FLEET.md).',
+    labelNames: ['connection'] as const,
+    registers: [this.registry]
+  })
+
+  readonly fleetRedisErrors = new Counter({
+    name: 'faultline_fleet_redis_errors_total',
+    help: 'Fleet Redis connection errors and failed commands, by connection; each one fell back to local state and failed no request.',
+    labelNames: ['connection'] as const,
+    registers: [this.registry]
+  })
+
   constructor (options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) {
       collectDefaultMetrics({ register: this.registry })

@@ -18,6 +18,7 @@ import { RouteFaults, type RouteFaultsOptions } from '../faults/route-faults.js'
 import { ChaosSwitch } from '../faults/switch.js'
 import { IntentEngine } from '../intent/engine.js'
 import { controllerSchema, intentSchema, type ControllerConfig } from '../intent/schema.js'
+import type { FleetRedis } from '../fleet/redis.js'
 
 export interface RouteDeps {
   pools: UpstreamPools
@@ -34,6 +35,8 @@ export interface RouteDeps {
   controller?: ControllerConfig
   /** What fault schedules read the time from (windows, until, ttl) and where expiries are logged. */
   chaosOptions?: RouteFaultsOptions
+  /** The fleet's Redis (config `fleet`): shared breaker transitions, cache, deferral; undefined when the instance works alone. */
+  fleet?: FleetRedis
 }
 
 /**
