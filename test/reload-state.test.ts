@@ -54,6 +54,34 @@ t.test('the cache stays warm and the bulkhead keeps counting across a reload wit
   t.equal(cached.headers['x-faultline-fallback'], 'cache')
 })
 
+t.test('the retry budget keeps what it spent across a reload with the same options', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => { res.writeHead(503).end('down') })
+  // One retry per minute window, none earned by requests: the first request spends it.
+  const retry = { attempts: 3, backoff: { baseMs: 1, maxMs: 1, jitter: 'none' }, budgetRatio: 0, budgetMinRetries: 1, budgetWindowMs: 60_000 }
+  const config = { admin: { token: TOKEN }, routes: [route('r', '/r', upstream.url, { resilience: { retry } })] }
+  const file = join(t.testdir({}), 'config.json')
+  await writeFile(file, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port: 0 } }))
+  const proxy = await startProxy(t, config, { configFile: file })
+  const first = await fetchText(`${proxy.url}/r/x`)
+  t.equal(first.headers['x-faultline-attempts'], '2', 'the first request spent the only retry of the window')
+  t.equal(upstream.hits(), 2)
+
+  await writeFile(file, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port: 0 }, routes: [...config.routes, route('n', '/n', upstream.url)] }))
+  const reload = await fetchText(`${proxy.adminUrl}/reload`, { method: 'POST', headers: auth })
+  t.equal(reload.status, 200, reload.body)
+  t.equal((await fetchText(`${proxy.url}/n/y`)).status, 503, 'the reload took effect')
+
+  const second = await fetchText(`${proxy.url}/r/x`)
+  t.equal(second.status, 503)
+  t.equal(second.headers['x-faultline-attempts'], '1', 'no retry after the reload: the budget is the same, still spent')
+  t.equal(upstream.hits(), 4, 'one attempt each for /n/y and the second /r/x')
+
+  // A changed budget option starts a fresh budget.
+  await writeFile(file, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port: 0 }, routes: [route('r', '/r', upstream.url, { resilience: { retry: { ...retry, budgetMinRetries: 2 } } })] }))
+  t.equal((await fetchText(`${proxy.adminUrl}/reload`, { method: 'POST', headers: auth })).status, 200)
+  t.equal((await fetchText(`${proxy.url}/r/x`)).headers['x-faultline-attempts'], '3', 'a fresh budget of two retries')
+})
+
 t.test('a reload naming a TLS file that cannot be read is refused, naming it; the old config stays live', async (t) => {
   const upstream = await startUpstream(t, (_req, res) => { res.end('ok') })
   const config = { admin: { token: TOKEN }, routes: [route('a', '/a', upstream.url)] }
