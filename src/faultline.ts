@@ -36,6 +36,8 @@ import { alertingEvents } from './alerts/policy-watch.js'
 import { ExperimentRunner } from './intent/experiment.js'
 import { experimentsAdmin } from './admin/experiments.js'
 import { FleetRedis, readRedisPassword } from './fleet/redis.js'
+import { Deferrals } from './deferral/service.js'
+import { deferralsAdmin } from './admin/deferrals.js'
 
 export interface StartOptions {
   /** Where the config came from; needed for reloads from the file. */
@@ -104,6 +106,8 @@ export class Faultline {
   readonly experiments: ExperimentRunner
   /** The fleet's Redis connections (config `fleet`); undefined when this instance works alone. Replaced by a reload that changes fleet.redis. */
   private fleetRedis: FleetRedis | undefined
+  /** The deferral store and a deliverer per route with a `defer` step (src/deferral). */
+  readonly deferrals: Deferrals
 
   private constructor (config: Config, options: StartOptions) {
     this.config = config
@@ -116,6 +120,7 @@ export class Faultline {
     this.alerts = new AlertNotifier(config.alerts, { logger: this.logger, metrics: this.metrics, recorder: this.report })
     this.alerts.watchRoutes(() => this.table.routes.map((r) => r.name))
     this.fleetRedis = this.fleetFor(config, undefined)
+    this.deferrals = new Deferrals(config.deferral, { logger: this.logger, metrics: this.metrics, routes: () => this.table.routes })
     this.table = this.buildTable(config)
     this.experiments = new ExperimentRunner(this.metrics, () => this.table, () => this.config.controller.evaluationMs, () => this.config.controller.minRequests)
     this.metrics.chaosStatus = () => {
@@ -157,6 +162,8 @@ export class Faultline {
   static async start (config: Config, options: StartOptions = {}): Promise<Faultline> {
     const faultline = new Faultline(config, options)
     try {
+      // Before the listeners: a write must never be answered 202 by a store that is not there.
+      await faultline.deferrals.open(usesDefer(config))
       await faultline.listen()
     } catch (err) {
       await faultline.close()
@@ -170,7 +177,7 @@ export class Faultline {
     const routes: RouteRuntime[] = []
     try {
       for (const route of config.routes) {
-        routes.push(new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, controller: config.controller, chaosOptions: { clock: this.clock, logger: this.logger }, fleet: this.fleetRedis, report: this.report, watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream) }))
+        routes.push(new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, controller: config.controller, chaosOptions: { clock: this.clock, logger: this.logger }, fleet: this.fleetRedis, report: this.report, watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream), deferrals: this.deferrals }))
       }
     } catch (err) {
       for (const route of routes) route.dispose()
@@ -196,7 +203,7 @@ export class Faultline {
         reload: async () => await this.reload(),
         table: () => this.table
       },
-      extensions: [policyAdmin, chaosAdmin(this.chaos), experimentsAdmin(this.experiments), reportAdmin(this.report), statusPage]
+      extensions: [policyAdmin, chaosAdmin(this.chaos), experimentsAdmin(this.experiments), reportAdmin(this.report), statusPage, deferralsAdmin(this.deferrals)]
     })
     this.proxy = createProxyServer({
       logger: this.logger,
@@ -221,6 +228,7 @@ export class Faultline {
     this.metrics.routesConfigured.set(this.config.routes.length)
     this.metrics.configLoaded.setToCurrentTime()
     this.startEvaluation()
+    this.deferrals.sync()
     await this.syncWatcher()
     this.ready = true
     this.logWarnings(this.config)
@@ -316,7 +324,7 @@ export class Faultline {
     if (!isLoopbackHost(this.config.admin.host) && token === undefined) {
       throw new ConfigError(this.configFile ?? '<config>', [{ path: 'admin.token', message: 'expected a token: the admin API listens on a non-loopback address' }])
     }
-    for (const key of ['listen', 'admin', 'shutdown', 'probes'] as const) {
+    for (const key of ['listen', 'admin', 'shutdown', 'probes', 'deferral'] as const) {
       const { token: _a, tokenFile: _b, ...before } = { ...this.config[key] } as Record<string, unknown>
       const { token: _c, tokenFile: _d, ...after } = { ...next[key] } as Record<string, unknown>
       if (JSON.stringify(before) !== JSON.stringify(after)) {
@@ -354,6 +362,10 @@ export class Faultline {
     for (const route of previous.routes) route.retire()
     // Retired routes that still drain fall back to local state, as they would with Redis down.
     if (previousFleet !== fleet) void previousFleet?.close()
+    // A route that newly defers may need the store (with the deferral settings faultline started with).
+    void this.deferrals.open(usesDefer(next)).then(() => { this.deferrals.sync() }, (err: unknown) => {
+      this.logger.error({ err }, 'cannot open the deferral store: writes are not deferred')
+    })
     this.metrics.configReloads.labels('success').inc()
     this.metrics.configLoaded.setToCurrentTime()
     this.metrics.routesConfigured.set(next.routes.length)
@@ -403,6 +415,8 @@ export class Faultline {
   private async shutdown (mode: ShutdownMode): Promise<void> {
     this.ready = false
     clearInterval(this.evaluation)
+    // Deliveries stop first (what is pending stays in the store for the next start); the store stays open for the drain.
+    await this.deferrals.stopDelivering()
     this.experiments.dispose()
     this.watcher?.close()
     const drainMs = this.config.shutdown.drainMs
@@ -438,6 +452,7 @@ export class Faultline {
         await this.pools.destroyAll()
       }
     }
+    await this.deferrals.close()
     await this.pools.closeAll()
     for (const route of this.table.routes) route.dispose()
     await this.fleetRedis?.close()
@@ -447,6 +462,10 @@ export class Faultline {
     this.logger.info('faultline stopped')
     this.logger.flush()
   }
+}
+
+function usesDefer (config: Config): boolean {
+  return config.routes.some((r) => r.resilience.fallback.some((f) => f.kind === 'defer'))
 }
 
 function addressOf (app: FastifyInstance | undefined): string {

@@ -103,6 +103,12 @@ export class AuthThrottle {
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD'])
+/** Reads that need the token too: deferred writes are customers' requests (src/admin/deferrals.ts). */
+const PRIVATE_READS = ['/deferrals']
+
+function privateRead (url: string): boolean {
+  return PRIVATE_READS.some((prefix) => url === prefix || url.startsWith(prefix + '/') || url.startsWith(prefix + '?'))
+}
 
 function digest (value: string): Buffer {
   return createHash('sha256').update(value).digest()
@@ -155,7 +161,7 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
       request.log.warn({ method: request.method, url: request.url, remote: request.ip, origin: request.headers.origin }, 'admin call refused: browser origin')
       return adminError(reply, 403, 'cross_origin_refused', 'the admin API does not serve browsers (a request with an Origin header)')
     }
-    if (READ_METHODS.has(request.method)) return
+    if (READ_METHODS.has(request.method) && !privateRead(request.url)) return
     const expected = options.token()
     if (expected === undefined) {
       return adminError(reply, 403, 'admin_token_not_configured', 'state-changing admin calls are disabled until admin.token or admin.tokenFile is set')

@@ -14,6 +14,7 @@ import { HTTP_METHODS } from './http-methods.js'
 import { parseCidr } from '../proxy/trust.js'
 import { upgradesSchema } from '../proxy/upgrade-schema.js'
 import { fleetSchema } from '../fleet/schema.js'
+import { deferralStoreSchema } from '../deferral/schema.js'
 
 /** Route names become metric label values: keep them short and bounded. */
 const routeName = z
@@ -204,7 +205,9 @@ export const configSchema = z
     routes: z.array(routeSchema).min(1, { error: 'expected at least one route' }),
     alerts: alertsSchema.prefault({}),
     /** Shared state across the replicas of a service, in Redis (docs/FLEET.md); absent: this instance works alone. */
-    fleet: fleetSchema.optional()
+    fleet: fleetSchema.optional(),
+    /** Where deferred writes are kept (the `defer` fallback; docs/POLICIES.md). */
+    deferral: deferralStoreSchema.prefault({})
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>()
@@ -226,6 +229,13 @@ export const configSchema = z
     }
     if (config.listen.port !== 0 && config.listen.port === config.admin.port) {
       ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: `expected a port different from listen.port (${config.listen.port})` })
+    }
+    const defers = config.routes.findIndex((r) => r.resilience.fallback.some((f) => f.kind === 'defer'))
+    if (defers !== -1 && config.deferral.store === 'journal' && config.deferral.dir === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['deferral', 'dir'], message: `expected a directory for the deferral journal: routes[${defers}] defers writes, and they must outlive a restart (or set deferral.store: redis)` })
+    }
+    if (defers !== -1 && config.deferral.store === 'redis' && config.deferral.redis === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['deferral', 'redis'], message: 'expected deferral.redis (url) for the Redis Streams store' })
     }
     const probePort = config.probes?.port
     if (probePort !== undefined && probePort !== 0 && (probePort === config.listen.port || probePort === config.admin.port)) {

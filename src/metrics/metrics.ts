@@ -314,6 +314,67 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly deferralsAccepted = new Counter({
+    name: 'faultline_deferrals_accepted_total',
+    help: 'Writes the defer fallback stored and answered 202, by route and whether the failure that deferred them was injected.',
+    labelNames: ['route', 'injected'] as const,
+    registers: [this.registry]
+  })
+
+  readonly deferralDeliveries = new Counter({
+    name: 'faultline_deferral_deliveries_total',
+    help: 'Delivery attempts of deferred writes, by result: delivered (the upstream answered), retry (failed, tried again later), dead (failed maxAttempts times) or expired (older than maxAgeMs).',
+    labelNames: ['route', 'result'] as const,
+    registers: [this.registry]
+  })
+
+  /** Queue figures per route, read from the deferral store when the gauges below are collected; the running Faultline sets it. */
+  deferralStats: () => Promise<Array<{ route: string, pending: number, dead: number, oldestAgeS: number }>> = async () => []
+  #deferralRead: { at: number, value: ReturnType<Metrics['deferralStats']> } | undefined
+
+  /** One store read per scrape for the three gauges. */
+  private async deferralFigures (): ReturnType<Metrics['deferralStats']> {
+    const now = performance.now()
+    if (this.#deferralRead === undefined || now - this.#deferralRead.at > 250) this.#deferralRead = { at: now, value: this.deferralStats().catch(() => []) }
+    return await this.#deferralRead.value
+  }
+
+  readonly deferralQueueDepth: Gauge<'route'> = new Gauge({
+    name: 'faultline_deferral_queue_depth',
+    help: 'Deferred writes waiting for delivery, by route.',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      const figures = await this.deferralFigures()
+      this.deferralQueueDepth.reset()
+      for (const f of figures) this.deferralQueueDepth.set({ route: f.route }, f.pending)
+    }
+  })
+
+  readonly deferralOldestAge: Gauge<'route'> = new Gauge({
+    name: 'faultline_deferral_oldest_age_seconds',
+    help: 'Age of the oldest deferred write waiting for delivery, by route (0 when none waits).',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      const figures = await this.deferralFigures()
+      this.deferralOldestAge.reset()
+      for (const f of figures) this.deferralOldestAge.set({ route: f.route }, f.oldestAgeS)
+    }
+  })
+
+  readonly deferralDeadLetters: Gauge<'route'> = new Gauge({
+    name: 'faultline_deferral_dead_letters',
+    help: 'Deferred writes that will not be delivered (maxAttempts or maxAgeMs reached) and are kept for an operator, by route.',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      const figures = await this.deferralFigures()
+      this.deferralDeadLetters.reset()
+      for (const f of figures) this.deferralDeadLetters.set({ route: f.route }, f.dead)
+    }
+  })
+
   readonly alerts = new Counter({
     name: 'faultline_alerts_total',
     help: 'Alerts faultline raised for its webhooks, by type and result: sent, failed (every attempt failed), deduplicated, rate_limited or dropped (queue full).',

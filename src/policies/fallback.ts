@@ -8,6 +8,7 @@
  *   cache      the last-known-good answer for the same key (see cache.ts)
  *   alternate  the next origin in upstream.alternates, one try each
  *   static     a configured status, headers and body
+ *   defer      store the write durably, answer 202, deliver it later (src/deferral)
  *
  * Auth failures fail closed: a 401/403 or an auth-guard block is never
  * answered from a cache, an alternate or a canned body.
@@ -19,6 +20,7 @@ import { PolicyRejection, UpstreamError, neverSent, safeToResend } from '../prox
 import type { FallbackConfig, StaticConfig } from './schema.js'
 import type { LastKnownGood } from './cache.js'
 import { discardBody, makeReplayable, replayable } from './body.js'
+import type { DeferStep } from '../deferral/defer-step.js'
 
 export interface Alternate {
   /** host:port, the upstream label when it answers. */
@@ -36,6 +38,8 @@ export interface FallbackOptions {
   nonIdempotent: boolean
   /** The primary upstream's origin: invalidation reaches Location and Content-Location on it only. */
   origin: URL
+  /** The defer step, when the chain has one. */
+  defer?: DeferStep
   /** Returned on dispose (the cache lease). */
   release: () => void
 }
@@ -58,7 +62,7 @@ function staticAnswer (config: StaticConfig): () => UpstreamResponse {
 }
 
 export function fallback (options: FallbackOptions): Policy {
-  const { steps, cache, alternates, maxReplayBytes, nonIdempotent, origin } = options
+  const { steps, cache, alternates, maxReplayBytes, nonIdempotent, origin, defer } = options
   const usesAlternate = steps.some((s) => s.kind === 'alternate')
   const staticStep = steps.find((s): s is StaticConfig => s.kind === 'static')
   const canned = staticStep !== undefined ? staticAnswer(staticStep) : undefined
@@ -81,8 +85,13 @@ export function fallback (options: FallbackOptions): Policy {
     return undefined
   }
 
-  async function serve (kind: FallbackKind, ctx: RequestContext, error: unknown): Promise<UpstreamResponse | undefined> {
+  async function serve (kind: FallbackKind, ctx: RequestContext, error: unknown, response: UpstreamResponse | undefined): Promise<UpstreamResponse | undefined> {
     switch (kind) {
+      case 'defer': {
+        const reason = response !== undefined ? `HTTP ${response.statusCode}` : error instanceof UpstreamError ? error.errorClass : error instanceof PolicyRejection ? error.reason : 'failed'
+        // Not stored (the disk refused it): not accepted, so the original failure goes out.
+        return await defer?.defer(ctx, reason).catch(() => undefined)
+      }
       case 'cache': return await cache?.lookup(ctx)
       case 'static': return canned?.()
       case 'alternate': {
@@ -98,6 +107,9 @@ export function fallback (options: FallbackOptions): Policy {
     async execute (ctx, next) {
       // Any method: an unsafe one may still go to an alternate when the primary never saw it (connect failed).
       if (usesAlternate) await makeReplayable(ctx, maxReplayBytes)
+      // A key already deferred (or delivered) is answered from the deferral, never sent a second time.
+      const settled = await defer?.before(ctx)
+      if (settled !== undefined) return settled
       let response: UpstreamResponse | undefined
       let error: unknown
       try {
@@ -112,9 +124,11 @@ export function fallback (options: FallbackOptions): Policy {
         error = err
       }
       for (const step of steps) {
-        const served = await serve(step.kind, ctx, error)
+        const served = await serve(step.kind, ctx, error, response)
         if (served === undefined) continue
         if (response !== undefined) discardBody(response.body)
+        // The defer step sets its own outcome (a 422 for a reused key is not a deferral).
+        if (step.kind === 'defer') return served
         ctx.fallback = step.kind
         ctx.outcome = step.kind === 'cache' ? 'fallback_cache' : step.kind === 'alternate' ? 'fallback_alternate' : 'fallback_static'
         return served

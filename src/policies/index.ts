@@ -23,7 +23,8 @@ import { fallback, type Alternate } from './fallback.js'
 import { LastKnownGood } from './cache.js'
 import { MemoryCacheStore } from './memory-cache-store.js'
 import { optionsKey, type PolicyRegistry } from './registry.js'
-import type { CacheConfig } from './schema.js'
+import type { CacheConfig, DeferStepConfig } from './schema.js'
+import { deferStep, type DeferContext } from '../deferral/defer-step.js'
 import type { PolicyEvents } from './events.js'
 
 export interface PolicyDeps {
@@ -40,6 +41,8 @@ export interface PolicyDeps {
   watch?: (route: string, upstream: string, events: PolicyEvents) => PolicyEvents
   /** The route's fault stage: alternates go through it too, as the primary does (containment). */
   faultStage?: Policy
+  /** The process's deferral store and deliverers, for a `defer` step (src/deferral). */
+  deferrals?: DeferContext
 }
 
 export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
@@ -83,8 +86,10 @@ export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
       if (deps.faultStage !== undefined) stages.push(deps.faultStage)
       return { label, call: composePipeline(stages, upstreamAttempt(pool, deps.attemptOptions, deps.routeMetrics)) }
     })
+    const deferConfig = r.fallback.find((f): f is DeferStepConfig => f.kind === 'defer')
     policies.push(fallback({
       steps: r.fallback,
+      defer: deferConfig !== undefined && deps.deferrals !== undefined ? deferStep(route.name, deferConfig, deps.deferrals) : undefined,
       cache: lease !== undefined && cacheConfig !== undefined ? new LastKnownGood(lease.value, cacheConfig, events) : undefined,
       alternates,
       maxReplayBytes: r.maxReplayBytes,

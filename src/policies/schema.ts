@@ -8,6 +8,7 @@ import { duration, share } from '../config/units.js'
 import { MAX_TIMER_MS } from '../util/timer.js'
 import { userHeaders } from '../config/headers.js'
 import { ERROR_CLASSES } from '../proxy/errors.js'
+import { deferSchema } from '../deferral/schema.js'
 
 const errorClass = z.enum(ERROR_CLASSES)
 
@@ -110,14 +111,17 @@ export const staticSchema = z.strictObject({
   body: z.string().default('')
 })
 
-/** `cache`, `alternate`, `{ cache: {...} }` or `{ static: {...} }`, normalised to one tagged shape. */
+/** `cache`, `alternate`, `defer`, `{ cache: {...} }`, `{ static: {...} }` or `{ defer: {...} }`, normalised to one tagged shape. */
 const fallbackItem = z.union([
   z.literal('cache').transform(() => ({ kind: 'cache' as const, ...cacheSchema.parse({}) })),
   z.literal('alternate').transform(() => ({ kind: 'alternate' as const })),
-  // One object branch for both, so a problem inside `static` (or `cache`) is reported at its own path.
-  z.strictObject({ cache: cacheSchema.optional(), static: staticSchema.optional() })
-    .refine((v) => (v.cache === undefined) !== (v.static === undefined), { error: 'expected exactly one of cache or static' })
-    .transform((v) => v.static !== undefined ? { kind: 'static' as const, ...v.static } : { kind: 'cache' as const, ...v.cache! })
+  z.literal('defer').transform(() => ({ kind: 'defer' as const, ...deferSchema.parse({}) })),
+  // One object branch for all, so a problem inside `static` (or `cache`, `defer`) is reported at its own path.
+  z.strictObject({ cache: cacheSchema.optional(), static: staticSchema.optional(), defer: deferSchema.optional() })
+    .refine((v) => [v.cache, v.static, v.defer].filter((x) => x !== undefined).length === 1, { error: 'expected exactly one of cache, static or defer' })
+    .transform((v) => v.static !== undefined
+      ? { kind: 'static' as const, ...v.static }
+      : v.defer !== undefined ? { kind: 'defer' as const, ...v.defer } : { kind: 'cache' as const, ...v.cache! })
 ])
 
 /** Opt-in response validation: see src/policies/validate.ts. */
@@ -166,6 +170,7 @@ export type BulkheadConfig = z.infer<typeof bulkheadSchema>
 export type FallbackConfig = z.infer<typeof fallbackItem>
 export type CacheConfig = Extract<FallbackConfig, { kind: 'cache' }>
 export type StaticConfig = Extract<FallbackConfig, { kind: 'static' }>
+export type DeferStepConfig = Extract<FallbackConfig, { kind: 'defer' }>
 
 /** Checks that need the whole route (the alternate fallback needs upstream.alternates). */
 export function checkRouteResilience (route: { upstream: { alternates: string[] }, resilience: ResilienceConfig }, ctx: z.RefinementCtx): void {

@@ -12,7 +12,7 @@ import type { Outcome } from '../metrics/metrics.js'
 import { asksForTrailers } from './headers.js'
 import type { RouteRuntime } from './route.js'
 
-export type FallbackKind = 'cache' | 'alternate' | 'static'
+export type FallbackKind = 'cache' | 'alternate' | 'static' | 'defer'
 
 /**
  * Aborts one upstream attempt: the seam behind ctx.attemptSignal. An

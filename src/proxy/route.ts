@@ -37,6 +37,8 @@ export interface RouteDeps {
   chaosOptions?: RouteFaultsOptions
   /** The fleet's Redis (config `fleet`): shared breaker transitions, cache, deferral; undefined when the instance works alone. */
   fleet?: FleetRedis
+  /** The deferral store and deliverers, for routes whose fallback has `defer`. */
+  deferrals?: PolicyDeps['deferrals']
 }
 
 /**
@@ -113,7 +115,8 @@ export class RouteRuntime {
       alternates,
       attemptOptions,
       watch: (name, upstream, events) => quietWhenRetired(deps.watchPolicies?.(name, upstream, events) ?? events, () => this.retired),
-      faultStage: this.faults.stage
+      faultStage: this.faults.stage,
+      deferrals: deps.deferrals
     })
     // Faults innermost, just inside the attempt timeout: every attempt re-rolls, an injected hang is cut
     // by the attempt timeout, and the policies see an injected failure exactly like a real one.

@@ -24,7 +24,7 @@ export class Slot {
   failed = 0
   /** Requests that saw at least one failed attempt, by the class of the last one. */
   errorClasses = zeroClasses()
-  fallbacks: Record<FallbackKind, number> = { cache: 0, alternate: 0, static: 0 }
+  fallbacks: Record<FallbackKind, number> = { cache: 0, alternate: 0, static: 0, defer: 0 }
   shortCircuited = 0
   rejectedBulkhead = 0
   /** Retries made, by the class of the failure before them. */
@@ -45,7 +45,7 @@ export class Slot {
     this.requests = 0
     this.failed = 0
     this.errorClasses = zeroClasses()
-    this.fallbacks = { cache: 0, alternate: 0, static: 0 }
+    this.fallbacks = { cache: 0, alternate: 0, static: 0, defer: 0 }
     this.shortCircuited = 0
     this.rejectedBulkhead = 0
     this.retries = zeroClasses()

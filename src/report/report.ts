@@ -51,7 +51,7 @@ export function summarise (slots: Slot[]): WindowSummary {
   const classes = Object.fromEntries(ERROR_CLASSES.map((c) => [c, 0])) as Record<ErrorClass, number>
   const retries = { ...classes }
   const succeeded = { ...classes }
-  const fallbacks: Record<FallbackKind, number> = { cache: 0, alternate: 0, static: 0 }
+  const fallbacks: Record<FallbackKind, number> = { cache: 0, alternate: 0, static: 0, defer: 0 }
   let requests = 0; let failed = 0; let shortCircuited = 0; let rejectedBulkhead = 0
   let sample: WindowSummary['sampleError']
   let sampleMinute = -1
@@ -79,7 +79,7 @@ export function summarise (slots: Slot[]): WindowSummary {
     made += retries[c]; ok += succeeded[c]
     if (retries[c] > 0) byClass[c] = { made: retries[c], succeeded: succeeded[c], successRate: ratio(succeeded[c], retries[c]) }
   }
-  const fallbackTotal = fallbacks.cache + fallbacks.alternate + fallbacks.static
+  const fallbackTotal = fallbacks.cache + fallbacks.alternate + fallbacks.static + fallbacks.defer
   return {
     requests,
     failed,
