@@ -54,7 +54,6 @@ export interface StartOptions {
   clock?: Clock
 }
 
-
 /** The admin token in force: tokenFile wins, so mounted secrets can rotate on reload. */
 export function resolveAdminToken (config: Config): string | undefined {
   if (config.admin.tokenFile !== undefined) {

@@ -31,7 +31,7 @@ t.test('defaults fill in a minimal config', async (t) => {
 })
 
 t.test('errors name the file, the path and what was expected', async (t) => {
-  t.same(problems(`routes:\n  - name: a\n    match: { pathPrefix: /a }\n    upstream: { url: http://x:1 }\n  - name: b\n    match: { pathPrefix: /b }\n    upstream: { url: payments }\n`),
+  t.same(problems('routes:\n  - name: a\n    match: { pathPrefix: /a }\n    upstream: { url: http://x:1 }\n  - name: b\n    match: { pathPrefix: /b }\n    upstream: { url: payments }\n'),
     ['config/x.yaml: routes[1].upstream.url: expected a URL, got "payments"'])
   t.same(problems(ROUTE('http://x:1/with/path')), [
     'config/x.yaml: routes[0].upstream.url: expected an origin such as http://host:port without a path, got "http://x:1/with/path" (use match.rewritePrefix to change paths)'
@@ -49,7 +49,7 @@ t.test('errors name the file, the path and what was expected', async (t) => {
 })
 
 t.test('${ENV} interpolation: typed whole values, defaults, empty means unset, missing is an error', async (t) => {
-  const text = `listen:\n  port: \${PORT}\nadmin: { token: "\${TOKEN:-}" }\nroutes:\n  - name: a\n    match: { pathPrefix: /a }\n    upstream: { url: "http://\${HOST:-localhost}:9000" }\n`
+  const text = 'listen:\n  port: ${PORT}\nadmin: { token: "${TOKEN:-}" }\nroutes:\n  - name: a\n    match: { pathPrefix: /a }\n    upstream: { url: "http://${HOST:-localhost}:9000" }\n'
   const config = parseConfigText(text, 'x.yaml', { PORT: '8181' })
   t.equal(config.listen.port, 8181, 'a whole-value variable takes its YAML type')
   t.equal(config.admin.token, undefined, 'an empty value removes the key')

@@ -29,7 +29,7 @@ t.test('the client holds its rate through the sidecar, and faultline counts what
   const client = startDemoClient({ target: proxy.url, rate, durationS, reportEveryMs: 500, log: (l) => lines.push(l) })
   const total = await client.done
 
-  t.equal(total.requests, rate * durationS, `rate x duration calls, however late the timers fire`)
+  t.equal(total.requests, rate * durationS, 'rate x duration calls, however late the timers fire')
   t.same(total.errors, {}, 'every call got a response')
   for (const call of DEMO_CALLS) t.ok(total.byRoute[call.route]!.requests >= total.requests / DEMO_CALLS.length - 1, `${call.route} gets its share`)
   t.equal(total.byRoute.catalog!.ok, total.byRoute.catalog!.requests, 'catalog is healthy')

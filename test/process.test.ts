@@ -6,7 +6,7 @@ import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { closedPort, fetchText, route, startUpstream, type Teardown } from './helpers.js'
+import { closedPort, fetchText, startUpstream, type Teardown } from './helpers.js'
 
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli.ts')]
 

@@ -139,7 +139,7 @@ async function experimentTraffic (client: Pool, ms: number): Promise<void> {
  * guardrailed) and uniform (every kind alike, as most chaos tools do).
  */
 async function runExperiments (faultline: Faultline, client: Pool, out: NodeJS.WritableStream): Promise<void> {
-  out.write(`\nexperiments: catalog-protected (retry + last-known-good cache) and catalog-fragile (no policies), same intent:\n`)
+  out.write('\nexperiments: catalog-protected (retry + last-known-good cache) and catalog-fragile (no policies), same intent:\n')
   out.write(`availability, p99 <= 250 ms, errors <= 2%. ${EXPERIMENT_MS / 1000} s of traffic per mode, 1 s evaluation windows.\n\n`)
   const reports: ExperimentReport[] = []
   for (const mode of ['intent', 'uniform'] as const) {

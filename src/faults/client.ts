@@ -7,7 +7,6 @@
  * `route.faults.clientSide` is true; otherwise it never runs.
  */
 import type { ServerResponse } from 'node:http'
-import type { Logger } from 'pino'
 import type { RequestContext } from '../proxy/context.js'
 import { sendFailure, sendJson, sendUpstreamResponse } from '../proxy/respond.js'
 import { ClientCut, ClientGone, cutSocket } from './io.js'

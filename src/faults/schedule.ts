@@ -220,7 +220,7 @@ export class Schedule {
   }
 
   state (): ScheduleState {
-    const { first, every, after = 0, window } = this.config
+    const { first, after = 0, window } = this.config
     const state: ScheduleState = { per: this.per, key: this.key, admitted: this.admitted }
     if (this.counted && this.key === 'route') {
       state.counted = this.count

@@ -101,7 +101,7 @@ export class ExperimentRunner {
       engine.setMode(mode === 'uniform' ? 'uniform' : engine.declared ? 'intent' : 'off')
     }
     let resolve!: (report: ExperimentReport) => void
-    const done = new Promise<ExperimentReport>((r) => { resolve = r })
+    const done = new Promise<ExperimentReport>((_resolve) => { resolve = _resolve })
     this.running = {
       mode,
       durationMs,

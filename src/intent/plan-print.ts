@@ -70,7 +70,7 @@ export function planText (config: Config): string {
       if (m.aboveTimeout) out.push(`         ${''.padEnd(19)} note: above the route's timeoutMs (${v.timeoutMs} ms) at the ceiling: the timeout answers first`)
     }
     if (v.handWritten.length > 0) {
-      out.push(`  hand-written faults (chaos.faults, their own probabilities, beside the plan):`)
+      out.push('  hand-written faults (chaos.faults, their own probabilities, beside the plan):')
       for (const f of v.handWritten) out.push(`  ${(f.probability * 100).toFixed(1).padStart(5)}%  ${f.name.padEnd(19)} kind ${f.kind}`)
     }
     out.push('')

@@ -47,7 +47,7 @@ function chart (title: string, series: Series, kind: 'line' | 'bars', css: strin
     `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escape(title)}">` +
     `<rect class="frame" x="0.5" y="0.5" width="${W - 1}" height="${H - 1}"/>${parts.join('')}` +
     `<text x="${W - PAD}" y="12" text-anchor="end">${escape(round(series.max))}</text><text x="${W - PAD}" y="${H - PAD}" text-anchor="end">${escape(round(series.min))}</text>` +
-    `</svg></figure>`
+    '</svg></figure>'
 }
 
 function charts (timeline: WindowPoint[]): string {
@@ -118,7 +118,7 @@ export function reportHtml (reports: readonly ExperimentReport[]): string {
       `<div class="route">${columns}</div></section>`
   }).join('')
   const title = `faultline experiment: ${reports.map((r) => r.mode).join(' vs ')}`
-  return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
+  return '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">' +
     `<title>${escape(title)}</title><style>${CSS}</style></head><body>` +
     `<h1>${escape(title)}</h1>${summaries}${routes || '<p class="note">No route took part.</p>'}</body></html>\n`
 }

@@ -111,4 +111,3 @@ export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: R
     return response
   }
 }
-

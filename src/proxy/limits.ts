@@ -92,6 +92,7 @@ export class BodyLimit {
   }
 
   /** Where a fault goes: the request's context, once it exists (a fault before that is delivered on attach). */
+  // eslint-disable-next-line accessor-pairs -- write-only: the context hands its listener over once
   set onFault (listener: (err: ClientFault) => void) {
     this.#onFault = listener
     if (this.#fault !== undefined) listener(this.#fault)

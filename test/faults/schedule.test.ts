@@ -278,4 +278,3 @@ t.test('schedule keys are validated like the rest of the config, naming the path
     t.match(err?.message, message, JSON.stringify(extra))
   }
 })
-

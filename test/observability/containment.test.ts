@@ -68,7 +68,7 @@ t.test('a chaos-only run: /report blames nothing on the upstream, and no shipped
     tests: [{
       interval: '1m',
       input_series: series,
-      alert_rule_test: silent.flatMap((alertname) => ['30m', '100m'].map((eval_time) => ({ eval_time, alertname, exp_alerts: [] })))
+      alert_rule_test: silent.flatMap((alertname) => ['30m', '100m'].map((evalTime) => ({ eval_time: evalTime, alertname, exp_alerts: [] })))
     }]
   }))
   const r = await run(promtool, ['test', 'rules', 'chaos-only.test.yml'], { cwd: dir })

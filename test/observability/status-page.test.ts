@@ -92,7 +92,7 @@ t.test('headless Chromium shows the intent engine at a glance, with sparklines a
   t.teardown(async () => { await rm(profile, { recursive: true, force: true }) })
   const common = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--virtual-time-budget=4000']
   const dom = (await run(chromium!, [...common, '--dump-dom', `${proxy.adminUrl}/`], { timeoutMs: 90_000 })).stdout
-  const row = new RegExp('<table id="engines">.*?<tr data-route="pay">(.*?)</tr>', 's').exec(dom)?.[1] ?? ''
+  const row = /<table id="engines">.*?<tr data-route="pay">(.*?)<\/tr>/s.exec(dom)?.[1] ?? ''
   t.match(row, /<td>pay<\/td>/, 'the route has a row in the intent engine table')
   t.match(row, /(running|holding)<\/span>/, 'its guardrail state')
   t.equal((row.match(/<svg [^>]*class="spark"/g) ?? []).length, 4, 'four sparklines: level, headroom, error rate, p99')

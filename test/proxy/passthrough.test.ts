@@ -7,7 +7,7 @@ import { fetchText, rawExchange, route, startProxy, startUpstream } from '../hel
 const MB = 1024 * 1024
 
 /** Deterministic bytes, produced in chunks so neither side holds the whole body. */
-function* pattern (total: number, chunk = 64 * 1024): Generator<Buffer> {
+function * pattern (total: number, chunk = 64 * 1024): Generator<Buffer> {
   let sent = 0
   let n = 0
   while (sent < total) {
