@@ -176,7 +176,19 @@ export class Faultline {
     const routes: RouteRuntime[] = []
     try {
       for (const route of config.routes) {
-        routes.push(new RouteRuntime(route, { pools: this.pools, metrics: this.metrics, policyState: this.policyState, chaos: this.chaos, controller: config.controller, chaosOptions: { clock: this.clock, logger: this.logger }, fleet: this.fleetRedis, report: this.report, watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream), deferrals: this.deferrals }))
+        // One dependency a line: each feature that adds one adds a line.
+        routes.push(new RouteRuntime(route, {
+          pools: this.pools,
+          metrics: this.metrics,
+          policyState: this.policyState,
+          chaos: this.chaos,
+          controller: config.controller,
+          chaosOptions: { clock: this.clock, logger: this.logger },
+          fleet: this.fleetRedis,
+          report: this.report,
+          watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream),
+          deferrals: this.deferrals
+        }))
       }
     } catch (err) {
       for (const route of routes) route.dispose()
