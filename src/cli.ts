@@ -8,7 +8,7 @@
  */
 import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { loadConfigFile } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { configWarnings, formatWarnings } from './config/warnings.js'
@@ -20,6 +20,9 @@ import { planText, planViews } from './intent/plan-print.js'
 import { reportMarkdown } from './intent/report.js'
 import { writeReport } from './intent/report-files.js'
 import { VERSION } from './version.js'
+import { setFleetChaos } from './fleet/chaos-command.js'
+import { fleetRedisSchema } from './fleet/schema.js'
+import { readRedisPassword } from './fleet/redis.js'
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, tooLittleTraffic: 3 } as const
 
@@ -96,7 +99,7 @@ function withConfig (command: Command): Command {
 export function stopChaosOnSignal (faultline: Faultline): void {
   process.on('SIGUSR2', () => {
     const changed = faultline.chaos.turnOff()
-    faultline.logger.warn({ signal: 'SIGUSR2', killSwitch: 'off', changed }, 'kill switch off by signal: all fault injection stopped')
+    faultline.logger.warn({ signal: 'SIGUSR2', killSwitch: 'off', changed, fleet: faultline.chaos.told !== undefined }, 'kill switch off by signal: all fault injection stopped')
   })
 }
 
@@ -213,6 +216,34 @@ function trafficHint (faultline: Faultline): void {
 /** Where the program writes help and errors (tests capture them). */
 export interface ProgramOutput { writeOut: (text: string) => void, writeErr: (text: string) => void }
 
+/** `faultline chaos off|on`: the fleet kill switch through Redis; exits 1 when Redis cannot be reached. */
+async function chaosCommand (state: 'off' | 'on', options: { redis?: string, keyPrefix?: string, passwordFile?: string, config?: string }, command: Command, output: ProgramOutput): Promise<void> {
+  let given: unknown
+  if (options.config !== undefined) {
+    const config = await loadOrFail(options.config, output.writeErr)
+    if (config.fleet === undefined) fail(`${options.config}: no fleet.redis in this config; pass --redis URL`, EXIT.usage, output.writeErr)
+    given = { ...config.fleet.redis, ...(options.redis !== undefined ? { url: options.redis } : {}), ...(options.keyPrefix !== undefined ? { keyPrefix: options.keyPrefix } : {}), ...(options.passwordFile !== undefined ? { passwordFile: options.passwordFile } : {}) }
+  } else if (options.redis !== undefined) {
+    given = { url: options.redis, keyPrefix: options.keyPrefix, passwordFile: options.passwordFile }
+  } else {
+    command.error('error: where is the fleet? pass --redis URL or --config FILE', { exitCode: EXIT.usage, code: 'faultline.noRedis' })
+  }
+  const parsed = fleetRedisSchema.safeParse(given)
+  if (!parsed.success) fail(`--redis: ${parsed.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ` : '') + i.message).join('; ')}`, EXIT.usage, output.writeErr)
+  let password: string | undefined
+  try {
+    password = readRedisPassword(parsed.data, options.passwordFile ?? options.config ?? '--password-file')
+  } catch (err) {
+    fail((err as Error).message, EXIT.usage, output.writeErr)
+  }
+  try {
+    const result = await setFleetChaos(parsed.data, password, state === 'on')
+    output.writeOut(`kill switch ${state} for the fleet (${result.listening} replica${result.listening === 1 ? '' : 's'} listening; the others read it within fleet.pollMs)\n`)
+  } catch (err) {
+    fail((err as Error).message, EXIT.failure, output.writeErr)
+  }
+}
+
 const STDIO: ProgramOutput = { writeOut: (text) => { process.stdout.write(text) }, writeErr: (text) => { process.stderr.write(text) } }
 
 export function buildProgram (output: ProgramOutput = STDIO): Command {
@@ -252,6 +283,17 @@ export function buildProgram (output: ProgramOutput = STDIO): Command {
     .addHelpText('after', '\nExits 3 when the experiment saw too little traffic to judge any evaluation window.')
     .action(async (positional: string | undefined, options: FileOptions & { duration: number, mode: 'intent' | 'uniform', out: string }, command: Command) => {
       await experiment(configFile(command, positional, options), options)
+    })
+
+  program.command('chaos')
+    .description('turn fault injection off (or on) on every replica of a fleet, through its Redis (docs/FLEET.md)')
+    .addArgument(new Argument('<state>', 'off stops every injection on every replica; on lets it resume').choices(['off', 'on']))
+    .option('--redis <url>', 'the fleet\'s Redis, redis://host:port (or take fleet.redis from --config)')
+    .option('--key-prefix <prefix>', 'the fleet\'s fleet.redis.keyPrefix (default faultline:)')
+    .option('--password-file <file>', 'read the Redis password from this file')
+    .option('-c, --config <file>', 'a faultline config whose fleet.redis to use')
+    .action(async (state: 'off' | 'on', options: { redis?: string, keyPrefix?: string, passwordFile?: string, config?: string }, command: Command) => {
+      await chaosCommand(state, options, command, output)
     })
 
   program.command('demo')

@@ -38,6 +38,7 @@ import { experimentsAdmin } from './admin/experiments.js'
 import { FleetRedis, readRedisPassword } from './fleet/redis.js'
 import { Deferrals } from './deferral/service.js'
 import { deferralsAdmin } from './admin/deferrals.js'
+import { FleetKillSwitch } from './fleet/kill-switch.js'
 
 export interface StartOptions {
   /** Where the config came from; needed for reloads from the file. */
@@ -107,6 +108,8 @@ export class Faultline {
   private fleetRedis: FleetRedis | undefined
   /** The deferral store and a deliverer per route with a `defer` step (src/deferral). */
   readonly deferrals: Deferrals
+  /** The kill switch shared with the fleet, while `fleet` is configured. */
+  private fleetSwitch: FleetKillSwitch | undefined
 
   private constructor (config: Config, options: StartOptions) {
     this.config = config
@@ -121,6 +124,7 @@ export class Faultline {
     this.fleetRedis = this.fleetFor(config, undefined)
     this.deferrals = new Deferrals(config.deferral, { logger: this.logger, metrics: this.metrics, routes: () => this.table.routes })
     this.table = this.buildTable(config)
+    this.fleetSwitch = this.fleetRedis === undefined ? undefined : new FleetKillSwitch(this.fleetRedis, this.chaos, { pollMs: config.fleet?.pollMs ?? 250, logger: this.logger })
     this.experiments = new ExperimentRunner(this.metrics, () => this.table, () => this.config.controller.evaluationMs, () => this.config.controller.minRequests)
     this.metrics.chaosStatus = () => {
       const now = performance.now()
@@ -343,6 +347,7 @@ export class Faultline {
       }
     }
     const previousFleet = this.fleetRedis
+    const previousPollMs = this.config.fleet?.pollMs
     const fleet = this.fleetFor(next, previousFleet)
     let table: RouteTable
     try {
@@ -372,6 +377,10 @@ export class Faultline {
     // Old routes release their pools and policy leases when their last in-flight request settles.
     for (const route of previous.routes) route.retire()
     // Retired routes that still drain fall back to local state, as they would with Redis down.
+    if (previousFleet !== fleet || next.fleet?.pollMs !== previousPollMs) {
+      this.fleetSwitch?.stop()
+      this.fleetSwitch = fleet === undefined ? undefined : new FleetKillSwitch(fleet, this.chaos, { pollMs: next.fleet?.pollMs ?? 250, logger: this.logger })
+    }
     if (previousFleet !== fleet) void previousFleet?.close()
     // A route that newly defers may need the store (with the deferral settings faultline started with).
     void this.deferrals.open(usesDefer(next)).then(() => { this.deferrals.sync() }, (err: unknown) => {
@@ -466,6 +475,7 @@ export class Faultline {
     await this.deferrals.close()
     await this.pools.closeAll()
     for (const route of this.table.routes) route.dispose()
+    this.fleetSwitch?.stop()
     await this.fleetRedis?.close()
     await this.admin?.close()
     await this.probes?.close()

@@ -4,7 +4,7 @@
  * zod schemas as the config, audited, and visible in GET /routes.
  *
  *   GET    /chaos                                  kill switch and every route's chaos
- *   POST   /chaos/off | /chaos/on                  the process-wide kill switch
+ *   POST   /chaos/off | /chaos/on                  the process-wide kill switch (fleet-wide with fleet control)
  *   GET    /chaos/routes/:route                    one route's chaos
  *   PATCH  /chaos/routes/:route                    { enabled?, seed? }
  *   GET    /chaos/routes/:route/faults             its faults, with ids
@@ -42,6 +42,17 @@ function invalid (reply: FastifyReply, error: z.ZodError): FastifyReply {
   return adminError(reply, 400, 'invalid_fault', problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; '), { problems })
 }
 
+/**
+ * With fleet control: whether every replica was told (`told`) or only this
+ * one changed because Redis is unreachable (`pending`: the others follow
+ * when it is back). Undefined without fleet control.
+ */
+async function fleetScope (chaosSwitch: ChaosSwitch): Promise<'told' | 'pending' | undefined> {
+  const told = chaosSwitch.told
+  if (told === undefined) return undefined
+  return (await told) ? 'told' : 'pending'
+}
+
 export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
   return (app, control) => {
     const faultsOf = (request: FastifyRequest<{ Params: RouteParams }>, reply: FastifyReply): RouteFaults | undefined => {
@@ -60,14 +71,16 @@ export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
 
     app.post('/chaos/off', async (request) => {
       const changed = chaosSwitch.turnOff()
-      audit(request, 'chaos.off', { changed })
-      return { killSwitch: 'off', changed }
+      const fleet = await fleetScope(chaosSwitch)
+      audit(request, 'chaos.off', { changed, fleet })
+      return { killSwitch: 'off', changed, ...(fleet === undefined ? {} : { fleet }) }
     })
 
     app.post('/chaos/on', async (request) => {
       const changed = chaosSwitch.turnOn()
-      audit(request, 'chaos.on', { changed })
-      return { killSwitch: 'on', changed }
+      const fleet = await fleetScope(chaosSwitch)
+      audit(request, 'chaos.on', { changed, fleet })
+      return { killSwitch: 'on', changed, ...(fleet === undefined ? {} : { fleet }) }
     })
 
     app.get<{ Params: RouteParams }>('/chaos/routes/:route', async (request, reply) => {

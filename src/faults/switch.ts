@@ -19,28 +19,43 @@ export function releaser (): AbortController {
   return controller
 }
 
+/** Fleet control (src/fleet/kill-switch.ts): carries a local change to every replica. */
+export interface FleetSwitchLink {
+  /** Resolves true when the fleet got the change, false when Redis was unreachable (it is retried). */
+  tell: (on: boolean) => Promise<boolean>
+}
+
 export class ChaosSwitch {
   private isOn = true
   private release = releaser()
+  /** Set while fleet control runs; a local change (admin API, signal) is told to the other replicas. */
+  fleet: FleetSwitchLink | undefined
+  /** Whether the fleet got the latest local change; undefined without fleet control. */
+  told: Promise<boolean> | undefined
 
   get enabled (): boolean { return this.isOn }
 
   /** Aborted while the switch is off; a fresh signal after it is turned on again. */
   get releaseSignal (): AbortSignal { return this.release.signal }
 
-  /** Returns false when it was already off. */
+  /** Returns false when it was already off. Told to the fleet either way: pressing stop again re-broadcasts it. */
   turnOff (): boolean {
-    if (!this.isOn) return false
-    this.isOn = false
-    this.release.abort()
-    return true
+    this.told = this.fleet?.tell(false)
+    return this.setLocal(false)
   }
 
   /** Returns false when it was already on. */
   turnOn (): boolean {
-    if (this.isOn) return false
-    this.isOn = true
-    this.release = releaser()
+    this.told = this.fleet?.tell(true)
+    return this.setLocal(true)
+  }
+
+  /** Applies a change that came from the fleet (not told back to it). Returns false when nothing changed. */
+  setLocal (on: boolean): boolean {
+    if (this.isOn === on) return false
+    this.isOn = on
+    if (on) this.release = releaser()
+    else this.release.abort()
     return true
   }
 }

@@ -77,6 +77,9 @@ export class FleetRedis {
   private readonly logger: Logger
   private readonly metrics: Metrics
   private readonly connections = new Map<string, Connection>()
+  /** Channel -> handlers, over the 'subscriber' connection. */
+  private readonly channels = new Map<string, Set<(message: string) => void>>()
+  private subscriberWired = false
   private closed = false
 
   constructor (config: FleetConfig, deps: { logger: Logger, metrics: Metrics, password?: string }) {
@@ -149,6 +152,49 @@ export class FleetRedis {
       this.logger.debug({ connection: name, err: (err as Error).message }, 'fleet Redis command failed')
       return undefined
     }
+  }
+
+  /**
+   * Calls `handler` with every message on `channel` (a fleet key, see
+   * key()), over the shared 'subscriber' connection. Subscribes again
+   * whenever that connection is (re)established, so a Redis restart or a
+   * connection that was down at start loses nothing but the messages sent
+   * meanwhile (every feature also polls for that). Returns the unsubscribe.
+   */
+  subscribe (channel: string, handler: (message: string) => void): () => void {
+    const client = this.connection('subscriber', { commandTimeoutMs: false })
+    let handlers = this.channels.get(channel)
+    if (handlers === undefined) {
+      handlers = new Set()
+      this.channels.set(channel, handlers)
+    }
+    handlers.add(handler)
+    if (!this.subscriberWired) {
+      this.subscriberWired = true
+      client.on('message', (from: string, message: string) => {
+        for (const h of this.channels.get(from) ?? []) {
+          try { h(message) } catch (err) { this.logger.error({ err, channel: from }, 'fleet message handler failed') }
+        }
+      })
+      client.on('ready', () => { this.resubscribe(client) })
+    }
+    if (this.isUp('subscriber')) this.resubscribe(client)
+    return () => {
+      handlers.delete(handler)
+      if (handlers.size === 0) {
+        this.channels.delete(channel)
+        if (this.isUp('subscriber')) client.unsubscribe(channel).catch(() => {})
+      }
+    }
+  }
+
+  private resubscribe (client: Redis): void {
+    const channels = [...this.channels.keys()]
+    if (channels.length === 0) return
+    client.subscribe(...channels).catch((err: unknown) => {
+      this.metrics.fleetRedisErrors.labels('subscriber').inc()
+      this.logger.debug({ err: (err as Error).message }, 'fleet Redis subscribe failed; retried when the connection is back')
+    })
   }
 
   /** Whether a reload with this config (and password) can keep these connections. */

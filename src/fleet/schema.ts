@@ -42,6 +42,8 @@ export const fleetRedisSchema = z.strictObject({
 
 export const fleetSchema = z.strictObject({
   redis: fleetRedisSchema,
+  /** How often each replica reads the shared kill switch, in case it missed a message (a Redis restart, a dropped connection). */
+  pollMs: duration(z.number().int().min(50).max(5_000).default(250)),
   /** This replica's name in Redis (leases, probes, logs); defaults to host name and process id. */
   instanceId: z.string().regex(/^[a-zA-Z0-9_.:-]{1,128}$/, { error: 'expected 1-128 letters, digits or _ . : -' }).optional()
 })
