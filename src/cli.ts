@@ -222,7 +222,8 @@ async function chaosCommand (state: 'off' | 'on', options: { redis?: string, key
   if (options.config !== undefined) {
     const config = await loadOrFail(options.config, output.writeErr)
     if (config.fleet === undefined) fail(`${options.config}: no fleet.redis in this config; pass --redis URL`, EXIT.usage, output.writeErr)
-    given = { ...config.fleet.redis, ...(options.redis !== undefined ? { url: options.redis } : {}), ...(options.keyPrefix !== undefined ? { keyPrefix: options.keyPrefix } : {}), ...(options.passwordFile !== undefined ? { passwordFile: options.passwordFile } : {}) }
+    const overrides = { url: options.redis, keyPrefix: options.keyPrefix, passwordFile: options.passwordFile }
+    given = { ...config.fleet.redis, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) }
   } else if (options.redis !== undefined) {
     given = { url: options.redis, keyPrefix: options.keyPrefix, passwordFile: options.passwordFile }
   } else {

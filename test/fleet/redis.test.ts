@@ -114,7 +114,8 @@ t.test('Faultline: keeps the fleet connections across a reload that leaves fleet
   t.ok(first, 'a fleet Redis')
   first?.connection()
   t.ok(await until(() => first?.isUp() === true, 2000))
-  t.same(await faultlineClients(admin), ['faultline:replica-a:commands'])
+  // The kill switch (src/fleet/kill-switch.ts) subscribes from the start.
+  t.ok(await until(async () => (await faultlineClients(admin)).sort().join() === 'faultline:replica-a:commands,faultline:replica-a:subscriber', 2000), 'commands and subscriber connections')
   const samples = await scrape(proxy)
   t.equal(sumOf(samples, 'faultline_fleet_redis_up', { connection: 'commands' }), 1, 'faultline_fleet_redis_up on /metrics')
 
@@ -129,11 +130,11 @@ t.test('Faultline: keeps the fleet connections across a reload that leaves fleet
   const second = proxy.faultline.fleet
   t.not(second, first, 'changed settings: new connections')
   second?.connection()
-  t.ok(await until(async () => (await faultlineClients(admin)).join() === 'faultline:replica-b:commands', 2000), 'the old connection is closed, the new one open')
+  t.ok(await until(async () => (await faultlineClients(admin)).sort().join() === 'faultline:replica-b:commands,faultline:replica-b:subscriber', 2000), 'the old connection is closed, the new one open')
 
   proxy.faultline.applyConfig(parseConfig({ listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, routes: [route('a', '/', upstream.url)], fleet: { ...fleet, instanceId: 'replica-c' } }, 'c'))
   proxy.faultline.fleet?.connection()
-  t.ok(await until(async () => (await faultlineClients(admin)).join() === 'faultline:replica-c:commands', 2000))
+  t.ok(await until(async () => (await faultlineClients(admin)).sort().join() === 'faultline:replica-c:commands,faultline:replica-c:subscriber', 2000))
   await proxy.faultline.close()
   t.ok(await until(async () => (await faultlineClients(admin)).length === 0, 2000), 'shutdown closes them')
 })
