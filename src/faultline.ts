@@ -39,6 +39,7 @@ import { FleetRedis, readRedisPassword } from './fleet/redis.js'
 import { Deferrals } from './deferral/service.js'
 import { deferralsAdmin } from './admin/deferrals.js'
 import { FleetKillSwitch } from './fleet/kill-switch.js'
+import { RedisStreamStore } from './deferral/redis-store.js'
 
 export interface StartOptions {
   /** Where the config came from; needed for reloads from the file. */
@@ -122,7 +123,19 @@ export class Faultline {
     this.alerts = new AlertNotifier(config.alerts, { logger: this.logger, metrics: this.metrics, recorder: this.report })
     this.alerts.watchRoutes(() => this.table.routes.map((r) => r.name))
     this.fleetRedis = this.fleetFor(config, undefined)
-    this.deferrals = new Deferrals(config.deferral, { logger: this.logger, metrics: this.metrics, routes: () => this.table.routes })
+    this.deferrals = new Deferrals(config.deferral, {
+      logger: this.logger,
+      metrics: this.metrics,
+      routes: () => this.table.routes,
+      openRedis: async (c) => {
+        const fleet = this.fleetRedis
+        if (fleet === undefined) throw new Error('deferral.store is redis but fleet.redis is not configured')
+        const store = new RedisStreamStore({ fleet: () => this.fleetRedis, consumer: fleet.instanceId, retainMs: c.retainMs, claimIdleMs: c.claimIdleMs })
+        // Not a reason to refuse to start: until Redis answers, writes are not deferred (the failure goes out as it is).
+        if (!await store.ready(fleet.config.redis.connectTimeoutMs)) this.logger.warn('deferral store: Redis is not reachable yet; writes are not deferred until it is')
+        return store
+      }
+    })
     this.table = this.buildTable(config)
     this.fleetSwitch = this.fleetRedis === undefined ? undefined : new FleetKillSwitch(this.fleetRedis, this.chaos, { pollMs: config.fleet?.pollMs ?? 250, logger: this.logger })
     this.experiments = new ExperimentRunner(this.metrics, () => this.table, () => this.config.controller.evaluationMs, () => this.config.controller.minRequests)

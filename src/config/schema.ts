@@ -234,8 +234,8 @@ export const configSchema = z
     if (defers !== -1 && config.deferral.store === 'journal' && config.deferral.dir === undefined) {
       ctx.addIssue({ code: 'custom', path: ['deferral', 'dir'], message: `expected a directory for the deferral journal: routes[${defers}] defers writes, and they must outlive a restart (or set deferral.store: redis)` })
     }
-    if (defers !== -1 && config.deferral.store === 'redis' && config.deferral.redis === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['deferral', 'redis'], message: 'expected deferral.redis (url) for the Redis Streams store' })
+    if (config.deferral.store === 'redis' && config.fleet === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['deferral', 'store'], message: 'expected fleet.redis to be configured: the redis deferral store keeps its streams on the fleet\'s Redis' })
     }
     const probePort = config.probes?.port
     if (probePort !== undefined && probePort !== 0 && (probePort === config.listen.port || probePort === config.admin.port)) {

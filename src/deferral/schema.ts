@@ -43,7 +43,7 @@ export const deferSchema = z.strictObject({
 export type DeferConfig = z.infer<typeof deferSchema>
 
 export const deferralStoreSchema = z.strictObject({
-  /** `journal`: a file on local disk (one process per directory); `redis`: Redis Streams, shared by a fleet. */
+  /** `journal`: a file on local disk (one process per directory); `redis`: Redis Streams on the fleet's Redis (`fleet.redis`), shared by the replicas. */
   store: z.enum(['journal', 'redis']).default('journal'),
   /** The journal's directory (a volume that outlives the container). Required for the journal when a route defers. */
   dir: z.string().min(1).optional(),
@@ -51,13 +51,8 @@ export const deferralStoreSchema = z.strictObject({
   retainMs: duration(z.number().int().min(0).default(24 * 3_600_000)),
   /** The journal is compacted past this size (and twice what the last compaction left). */
   compactBytes: z.number().int().min(4_096).default(16 * 1024 * 1024),
-  /** Redis store: where it is and what its keys start with. */
-  redis: z.strictObject({
-    url: z.string().regex(/^rediss?:\/\//, { error: 'expected a redis:// or rediss:// URL' }),
-    keyPrefix: z.string().min(1).default('faultline:'),
-    /** A delivery held longer than this by a consumer that stopped answering is taken over (XAUTOCLAIM). */
-    claimIdleMs: duration(z.number().int().positive().default(30_000))
-  }).optional()
+  /** Redis store: an entry held this long by a replica that stopped answering is taken over by another (XAUTOCLAIM). */
+  claimIdleMs: duration(z.number().int().positive().max(MAX_TIMER_MS).default(30_000))
 })
 
 export type DeferralStoreConfig = z.infer<typeof deferralStoreSchema>

@@ -50,7 +50,6 @@ export class Deferrals implements DeferContext {
     if (this.#store !== undefined || this.#closed) return
     const c = this.#config
     if (c.store === 'redis') {
-      if (!needed && c.redis === undefined) return
       if (this.#deps.openRedis === undefined) throw new Error('deferral.store is redis but no Redis store is available')
       this.#store = await this.#deps.openRedis(c)
     } else {
