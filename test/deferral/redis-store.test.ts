@@ -12,7 +12,7 @@ import { Metrics } from '../../src/metrics/metrics.js'
 import { createLogger } from '../../src/log.js'
 import { RedisStreamStore } from '../../src/deferral/redis-store.js'
 import { deferralStoreTests, deferral } from './store-contract.js'
-import { admin, deferConfig, flakyUpstream, tempDir, until } from './fixtures.js'
+import { admin, deferConfig, flakyUpstream, until } from './fixtures.js'
 
 const tool = needTool('redis-server')
 const skip = tool.skip
