@@ -36,7 +36,8 @@ function pad (value: string | number, width: number): string {
   return String(value).padEnd(width)
 }
 
-export async function runDemo (out: NodeJS.WritableStream = process.stdout): Promise<number> {
+/** `experimentMs`: traffic per experiment mode (the CLI's demo: EXPERIMENT_MS; a test may ask for less). */
+export async function runDemo (out: NodeJS.WritableStream = process.stdout, options: { experimentMs?: number } = {}): Promise<number> {
   const upstream = await startDemoUpstream({ seed: 7 })
   const env = { ...process.env, DEMO_UPSTREAM_URL: upstream.url, FAULTLINE_PORT: '0', FAULTLINE_ADMIN_PORT: '0' }
   const config = await loadConfigFile(DEMO_CONFIG, env)
@@ -102,7 +103,7 @@ export async function runDemo (out: NodeJS.WritableStream = process.stdout): Pro
   out.write(`metrics: http://127.0.0.1:${faultline.adminPort}/metrics while it runs; \`docker compose up\` puts the same in Grafana.\n`)
   out.write(consistent ? 'check: every request was answered and counted once in /metrics.\n' : 'check FAILED: the client\'s counts and /metrics disagree.\n')
 
-  await runExperiments(faultline, client, out)
+  await runExperiments(faultline, client, out, options.experimentMs ?? EXPERIMENT_MS)
 
   await client.close()
   await faultline.close()
@@ -138,13 +139,13 @@ async function experimentTraffic (client: Pool, ms: number): Promise<void> {
  * ways of spending it: intent (planned from each route's intent, calibrated,
  * guardrailed) and uniform (every kind alike, as most chaos tools do).
  */
-async function runExperiments (faultline: Faultline, client: Pool, out: NodeJS.WritableStream): Promise<void> {
+async function runExperiments (faultline: Faultline, client: Pool, out: NodeJS.WritableStream, experimentMs: number): Promise<void> {
   out.write('\nexperiments: catalog-protected (retry + last-known-good cache) and catalog-fragile (no policies), same intent:\n')
-  out.write(`availability, p99 <= 250 ms, errors <= 2%. ${EXPERIMENT_MS / 1000} s of traffic per mode, 1 s evaluation windows.\n\n`)
+  out.write(`availability, p99 <= 250 ms, errors <= 2%. ${experimentMs / 1000} s of traffic per mode, 1 s evaluation windows.\n\n`)
   const reports: ExperimentReport[] = []
   for (const mode of ['intent', 'uniform'] as const) {
-    const { done } = await faultline.experiments.start(mode, EXPERIMENT_MS)
-    await experimentTraffic(client, EXPERIMENT_MS)
+    const { done } = await faultline.experiments.start(mode, experimentMs)
+    await experimentTraffic(client, experimentMs)
     reports.push(await done)
   }
   out.write(reportMarkdown(reports[0]!) + '\n')

@@ -22,7 +22,7 @@ async function startCli (t: Teardown, file: string, env: Record<string, string> 
   child.stderr?.on('data', (c: Buffer) => { output += c.toString() })
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  for (let i = 0; i < 300 && !output.includes('faultline ready'); i++) await sleep(50)
+  for (let i = 0; i < 600 && !output.includes('faultline ready'); i++) await sleep(50)
   if (!output.includes('faultline ready')) throw new Error(`faultline did not start:\n${output}`)
   return { child, output: () => output, exited }
 }
@@ -37,46 +37,51 @@ async function cliConfig (t: { testdir: () => string }, upstreamUrl: string, ext
 
 const openFds = (): number => readdirSync('/proc/self/fd').length
 
-t.test('an unhandled rejection is logged and the proxy keeps serving', async (t) => {
-  const upstream = await startUpstream(t, (_req, res) => { res.end('fine') })
-  const { file, port } = await cliConfig(t, upstream.url)
-  const cli = await startCli(t, file, { FAULTLINE_TEST_MISBEHAVE: 'rejection' })
-  cli.child.kill('SIGUSR2')
-  for (let i = 0; i < 100 && !cli.output().includes('unhandled promise rejection'); i++) await sleep(50)
-  t.match(cli.output(), /unhandled promise rejection; still serving/)
-  t.match(cli.output(), /a bug lost a rejected promise/)
-  t.equal((await fetchText(`http://127.0.0.1:${port}/x`)).body, 'fine', 'still serving')
-  t.equal(cli.child.exitCode, null, 'still running')
-  cli.child.kill('SIGTERM')
-  t.equal(await cli.exited, 0)
-})
+// The CLI tests spawn real processes (seconds each to start on a loaded machine): the two that may
+// share one do (a process that survived a lost rejection is then drained by SIGTERM under load),
+// and they run beside the one that must exit 1. They end before the fd-leak test counts this
+// process's descriptors.
+t.test('the CLI process', async (t) => {
+  t.jobs = 2
 
-t.test('an uncaught exception drains in-flight requests, then exits 1', async (t) => {
-  const upstream = await startUpstream(t, (_req, res) => { setTimeout(() => res.end('complete'), 1_000) })
-  const { file, port } = await cliConfig(t, upstream.url, 'shutdown: { drainMs: 5000 }\n')
-  const cli = await startCli(t, file, { FAULTLINE_TEST_MISBEHAVE: 'exception' })
-  const inflight = fetchText(`http://127.0.0.1:${port}/x`)
-  for (let i = 0; i < 300 && upstream.hits() < 1; i++) await sleep(10)
-  cli.child.kill('SIGUSR2')
-  const res = await inflight
-  t.equal(res.status, 200, 'the in-flight request completes')
-  t.equal(res.body, 'complete')
-  t.equal(await cli.exited, 1)
-  t.match(cli.output(), /uncaught exception: draining/)
-})
+  t.test('an unhandled rejection is logged and the proxy keeps serving; then SIGTERM under load: every in-flight request completes', async (t) => {
+    const upstream = await startUpstream(t, (req, res) => {
+      if (req.url?.startsWith('/slow') === true) setTimeout(() => res.end('done'), 1_000)
+      else res.end('fine')
+    })
+    const { file, port } = await cliConfig(t, upstream.url, 'shutdown: { drainMs: 8000 }\n')
+    const cli = await startCli(t, file, { FAULTLINE_TEST_MISBEHAVE: 'rejection' })
+    cli.child.kill('SIGUSR2')
+    for (let i = 0; i < 100 && !cli.output().includes('unhandled promise rejection'); i++) await sleep(50)
+    t.match(cli.output(), /unhandled promise rejection; still serving/)
+    t.match(cli.output(), /a bug lost a rejected promise/)
+    t.equal((await fetchText(`http://127.0.0.1:${port}/x`)).body, 'fine', 'still serving')
+    t.equal(cli.child.exitCode, null, 'still running')
 
-t.test('SIGTERM under load: every in-flight request completes', async (t) => {
-  const upstream = await startUpstream(t, (_req, res) => { setTimeout(() => res.end('done'), 1_000) })
-  const { file, port } = await cliConfig(t, upstream.url, 'shutdown: { drainMs: 8000 }\n')
-  const cli = await startCli(t, file)
-  const inflight = Array.from({ length: 40 }, async (_, i) => await fetchText(`http://127.0.0.1:${port}/r${i}`).then((r) => r.status, () => 0))
-  // Only requests already in flight must complete: wait until all 40 reached the upstream.
-  for (let i = 0; i < 500 && upstream.hits() < 40; i++) await sleep(10)
-  t.equal(upstream.hits(), 40, 'all 40 in flight')
-  cli.child.kill('SIGTERM')
-  const statuses = await Promise.all(inflight)
-  t.same(statuses, statuses.map(() => 200), 'all 40 answered 200')
-  t.equal(await cli.exited, 0)
+    const before = upstream.hits()
+    const inflight = Array.from({ length: 40 }, async (_, i) => await fetchText(`http://127.0.0.1:${port}/slow/r${i}`).then((r) => r.status, () => 0))
+    // Only requests already in flight must complete: wait until all 40 reached the upstream.
+    for (let i = 0; i < 500 && upstream.hits() - before < 40; i++) await sleep(10)
+    t.equal(upstream.hits() - before, 40, 'all 40 in flight')
+    cli.child.kill('SIGTERM')
+    const statuses = await Promise.all(inflight)
+    t.same(statuses, statuses.map(() => 200), 'all 40 answered 200')
+    t.equal(await cli.exited, 0)
+  })
+
+  t.test('an uncaught exception drains in-flight requests, then exits 1', async (t) => {
+    const upstream = await startUpstream(t, (_req, res) => { setTimeout(() => res.end('complete'), 1_000) })
+    const { file, port } = await cliConfig(t, upstream.url, 'shutdown: { drainMs: 5000 }\n')
+    const cli = await startCli(t, file, { FAULTLINE_TEST_MISBEHAVE: 'exception' })
+    const inflight = fetchText(`http://127.0.0.1:${port}/x`)
+    for (let i = 0; i < 300 && upstream.hits() < 1; i++) await sleep(10)
+    cli.child.kill('SIGUSR2')
+    const res = await inflight
+    t.equal(res.status, 200, 'the in-flight request completes')
+    t.equal(res.body, 'complete')
+    t.equal(await cli.exited, 1)
+    t.match(cli.output(), /uncaught exception: draining/)
+  })
 })
 
 t.test('no file-descriptor leak after 10,000 failed upstream connections', async (t) => {

@@ -10,12 +10,22 @@ const TOKEN = 'intent-token-0123456789abcdef'
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-/** GETs from `callers` concurrent loops for `ms` (bounded by `max` in all); returns how many were sent. */
-async function traffic (url: string, ms: number, max = 5_000, callers = 1): Promise<number> {
+/**
+ * GETs from `callers` concurrent loops for `ms` (bounded by `max` in all), or until `done()` says
+ * so (asked every 100 ms): a phase ends when what it waits for happened. Returns how many were sent.
+ */
+async function traffic (url: string, ms: number, max = 5_000, callers = 1, done?: () => Promise<boolean>): Promise<number> {
   const until = performance.now() + ms
   let n = 0
+  let reached = false
+  const watch = async (): Promise<void> => {
+    while (done !== undefined && !reached && performance.now() < until && n < max) {
+      await sleep(100)
+      reached = await done()
+    }
+  }
   const loop = async (): Promise<void> => {
-    while (performance.now() < until && n < max) {
+    while (!reached && performance.now() < until && n < max) {
       n++
       try {
         const res = await request(url, { headersTimeout: 2_000, bodyTimeout: 2_000 })
@@ -23,7 +33,7 @@ async function traffic (url: string, ms: number, max = 5_000, callers = 1): Prom
       } catch { /* injected resets end some exchanges */ }
     }
   }
-  await Promise.all(Array.from({ length: callers }, loop))
+  await Promise.all([watch(), ...Array.from({ length: callers }, loop)])
   return n
 }
 
@@ -57,7 +67,7 @@ t.test('the controller ramps up while the SLO holds, and the guardrail halts inj
   })
   const start = await gauge(proxy, 'faultline_chaos_level', 'svc')
   t.equal(start, 0.15, 'starts at one step (optional, sensitivity 0)')
-  await traffic(`${proxy.url}/svc`, 2_000)
+  await traffic(`${proxy.url}/svc`, 4_000, 5_000, 1, async () => await gauge(proxy, 'faultline_chaos_level', 'svc') > start)
   const ramped = await gauge(proxy, 'faultline_chaos_level', 'svc')
   t.ok(ramped > start, `the level climbed from ${start} to ${ramped}`)
   t.equal(await gauge(proxy, 'faultline_guardrail_halts_total', 'svc'), 0, 'no halt while the SLO holds')
@@ -65,7 +75,7 @@ t.test('the controller ramps up while the SLO holds, and the guardrail halts inj
 
   slow = true
   // Enough callers that a 400 ms window of 600 ms answers still holds minRequests.
-  await traffic(`${proxy.url}/svc`, 2_000, 5_000, 12)
+  await traffic(`${proxy.url}/svc`, 4_000, 5_000, 12, async () => await gauge(proxy, 'faultline_guardrail_halts_total', 'svc') >= 1)
   t.ok(await gauge(proxy, 'faultline_guardrail_halts_total', 'svc') >= 1, 'the breach halted injection')
   t.equal(await gauge(proxy, 'faultline_chaos_level', 'svc'), 0, 'level 0 at once')
   t.equal(await gauge(proxy, 'faultline_chaos_fault_probability', 'svc'), 0)
@@ -104,7 +114,9 @@ t.test('the budget is a hard cap; report figures equal /metrics; the same seed g
     t.equal(stopped.status, 200)
     return { report: JSON.parse(stopped.body) as Record<string, any>, samples: await scrape(proxy) }
   }
-  const a = await runOnce()
+  // Two proxies, each with its own seed sequence and its own sequential requests: run side by side
+  // (most of each run is spent waiting for injected delays to time out).
+  const [a, b] = await Promise.all([runOnce(), runOnce()])
   const route0 = a.report.routes[0]
   const injected = sumOf(a.samples, 'faultline_faults_injected_total', { route: 'svc' })
   t.ok(injected > 0, `${injected} faults injected`)
@@ -114,7 +126,6 @@ t.test('the budget is a hard cap; report figures equal /metrics; the same seed g
   for (const [outcome, n] of Object.entries(route0.outcomes as Record<string, number>)) {
     t.equal(n, sumOf(a.samples, 'faultline_requests_total', { route: 'svc', outcome }), `outcome ${outcome}`)
   }
-  const b = await runOnce()
   const strip = (r: Record<string, any>): unknown => r.routes.map((x: Record<string, unknown>) => ({ faultsInjected: x.faultsInjected, outcomes: x.outcomes, caller: x.caller, weaknesses: x.weaknesses }))
   t.same(strip(b.report), strip(a.report), 'same seed, same requests: the same report')
 })

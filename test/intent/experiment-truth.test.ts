@@ -13,12 +13,17 @@ import { closedPort, fetchText, route, startProxy, startUpstream, type Teardown 
 
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'cli.ts')]
 
+// Each subtest has its own proxy (or CLI process) on its own ports and mostly waits for its
+// experiment's clock: they run side by side.
+t.jobs = 4
+
 async function experimentProxy (t: Teardown, minRequests: number): Promise<Awaited<ReturnType<typeof startProxy>>> {
   const upstream = await startUpstream(t, (_req, res) => { res.end('{"ok":true}') })
   return await startProxy(t, {
     log: { level: 'silent' },
     controller: { evaluationMs: 200, minRequests, cooldownMs: 1000 },
-    routes: [route('svc', '/svc', upstream.url, { intent: { criticality: 'optional' }, chaos: { enabled: true, budget: 0.2, seed: 3 } })]
+    // An injected hang ends at 1 s, not at the default 15 s timeout.
+    routes: [route('svc', '/svc', upstream.url, { resilience: { timeoutMs: 1000 }, intent: { criticality: 'optional' }, chaos: { enabled: true, budget: 0.2, seed: 3 } })]
   })
 }
 
@@ -40,11 +45,13 @@ t.test('no traffic: nothing judged, flagged, and the report does not claim resil
 
 t.test('a trickle below minRequests: flagged, with the rate and what to change', async (t) => {
   const proxy = await experimentProxy(t, 50)
-  const { done } = await proxy.faultline.experiments.start('intent', 1_200)
+  // Stopped after the sixth request, not at a deadline the requests must beat on a loaded machine.
+  const { done } = await proxy.faultline.experiments.start('intent', 60_000)
   for (let i = 0; i < 6; i++) {
     await fetchText(`${proxy.url}/svc/${i}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
+  void proxy.faultline.experiments.stop()
   const report = await done
   t.equal(report.tooLittleTraffic, true)
   t.equal(report.routes[0]!.requests, 6)
@@ -56,10 +63,22 @@ t.test('a trickle below minRequests: flagged, with the rate and what to change',
 
 t.test('enough traffic: windows judged, not flagged, a timeline per window', async (t) => {
   const proxy = await experimentProxy(t, 2)
-  const { done } = await proxy.faultline.experiments.start('uniform', 1_000)
-  const until = Date.now() + 900
+  const { done } = await proxy.faultline.experiments.start('uniform', 60_000)
+  // Four callers (an injected delay holds one, not the traffic) until at least 0.6 s passed and there
+  // were more requests than 0.2 s windows (so some window has minRequests 2); at most 300 requests, 10 s.
+  const enough = (): boolean => {
+    const seen = proxy.faultline.experiments.trafficSoFar
+    return seen !== undefined && seen.elapsedMs >= 600 && seen.requests > 2 * (seen.elapsedMs / 200 + 2)
+  }
   let sent = 0
-  while (Date.now() < until && sent < 300) { sent++; await fetchText(`${proxy.url}/svc/x`).catch(() => undefined) }
+  const caller = async (): Promise<void> => {
+    while (!enough() && sent < 300 && (proxy.faultline.experiments.current?.elapsedMs ?? 0) < 10_000) {
+      sent++
+      await fetchText(`${proxy.url}/svc/x`, { timeoutMs: 3_000 }).catch(() => undefined)
+    }
+  }
+  await Promise.all([caller(), caller(), caller(), caller()])
+  void proxy.faultline.experiments.stop()
   const report = await done
   t.equal(report.tooLittleTraffic, false)
   t.ok(report.traffic.windowsJudged > 0, `${report.traffic.windowsJudged} window(s) judged`)
@@ -76,7 +95,7 @@ t.test('the CLI hints to send traffic, then exits 3 on an experiment it could no
   const dir = t.testdir({})
   const file = join(dir, 'fl.yaml')
   await writeFile(file, `listen: { host: 127.0.0.1, port: ${port} }\nadmin: { port: ${adminPort} }\nlog: { level: warn }\ncontroller: { evaluationMs: 500ms }\nroutes:\n  - name: svc\n    match: { pathPrefix: /svc }\n    upstream: { url: "${upstream.url}" }\n    intent: { protects: availability }\n    chaos: { enabled: true }\n`)
-  const child = spawn(process.execPath, [...CLI, 'experiment', file, '--duration', '3s', '--out', join(dir, 'out')], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...CLI, 'experiment', file, '--duration', '1s', '--out', join(dir, 'out')], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let stdout = ''
   let stderr = ''

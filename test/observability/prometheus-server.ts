@@ -1,7 +1,8 @@
 /**
  * A real Prometheus server for tests: Debian's `prometheus` binary on
- * 127.0.0.1, a temporary data dir, a 1 s scrape of the given targets, and
- * the repo's alert rules loaded. Killed (and its files removed) in teardown.
+ * 127.0.0.1, a temporary data dir, a 1 s scrape of the given targets (or
+ * `scrapeIntervalMs`: a test that only needs samples asks for a shorter
+ * one), and the repo's alert rules loaded. Killed (and its files removed) in teardown.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -20,11 +21,12 @@ export interface PrometheusServer {
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-export async function startPrometheus (t: Teardown, binary: string, options: { targets: string[], labels?: Record<string, string>, ruleFiles?: string[], readyTimeoutMs?: number }): Promise<PrometheusServer> {
+export async function startPrometheus (t: Teardown, binary: string, options: { targets: string[], labels?: Record<string, string>, ruleFiles?: string[], readyTimeoutMs?: number, scrapeIntervalMs?: number }): Promise<PrometheusServer> {
   const dir = await mkdtemp(join(tmpdir(), 'faultline-prometheus-'))
   const port = await closedPort()
+  const intervalMs = options.scrapeIntervalMs ?? 1000
   const config = {
-    global: { scrape_interval: '1s', evaluation_interval: '1s', scrape_timeout: '900ms' },
+    global: { scrape_interval: `${intervalMs}ms`, evaluation_interval: `${intervalMs}ms`, scrape_timeout: `${Math.floor(intervalMs * 0.9)}ms` },
     rule_files: options.ruleFiles ?? [],
     scrape_configs: [{ job_name: 'faultline', metrics_path: '/metrics', static_configs: [{ targets: options.targets, ...(options.labels !== undefined ? { labels: options.labels } : {}) }] }]
   }
