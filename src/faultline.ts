@@ -40,6 +40,8 @@ import { Deferrals } from './deferral/service.js'
 import { deferralsAdmin } from './admin/deferrals.js'
 import { FleetKillSwitch } from './fleet/kill-switch.js'
 import { RedisStreamStore } from './deferral/redis-store.js'
+import { PrometheusSource } from './fleet/prometheus-source.js'
+import type { ControllerEvent } from './intent/controller.js'
 
 export interface StartOptions {
   /** Where the config came from; needed for reloads from the file. */
@@ -104,6 +106,10 @@ export class Faultline {
   private watcherSync: Promise<void> = Promise.resolve()
   /** Drives every route's intent engine, one tick per evaluation window. */
   private evaluation: NodeJS.Timeout | undefined
+  /** controller.source prometheus: where the fleet's figures come from (undefined: each route judges its local window). */
+  private fleetSource: PrometheusSource | undefined
+  /** A fleet read in flight: the next window does not stack another on it. */
+  private fleetReading = false
   readonly experiments: ExperimentRunner
   /** The fleet's Redis connections (config `fleet`); undefined when this instance works alone. Replaced by a reload that changes fleet.redis. */
   private fleetRedis: FleetRedis | undefined
@@ -143,6 +149,27 @@ export class Faultline {
       const now = performance.now()
       return this.table.routes.map((r) => ({ route: r.name, ...r.chaosStatus(now) }))
     }
+    this.syncFleetSource(undefined)
+    this.metrics.controllerSourceStatus = () => {
+      const states = this.fleetSource?.states
+      if (states === undefined) return []
+      return this.table.routes.flatMap((r) => {
+        const state = r.intent !== undefined ? states.get(r.name) : undefined
+        return state === undefined ? [] : [{ route: r.name, reason: state.reason }]
+      })
+    }
+  }
+
+  /** (Re)creates the fleet SLO source when controller.source or its settings changed. */
+  private syncFleetSource (previous: Config['controller'] | undefined): void {
+    const next = this.config.controller
+    const same = previous !== undefined && previous.source === next.source && previous.evaluationMs === next.evaluationMs && JSON.stringify(previous.prometheus) === JSON.stringify(next.prometheus)
+    if (same && (next.source !== 'prometheus' || this.fleetSource !== undefined)) return
+    void this.fleetSource?.close()
+    this.fleetSource = next.source === 'prometheus' && next.prometheus !== undefined
+      ? new PrometheusSource(next.prometheus, { logger: this.logger, evaluationMs: next.evaluationMs })
+      : undefined
+    if (this.fleetSource !== undefined) this.logger.info({ url: next.prometheus?.url, selector: next.prometheus?.selector }, 'controller: judging each route on the fleet\'s figures from Prometheus')
   }
 
   /**
@@ -293,26 +320,45 @@ export class Faultline {
 
   /** One evaluation window ended: every intent engine judges it; guardrail halts are logged loudly. */
   private evaluate (): void {
-    const now = performance.now()
-    for (const route of this.table.routes) {
-      const event = route.intent?.tick(now)
-      if (event === undefined) continue
-      if (event.type === 'breach') {
-        this.logger.warn({ route: route.name, brokeAt: event.brokeAt, headroom: Math.round(event.headroom * 1000) / 1000, cooldownMs: this.config.controller.cooldownMs },
-          'guardrail: client-visible SLO breached, planned injection halted on this route')
-        this.alerts.emit({
-          type: 'guardrail_halt',
-          route: route.name,
-          upstream: route.upstreamLabel,
-          details: { brokeAtLevel: event.brokeAt, headroom: Math.round(event.headroom * 1000) / 1000, cooldownMs: this.config.controller.cooldownMs, slo: route.intent?.intent.slo }
-        })
-      } else if (event.type === 'upstream_breach') {
-        // Real, not chaos: nothing was injected in this window. Said as such; no guardrail halt or alert about chaos.
-        this.logger.warn({ route: route.name, upstream: route.upstreamLabel, injected: false, headroom: Math.round(event.headroom * 1000) / 1000, level: event.level },
-          'SLO breached with nothing injected: the upstream itself is failing; the chaos level holds')
-      } else if (event.type === 'resume') {
-        this.logger.info({ route: route.name, level: event.level }, 'guardrail: cool-down over, planned injection resumes')
-      }
+    const source = this.fleetSource
+    if (source === undefined) {
+      const now = performance.now()
+      for (const route of this.table.routes) this.onControllerEvent(route, route.intent?.tick(now))
+      return
+    }
+    // The fleet's figures: read off the request path, bounded by the source's timeout (inside one window).
+    if (this.fleetReading) return
+    this.fleetReading = true
+    const routes = this.table.routes.filter((r) => r.intent !== undefined)
+    source.read(routes.map((r) => ({ name: r.name, queries: r.intent?.intent.queries })))
+      .then((readings) => {
+        // A reload or a shutdown while reading: retired routes' engines are gone or going.
+        if (this.fleetSource !== source || this.closing !== undefined) return
+        const now = performance.now()
+        const live = new Set(this.table.routes)
+        for (const route of routes) if (live.has(route)) this.onControllerEvent(route, route.intent?.tick(now, readings.get(route.name)))
+      })
+      .catch((err: unknown) => { this.logger.error({ err }, 'controller: reading the fleet\'s figures failed') })
+      .finally(() => { this.fleetReading = false })
+  }
+
+  private onControllerEvent (route: RouteRuntime, event: ControllerEvent | undefined): void {
+    if (event === undefined) return
+    if (event.type === 'breach') {
+      this.logger.warn({ route: route.name, brokeAt: event.brokeAt, headroom: Math.round(event.headroom * 1000) / 1000, cooldownMs: this.config.controller.cooldownMs },
+        'guardrail: client-visible SLO breached, planned injection halted on this route')
+      this.alerts.emit({
+        type: 'guardrail_halt',
+        route: route.name,
+        upstream: route.upstreamLabel,
+        details: { brokeAtLevel: event.brokeAt, headroom: Math.round(event.headroom * 1000) / 1000, cooldownMs: this.config.controller.cooldownMs, slo: route.intent?.intent.slo }
+      })
+    } else if (event.type === 'upstream_breach') {
+      // Real, not chaos: nothing was injected in this window. Said as such; no guardrail halt or alert about chaos.
+      this.logger.warn({ route: route.name, upstream: route.upstreamLabel, injected: false, headroom: Math.round(event.headroom * 1000) / 1000, level: event.level },
+        'SLO breached with nothing injected: the upstream itself is failing; the chaos level holds')
+    } else if (event.type === 'resume') {
+      this.logger.info({ route: route.name, level: event.level }, 'guardrail: cool-down over, planned injection resumes')
     }
   }
 
@@ -375,6 +421,7 @@ export class Faultline {
     }
     const previous = this.table
     const evaluationChanged = next.controller.evaluationMs !== this.config.controller.evaluationMs
+    const previousController = this.config.controller
     // An experiment's books live in the routes being replaced: end it with what it has.
     if (this.experiments.current !== undefined) {
       this.logger.warn('config reloaded during an experiment: the experiment ends now')
@@ -386,6 +433,7 @@ export class Faultline {
     this.logger.level = next.log.level
     this.alerts.configure(next.alerts)
     this.generation++
+    this.syncFleetSource(previousController)
     if (evaluationChanged && this.evaluation !== undefined) this.startEvaluation()
     // Old routes release their pools and policy leases when their last in-flight request settles.
     for (const route of previous.routes) route.retire()
@@ -450,6 +498,7 @@ export class Faultline {
     clearInterval(this.evaluation)
     // Deliveries stop first (what is pending stays in the store for the next start); the store stays open for the drain.
     await this.deferrals.stopDelivering()
+    void this.fleetSource?.close()
     this.experiments.dispose()
     this.watcher?.close()
     const drainMs = this.config.shutdown.drainMs

@@ -46,6 +46,25 @@ function routeWarnings (route: RouteConfig, at: string, out: ConfigWarning[]): v
   })
 }
 
+/** The fleet SLO source (docs/FLEET.md): settings that are ignored or cannot work as written. */
+function controllerWarnings (config: Config, out: ConfigWarning[]): void {
+  const { controller } = config
+  if (controller.source === 'local') {
+    if (controller.prometheus !== undefined) out.push({ path: 'controller.prometheus', message: 'controller.prometheus is set but controller.source is local: Prometheus is not read (set controller.source: prometheus)' })
+    config.routes.forEach((route, i) => {
+      if (route.intent?.queries !== undefined) out.push({ path: `routes[${i}].intent.queries`, message: 'fleet queries are set but controller.source is local: they are not used (set controller.source: prometheus)' })
+    })
+    return
+  }
+  if (!config.routes.some((r) => r.intent !== undefined)) {
+    out.push({ path: 'controller.source', message: 'controller.source is prometheus but no route declares an intent: there is nothing for the fleet figures to judge' })
+  }
+  const prometheus = controller.prometheus
+  if (prometheus !== undefined && prometheus.timeoutMs >= controller.evaluationMs) {
+    out.push({ path: 'controller.prometheus.timeoutMs', message: `timeoutMs (${prometheus.timeoutMs} ms) is not below evaluationMs (${controller.evaluationMs} ms): a query is cut at 80% of the window instead, so windows never overlap` })
+  }
+}
+
 export function configWarnings (config: Config): ConfigWarning[] {
   const out: ConfigWarning[] = []
   // Same prefix, host and methods: the router takes the first, the later one is never reached.
@@ -60,6 +79,7 @@ export function configWarnings (config: Config): ConfigWarning[] {
     }
     routeWarnings(route, `routes[${i}]`, out)
   })
+  controllerWarnings(config, out)
   return out
 }
 

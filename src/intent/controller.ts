@@ -45,6 +45,8 @@ export type ControllerEvent =
   | { type: 'paused', level: number }
   /** The SLO broke in a window with nothing injected: a real failure of the upstream, not a chaos breach. */
   | { type: 'upstream_breach', level: number, headroom: number }
+  /** controller.source prometheus: the fleet's figures are missing, erroring or stale; planned injection stops, the level holds. */
+  | { type: 'source_down', level: number, reason: 'unreachable' | 'error' | 'empty' | 'stale' }
 
 export interface ControllerReport {
   level: number

@@ -16,6 +16,7 @@ import { IntensityController, headroom, type ControllerEvent, type ControllerRep
 import { planFor, uniformPlan, type FaultPlan } from './planner.js'
 import type { ControllerConfig, Intent } from './schema.js'
 import { SloTracker, type SloSnapshot } from './slo-tracker.js'
+import type { FleetReading, SourceReason } from '../fleet/prometheus-source.js'
 
 export type ChaosMode = 'intent' | 'uniform' | 'off'
 
@@ -101,6 +102,8 @@ export class IntentEngine {
   private readonly historyRing: HistoryPoint[] = []
   /** mode + level of the plan last handed to the faults: re-planned only when it changes. */
   private applied = ''
+  /** With controller.source prometheus: why the fleet's figures are unusable now (planned injection stops), or undefined. */
+  private sourceDownReason: Exclude<SourceReason, 'ok'> | undefined
 
   constructor (route: string, intent: Intent, declared: boolean, budget: number, faults: RouteFaults, metrics: Metrics, settings: ControllerConfig, mode: ChaosMode) {
     this.route = route
@@ -125,6 +128,8 @@ export class IntentEngine {
 
   get mode (): ChaosMode { return this.modeValue }
   get level (): number { return this.modeValue === 'intent' ? this.controller.level : this.modeValue === 'uniform' ? 1 : 0 }
+  /** Why planned injection is stopped for want of fleet figures (controller.source prometheus), if it is. */
+  get sourceDown (): Exclude<SourceReason, 'ok'> | undefined { return this.modeValue === 'intent' ? this.sourceDownReason : undefined }
 
   /** One finished client request (the hot path: counters and two histogram records). */
   record (durationMs: number, surfaced: boolean, fault: string | undefined): void {
@@ -147,8 +152,12 @@ export class IntentEngine {
     }
   }
 
-  /** One evaluation window ended: judge it, move the level, apply the plan. */
-  tick (now: number): ControllerEvent | undefined {
+  /**
+   * One evaluation window ended: judge it, move the level, apply the plan.
+   * `fleet` (controller.source prometheus) replaces the local window as what
+   * the controller judges; the local window still feeds the books and gauges.
+   */
+  tick (now: number, fleet?: FleetReading): ControllerEvent | undefined {
     const figures = this.window.snapshot()
     this.window.reset()
     const slo = this.slo.snapshot()
@@ -171,16 +180,29 @@ export class IntentEngine {
       b.timeline.push({ level: b.levels[b.levels.length - 1] ?? this.level, headroom: judged ? Math.round(headroom(figures, this.intent.slo) * 1000) / 1000 : null, requests: figures.requests, injected })
     }
     if (this.modeValue !== 'intent') return undefined
+    if (fleet !== undefined && !fleet.ok) {
+      // No fleet figures to judge: fail safe. The level holds (nothing was judged) and the plan is empty until they are back.
+      this.sourceDownReason = fleet.reason
+      this.apply()
+      return { type: 'source_down', level: this.level, reason: fleet.reason }
+    }
+    if (this.sourceDownReason !== undefined) {
+      this.sourceDownReason = undefined
+      this.apply()
+    }
     // Chaos off (kill switch, route disabled, no budget): hold the level and judge nothing, so
     // turning chaos back on resumes where it stopped instead of at a level never tried.
     if (!this.faults.injecting || this.budget === 0) return { type: 'paused', level: this.level }
     // Nothing injected, yet the SLO broke: the upstream failed on its own. Not a chaos breach: no
     // guardrail halt, no disabling level; the level holds until the upstream recovers.
-    if (injected === 0 && figures.requests >= this.settings.minRequests) {
-      const h = headroom(figures, this.intent.slo)
+    const judged = fleet?.figures ?? figures
+    // Fleet: fewer than half a request injected per window across the fleet is nothing injected.
+    const nothingInjected = fleet !== undefined ? fleet.figures.injected < 0.5 : injected === 0
+    if (nothingInjected && judged.requests >= this.settings.minRequests) {
+      const h = headroom(judged, this.intent.slo)
       if (h <= 0) return { type: 'upstream_breach', level: this.level, headroom: h }
     }
-    const event = this.controller.evaluate(figures, now)
+    const event = this.controller.evaluate(judged, now)
     if (event.type === 'breach') this.metrics.guardrailHalts.labels(this.route).inc()
     // The halt holds every fault on the route, hand-written ones too, until the cool-down ends.
     this.faults.setHalted(event.type === 'breach' || event.type === 'halted')
@@ -236,7 +258,7 @@ export class IntentEngine {
 
   /** Pushes the plan for the current mode and level to the route's faults. */
   private apply (): void {
-    const level = this.level
+    const level = this.sourceDown !== undefined ? 0 : this.level
     let probability = 0
     let entries: Array<{ config: FaultConfig, weight: number }> = []
     if (this.modeValue === 'intent' && level > 0) {
@@ -261,6 +283,7 @@ export class IntentEngine {
       budget: this.budget,
       level: this.level,
       controller: this.controller.report(now),
+      ...(this.sourceDown !== undefined ? { sourceDown: this.sourceDown } : {}),
       slo: this.slo.snapshot(),
       plan: this.plan.entries.map((e) => ({ name: e.name, kind: e.kind, weight: e.weight }))
     }

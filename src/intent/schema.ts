@@ -7,6 +7,7 @@
  */
 import { z } from 'zod'
 import { duration, share } from '../config/units.js'
+import { CONTROLLER_SOURCES, fleetQueriesSchema, prometheusSourceSchema } from '../fleet/prometheus-schema.js'
 
 export const CRITICALITIES = ['critical', 'degradable', 'optional'] as const
 export const PROTECTS = ['availability', 'latency', 'security', 'consistency'] as const
@@ -34,14 +35,17 @@ export const intentSchema = z.strictObject({
     windowMs: duration(z.number().int().min(1000).default(30_000))
   }).prefault({}),
   /** 0..1: how early the controller backs off as headroom shrinks. */
-  sensitivity: share(z.number().min(0).max(1).optional())
+  sensitivity: share(z.number().min(0).max(1).optional()),
+  /** With controller.source prometheus: this route's own fleet queries, instead of the defaults (docs/FLEET.md). */
+  queries: fleetQueriesSchema.optional()
 }).transform((intent) => {
   const d = CRITICALITY_DEFAULTS[intent.criticality]
   return {
     criticality: intent.criticality,
     protects: intent.protects,
     slo: { p99Ms: intent.slo.p99Ms ?? d.p99Ms, errorRate: intent.slo.errorRate ?? d.errorRate, windowMs: intent.slo.windowMs },
-    sensitivity: intent.sensitivity ?? d.sensitivity
+    sensitivity: intent.sensitivity ?? d.sensitivity,
+    ...(intent.queries !== undefined ? { queries: intent.queries } : {})
   }
 })
 
@@ -56,7 +60,14 @@ export const controllerSchema = z.strictObject({
   /** Consecutive windows within the SLO that make a level "held" (the resilience margin). */
   holdWindows: z.number().int().min(1).default(3),
   /** Windows with fewer client requests are not judged. */
-  minRequests: z.number().int().min(1).default(20)
+  minRequests: z.number().int().min(1).default(20),
+  /** Where the figures come from: this instance's own window (local) or the fleet's, from Prometheus (docs/FLEET.md). */
+  source: z.enum(CONTROLLER_SOURCES).default('local'),
+  prometheus: prometheusSourceSchema.optional()
+}).superRefine((controller, ctx) => {
+  if (controller.source === 'prometheus' && controller.prometheus === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['prometheus'], message: 'expected controller.prometheus (at least its url) when controller.source is prometheus' })
+  }
 })
 
 export type ControllerConfig = z.infer<typeof controllerSchema>

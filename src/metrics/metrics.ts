@@ -59,9 +59,11 @@ const REDUNDANT_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active
  * injecting), faults (hand-written faults are armed), header_triggers (only
  * x-faultline-fault headers can inject). Off: disabled (chaos.enabled false
  * or switched off on the route), kill_switch, guardrail (planned injection
- * halted by the route's SLO), idle (enabled with nothing to inject now).
+ * halted by the route's SLO), idle (enabled with nothing to inject now),
+ * source_down (planned injection stopped: the fleet's figures cannot be read
+ * from Prometheus, docs/FLEET.md).
  */
-export const CHAOS_REASONS = ['planned', 'faults', 'header_triggers', 'disabled', 'kill_switch', 'guardrail', 'idle'] as const
+export const CHAOS_REASONS = ['planned', 'faults', 'header_triggers', 'disabled', 'kill_switch', 'guardrail', 'idle', 'source_down'] as const
 export type ChaosReason = (typeof CHAOS_REASONS)[number]
 export interface ChaosStatus { active: boolean, reason: ChaosReason }
 
@@ -137,12 +139,27 @@ export class Metrics {
    */
   readonly chaosActive: Gauge<'route' | 'reason'> = new Gauge({
     name: 'faultline_chaos_active',
-    help: 'Whether fault injection is on for the route (1) or stopped (0), with the reason: planned, faults, header_triggers (on); disabled, kill_switch, guardrail, idle (off).',
+    help: 'Whether fault injection is on for the route (1) or stopped (0), with the reason: planned, faults, header_triggers (on); disabled, kill_switch, guardrail, idle, source_down (off).',
     labelNames: ['route', 'reason'] as const,
     registers: [this.registry],
     collect: () => {
       this.chaosActive.reset()
       for (const s of this.chaosStatus()) this.chaosActive.set({ route: s.route, reason: s.reason }, s.active ? 1 : 0)
+    }
+  })
+
+  /** With controller.source prometheus: each live intent route's source state; the running Faultline sets it. */
+  controllerSourceStatus: () => Iterable<{ route: string, reason: string }> = () => []
+
+  /** One series per intent route, computed on collect (no stale series after a reload or a change of reason). */
+  readonly controllerSourceUp: Gauge<'route' | 'reason'> = new Gauge({
+    name: 'faultline_controller_source_up',
+    help: 'controller.source prometheus: whether the fleet\'s figures for the route were read (1, reason ok) or not (0: unreachable, error, empty or stale; planned injection stops).',
+    labelNames: ['route', 'reason'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.controllerSourceUp.reset()
+      for (const s of this.controllerSourceStatus()) this.controllerSourceUp.set({ route: s.route, reason: s.reason }, s.reason === 'ok' ? 1 : 0)
     }
   })
 

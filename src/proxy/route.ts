@@ -153,7 +153,10 @@ export class RouteRuntime {
 
   /** For faultline_chaos_active: is chaos injecting here, and why (not). */
   chaosStatus (now: number): ChaosStatus {
-    return this.faults.status(this.intent?.controllerReport(now).halted ?? false)
+    const status = this.faults.status(this.intent?.controllerReport(now).halted ?? false)
+    // Planned injection stopped for want of fleet figures: say so rather than "idle".
+    if (status.reason === 'idle' && this.intent?.sourceDown !== undefined) return { active: false, reason: 'source_down' }
+    return status
   }
 
   /** A request of this route started (RequestContext): the route stays whole until leave(). */
