@@ -171,12 +171,14 @@ export class Deliverer {
   async #run (): Promise<void> {
     const idleMs = this.#deps.idleMs ?? 1_000
     while (!this.stopped) {
+      const route = this.#deps.route()
+      // Followed before any wait: the breaker closing is what ends a backoff early.
+      if (route !== undefined) this.#follow(route)
       const wait = this.#notBefore - Date.now()
       if (wait > 0) {
         await this.#sleep(wait)
         continue
       }
-      const route = this.#deps.route()
       if (route === undefined) {
         await this.#sleep(idleMs)
         continue

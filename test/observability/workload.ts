@@ -3,8 +3,12 @@
  * in front of real upstreams on 127.0.0.1, and a workload that makes every
  * faultline series exist: retries that succeed and fail, a retry budget
  * that runs out, a breaker that opens, an auth guard that trips, cache
- * hits, stale answers and misses, injected faults and a bulkhead.
+ * hits, stale answers and misses, injected faults, a bulkhead, and writes
+ * deferred on a dead upstream (queue, retried deliveries).
  */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startProxy, startUpstream, fetchText, route, type StartedProxy, type Teardown } from '../helpers.js'
 
 export interface BusyProxy {
@@ -28,10 +32,13 @@ export async function startBusyProxy (t: Teardown, extra: Record<string, unknown
     if (path.startsWith('/shop/fresh')) res.setHeader('cache-control', 'max-age=60')
     res.end('{"ok":true}')
   })
-  // payments: always 503, so its breaker opens.
+  // payments: always 503, so its breaker opens, and the writes it defers stay queued.
   const payments = await startUpstream(t, (_req, res) => { res.statusCode = 503; res.end('down') })
+  const journal = await mkdtemp(join(tmpdir(), 'faultline-workload-'))
+  t.teardown(async () => { await rm(journal, { recursive: true, force: true }) })
 
   const proxy = await startProxy(t, {
+    deferral: { dir: journal },
     ...extra,
     routes: [
       route('shop', '/shop', shop.url, {
@@ -52,12 +59,17 @@ export async function startBusyProxy (t: Teardown, extra: Record<string, unknown
         }
       }),
       route('payments', '/payments', payments.url, {
-        resilience: { timeoutMs: 2000, breaker: { consecutiveFailures: 3, openMs: 150 } }
+        resilience: {
+          timeoutMs: 2000,
+          breaker: { consecutiveFailures: 3, openMs: 150 },
+          fallback: [{ defer: { methods: ['POST'], backoff: { baseMs: 50, maxMs: 500 }, maxAttempts: 3 } }]
+        }
       })
     ]
   })
 
   const get = async (path: string): Promise<void> => { await fetchText(proxy.url + path, { timeoutMs: 5000 }) }
+  let writes = 0
   const round = async (): Promise<void> => {
     phase = 'healthy'
     for (const p of ['/shop/fresh/1', '/shop/old/1', '/shop/items/1', '/shop/items/2']) await get(p)
@@ -67,6 +79,7 @@ export async function startBusyProxy (t: Teardown, extra: Record<string, unknown
     for (const p of ['/shop/fresh/1', '/shop/old/1', '/shop/never/1', '/shop/items/9', '/shop/items/9']) await get(p)
     for (let i = 0; i < 3; i++) await get('/shop/denied')
     for (let i = 0; i < 5; i++) await get('/payments/charge')
+    await fetchText(`${proxy.url}/payments/charge`, { method: 'POST', headers: { 'idempotency-key': `w${writes++}` }, body: '{}', timeoutMs: 5000 })
     phase = 'healthy'
   }
   await round()
