@@ -117,6 +117,13 @@ function parseEntry (id: string, h: Record<string, string>): DeferralEntry | und
   return { ...data, id, ...m }
 }
 
+/** Compares two stream ids ("<ms>-<n>") numerically. */
+function streamOrder (a: string, b: string): number {
+  const [am = 0, an = 0] = a.split('-').map(Number)
+  const [bm = 0, bn = 0] = b.split('-').map(Number)
+  return am - bm || an - bn
+}
+
 type StreamReply = Array<[string, Array<[string, string[]]>]> | null
 
 export class RedisStreamStore implements DeferralStore {
@@ -191,8 +198,8 @@ export class RedisStreamStore implements DeferralStore {
       const e = await this.get(id)
       if (e !== undefined) entries.push(e)
     }
-    // Newest first by acceptance (createdAt, then the stream id).
-    return entries.sort((a, b) => b.createdAt - a.createdAt || (b.seq > a.seq ? 1 : -1)).slice(0, limit)
+    // Newest first by acceptance: the stream id, "<ms>-<n>", compared as numbers.
+    return entries.sort((a, b) => streamOrder(b.seq, a.seq)).slice(0, limit)
   }
 
   async #group (stream: string): Promise<void> {

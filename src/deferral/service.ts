@@ -98,6 +98,9 @@ export class Deferrals implements DeferContext {
         idleMs: this.#deps.idleMs
       })
       this.#deliverers.set(name, deliverer)
+      // Every series of the route exists from the start, so dashboards show 0 rather than nothing.
+      for (const result of ['delivered', 'retry', 'dead', 'expired'] as const) this.#deps.metrics.deferralDeliveries.labels(name, result).inc(0)
+      for (const injected of ['false', 'true']) this.#deps.metrics.deferralsAccepted.labels(name, injected).inc(0)
       deliverer.start()
     }
   }

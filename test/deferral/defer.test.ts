@@ -43,9 +43,9 @@ t.test('a write during an outage is stored, answered 202, and delivered once the
   t.equal(again.headers['x-faultline-deferral'], answer.id)
   t.equal(upstream.received.length, 1, 'still one write upstream')
 
+  t.ok(await until(async () => sumOf(await scrape(proxy), 'faultline_deferral_deliveries_total', { route: 'pay', result: 'delivered' }) === 1), 'one delivery counted')
   const m = await scrape(proxy)
   t.equal(sumOf(m, 'faultline_deferrals_accepted_total', { route: 'pay', injected: 'false' }), 1)
-  t.equal(sumOf(m, 'faultline_deferral_deliveries_total', { route: 'pay', result: 'delivered' }), 1)
   t.equal(sumOf(m, 'faultline_requests_total', { route: 'pay', outcome: 'deferred' }), 2)
   t.equal(sumOf(m, 'faultline_deferral_queue_depth', { route: 'pay' }), 0)
 })
@@ -130,6 +130,8 @@ t.test('maxAttempts: a dead letter with its last error; retry, cancel and purge'
   t.equal(dead.attempts, 3)
   t.match(dead.lastError, /HTTP 503 \(after 3 attempts\)/)
   t.equal(upstream.received.length, 1 + 3, 'the live attempt and three deliveries')
+  // The counter moves once the dead letter is on disk (the state shows a moment before).
+  t.ok(await until(async () => sumOf(await scrape(proxy), 'faultline_deferral_deliveries_total', { route: 'pay', result: 'dead' }) === 1))
   let m = await scrape(proxy)
   t.equal(sumOf(m, 'faultline_deferral_dead_letters', { route: 'pay' }), 1)
   t.equal(sumOf(m, 'faultline_deferral_deliveries_total', { route: 'pay', result: 'retry' }), 2)
