@@ -78,3 +78,69 @@ t.test('admin halt and resume', async (t) => {
   c.resume()
   t.equal(c.level, 0.1)
 })
+
+t.test('the cool-down ends exactly at its end; the report says how long is left', async (t) => {
+  const c = new IntensityController(SETTINGS, SLO, 0.5)
+  c.evaluate({ requests: 100, errorRate: 1, p99Ms: 10 }, 1_000) // breach: halted until 11_000
+  t.same(c.report(10_999), { ...c.report(10_999), halted: true, resumesInMs: 1 })
+  t.match(c.evaluate(healthy, 10_999), { type: 'halted', level: 0, resumesInMs: 1 }, 'one millisecond before the end: still halted')
+  t.equal(c.report(11_000).halted, false)
+  t.equal(c.report(11_000).resumesInMs, undefined)
+  t.same(c.evaluate(healthy, 11_000), { type: 'resume', level: 0.1 }, 'at the end: resumed')
+  t.equal(c.report(11_000).windows, 3, 'every window is counted, halted ones too')
+})
+
+t.test('a window with exactly minRequests requests is judged', async (t) => {
+  const c = new IntensityController(SETTINGS, SLO)
+  t.match(c.evaluate({ requests: 20, errorRate: 1, p99Ms: 10 }, 0), { type: 'breach' })
+  t.match(new IntensityController(SETTINGS, SLO).evaluate({ requests: 19, errorRate: 1, p99Ms: 10 }, 0), { type: 'insufficient' })
+})
+
+t.test('a breach forgets the healthy windows before it: the margin counts only windows held since', async (t) => {
+  const c = new IntensityController(SETTINGS, SLO)
+  c.evaluate(healthy, 0) // held at 0.1
+  c.evaluate(healthy, 1) // held at 0.2
+  c.evaluate({ requests: 100, errorRate: 1, p99Ms: 10 }, 2) // breach at 0.3
+  t.match(c.evaluate(healthy, 20_000), { type: 'resume', level: 0.1 })
+  c.evaluate(healthy, 20_001) // held at 0.1: one window since the breach, of three needed
+  t.equal(c.report(20_001).resilienceMargin, 0, 'no level was held for 3 windows in a row')
+})
+
+t.test('the significant level is the first that backed off; the level holds at the ceiling', async (t) => {
+  const c = new IntensityController(SETTINGS, SLO, 0.4)
+  const near = { requests: 100, errorRate: 0, p99Ms: 250 }
+  t.match(c.evaluate(near, 0), { type: 'backoff', level: 0.2 })
+  t.match(c.evaluate(near, 1), { type: 'backoff', level: 0.1 })
+  t.equal(c.report(1).significantLevel, 0.4, 'the first, not the latest')
+  const top = new IntensityController(SETTINGS, SLO, 0.6)
+  t.same(top.evaluate(healthy, 0), { type: 'hold', level: 0.6, headroom: 1 - 50 / 300 }, 'at the ceiling: hold, not raise')
+})
+
+t.test('exactly at the margin is safe: the level rises; a rise is reported as one', async (t) => {
+  const c = new IntensityController({ ...SETTINGS, margin: 0.5 }, { p99Ms: 200, errorRate: 0.02 }, 0.2)
+  t.same(c.evaluate({ requests: 100, errorRate: 0, p99Ms: 100 }, 0), { type: 'raise', level: 0.3, headroom: 0.5 })
+})
+
+t.test('a breach at the first step caps the level at 0: after the cool-down it holds at 0, judged as usual', async (t) => {
+  const c = new IntensityController(SETTINGS, SLO)
+  t.match(c.evaluate({ requests: 100, errorRate: 1, p99Ms: 10 }, 0), { type: 'breach', brokeAt: 0.1 })
+  t.same(c.evaluate(healthy, 10_000), { type: 'resume', level: 0 }, 'the cool-down ends once')
+  t.same(c.evaluate(healthy, 15_000), { type: 'hold', level: 0, headroom: 1 - 50 / 300 }, 'then it is an ordinary window: no second resume')
+})
+
+t.test('the margin never falls: backing off below it later keeps the level once held', async (t) => {
+  const c = new IntensityController(SETTINGS, SLO)
+  for (let i = 0; i < 3; i++) c.evaluate(healthy, i) // held 0.1, 0.2, 0.3
+  t.equal(c.report(3).resilienceMargin, 0.1)
+  const near = { requests: 100, errorRate: 0, p99Ms: 250 }
+  for (let i = 0; i < 4; i++) c.evaluate(near, 10 + i) // judged at 0.4, 0.2, 0.1, 0.05: backing off, within the SLO
+  t.equal(c.report(20).resilienceMargin, 0.2, 'the best run of three (0.2, 0.3, 0.4) gave 0.2; lower runs later do not lower it')
+})
+
+t.test('after an admin resume the controller judges windows again', async (t) => {
+  const c = new IntensityController(SETTINGS, SLO, 0.5)
+  c.halt(0)
+  c.resume()
+  t.equal(c.report(1).halted, false)
+  t.match(c.evaluate(healthy, 1), { type: 'raise', level: 0.2 })
+})
