@@ -98,6 +98,39 @@ t.test('unit: failure-rate mode waits for minRequests; forced states hold', asyn
   t.equal(b.state.name, 'closed', 'reset cleared the window')
 })
 
+t.test('unit: consecutive mode counts failures in a row only; the snapshot says so', async (t) => {
+  const b = new CircuitBreaker('u:1', breakerSchema.parse({ consecutiveFailures: 2, openMs: 100 }), () => 0)
+  b.record(b.admit(), false)
+  t.match(b.snapshot(), { mode: 'consecutive', failuresInARow: 1, threshold: 2 })
+  b.record(b.admit(), true)
+  t.match(b.snapshot(), { failuresInARow: 0 }, 'a success ends the run')
+  b.record(b.admit(), false)
+  t.equal(b.state.name, 'closed', 'failure, success, failure: not two in a row')
+})
+
+t.test('unit: rate mode opens at exactly minRequests calls and exactly the rate, counts successes, forgets on closing', async (t) => {
+  let now = 0
+  const b = new CircuitBreaker('u:1', breakerSchema.parse({ failureRate: 0.5, windowMs: 1000, minRequests: 4, openMs: 100 }), () => now)
+  b.record(b.admit(), false)
+  t.equal(b.state.name, 'closed', '1 of 1 failed, but 1 call is fewer than minRequests')
+  for (let i = 0; i < 4; i++) b.record(b.admit(), true)
+  t.match(b.snapshot(), { mode: 'rate', calls: 5, failures: 1, failureRate: 0.5, minRequests: 4 })
+  b.record(b.admit(), false)
+  t.equal(b.state.name, 'closed', '2 of 6 failed: under the rate (the successes count)')
+  const rate = new CircuitBreaker('u:1', breakerSchema.parse({ failureRate: 0.5, windowMs: 1000, minRequests: 4, openMs: 100 }), () => now)
+  rate.record(rate.admit(), true)
+  rate.record(rate.admit(), true)
+  rate.record(rate.admit(), false)
+  t.equal(rate.state.name, 'closed', '1 of 3')
+  rate.record(rate.admit(), false)
+  t.equal(rate.state.name, 'open', 'exactly minRequests calls, exactly half failed: open')
+  now = 100
+  rate.record(rate.admit(), true)
+  t.equal(rate.state.name, 'closed', 'the probe closed it')
+  rate.record(rate.admit(), false)
+  t.equal(rate.state.name, 'closed', 'closing forgot the window: one failure is not 4 calls')
+})
+
 t.test('through the proxy: trips, short-circuits fast, probes and closes; metrics follow', async (t) => {
   let healthy = false
   const upstream = await startUpstream(t, (_req, res) => { res.writeHead(healthy ? 200 : 503).end(healthy ? 'ok' : 'down') })

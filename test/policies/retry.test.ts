@@ -201,4 +201,12 @@ t.test('retry budget unit: ratio plus floor over the window, freed as the window
   now = 1500
   t.equal(budget.tryRetry(), true, 'the floor is back once the window has moved on')
   t.equal(budget.tryRetry(), false)
+  const fresh = new RetryBudget({ ratio: 0.5, windowMs: 1000, minRetries: 1 }, () => 0)
+  for (let i = 0; i < 4; i++) fresh.request()
+  t.same(fresh.snapshot(), { requests: 4, retries: 0, available: 3 }, 'available: 0.5 x 4 + 1 (GET /routes shows it)')
+  fresh.tryRetry()
+  t.same(fresh.snapshot(), { requests: 4, retries: 1, available: 2 })
+  fresh.tryRetry()
+  fresh.tryRetry()
+  t.same(fresh.snapshot(), { requests: 4, retries: 3, available: 0 })
 })
