@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { isLoopbackHost, type Config, type ShutdownMode } from './config/schema.js'
 import { loadConfigFile } from './config/load.js'
 import { ConfigError } from './config/errors.js'
@@ -98,6 +98,8 @@ export class Faultline {
   private reloading: Promise<unknown> = Promise.resolve()
   private proxy: FastifyInstance | undefined
   private admin: FastifyInstance | undefined
+  /** Open connections to the proxy listener. */
+  private readonly connections = new Set<Socket>()
   /** The probe-only listener (config `probes`), when configured. */
   private probes: FastifyInstance | undefined
   private readonly watchFiles: boolean
@@ -231,7 +233,8 @@ export class Faultline {
           fleet: this.fleetRedis,
           report: this.report,
           watchPolicies: (route, upstream, events) => alertingEvents(events, this.alerts, route, upstream),
-          deferrals: this.deferrals
+          deferrals: this.deferrals,
+          logger: this.logger
         }))
       }
     } catch (err) {
@@ -272,6 +275,11 @@ export class Faultline {
       headersTimeoutMs: listen.headersTimeoutMs,
       requestTimeoutMs: listen.requestTimeoutMs,
       trustedProxies: listen.trustedProxies
+    })
+    // Known connections, for the drain (shutdown): one that never sent a byte is closed there.
+    this.proxy.server.on('connection', (socket: Socket) => {
+      this.connections.add(socket)
+      socket.once('close', () => { this.connections.delete(socket) })
     })
     await this.admin.listen({ host: admin.host, port: admin.port }).catch((err: unknown) => { throw new ListenError('admin', admin.host, admin.port, err) })
     if (this.config.probes !== undefined) {
@@ -522,7 +530,12 @@ export class Faultline {
       this.logger.info({ drainMs, mode }, 'shutting down: draining in-flight requests')
       // Connections whose last response just ended become idle: close them
       // as they do, instead of waiting for their keep-alive timeout.
-      const sweep = setInterval(() => { proxy.server.closeIdleConnections() }, 50)
+      // closeIdleConnections() leaves a connection that never sent a request (a client's preconnect,
+      // a spare in a client's pool): it would hold the drain until drainMs, serving nothing.
+      const sweep = setInterval(() => {
+        proxy.server.closeIdleConnections()
+        for (const socket of this.connections) if (socket.bytesRead === 0) socket.destroy()
+      }, 50)
       let deadline: NodeJS.Timeout | undefined
       const expired = new Promise<'expired'>((resolve) => { deadline = setTimeout(() => { resolve('expired') }, drainMs) })
       const result = await Promise.race([proxy.close().then(() => 'drained' as const), expired])

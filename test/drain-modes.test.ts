@@ -59,6 +59,23 @@ t.test('stop-accepting (the default): new connections are refused as soon as shu
   t.equal(during.at(-1)?.result, 'refused', 'new connections are refused once the listener is closed')
 })
 
+t.test('a connection that never sent a request does not hold the drain', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => { res.end('ok') })
+  const proxy = await startProxy(t, { shutdown: { drainMs: 5_000 }, routes: [route('svc', '/', upstream.url)] })
+  // A client's preconnect: a TCP connection with no request on it (Node's closeIdleConnections leaves it).
+  const { connect } = await import('node:net')
+  const idle = connect(proxy.faultline.proxyPort, '127.0.0.1')
+  idle.on('error', () => {})
+  await new Promise<void>((resolve) => idle.once('connect', () => { resolve() }))
+  const closedByServer = new Promise<void>((resolve) => idle.once('close', () => { resolve() }))
+  t.equal(await freshGet(proxy.url), '200 ok', 'served before the shutdown')
+  const started = Date.now()
+  await proxy.faultline.close()
+  const ms = Date.now() - started
+  await closedByServer
+  t.ok(ms < 2_000, `the drain ended in ${ms} ms, not at drainMs (5000 ms)`)
+})
+
 t.test('keep-accepting: new requests are served for the whole window, then the listener closes', async (t) => {
   const drainMs = 1_200
   const proxy = await proxyWith(t, 'keep-accepting', drainMs)

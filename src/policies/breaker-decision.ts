@@ -14,6 +14,8 @@ export interface BreakerDecision {
   /** Forget the history (on closing). */
   reset: () => void
   snapshot: (now: number) => Record<string, unknown>
+  /** Why failure() said open, in words, for the log line (read at once, before reset). */
+  why: (now: number) => string
 }
 
 /** Opens after `threshold` failures in a row. */
@@ -24,13 +26,19 @@ export class ConsecutiveFailures implements BreakerDecision {
   failure (): boolean { return ++this.count >= this.threshold }
   reset (): void { this.count = 0 }
   snapshot (): Record<string, unknown> { return { mode: 'consecutive', failuresInARow: this.count, threshold: this.threshold } }
+  why (): string { return `${this.count} failures in a row (consecutiveFailures ${this.threshold})` }
 }
 
 /** Opens when at least `rate` of the calls over the window failed, once there were `minRequests` calls. */
 export class FailureRate implements BreakerDecision {
   private readonly window: SlidingWindow
-  constructor (private readonly rate: number, windowMs: number, private readonly minRequests: number) {
+  constructor (private readonly rate: number, private readonly windowMs: number, private readonly minRequests: number) {
     this.window = new SlidingWindow(windowMs)
+  }
+
+  why (now: number): string {
+    const [calls, failures] = this.window.sums(now)
+    return `${failures} of ${calls} calls failed in ${this.windowMs} ms (failureRate ${this.rate}, minRequests ${this.minRequests})`
   }
 
   success (now: number): void { this.window.add(now, 1, 0) }

@@ -19,6 +19,7 @@ import type { RequestContext } from '../proxy/context.js'
 import type { BreakerConfig } from './schema.js'
 import type { BreakerStateName, PolicyEvents } from './events.js'
 import { decisionFor, type BreakerDecision } from './breaker-decision.js'
+import type { Logger } from '../log.js'
 
 export type BreakerState =
   | { readonly name: 'closed' }
@@ -27,7 +28,10 @@ export type BreakerState =
   | { readonly name: 'forced_open' }
   | { readonly name: 'forced_closed' }
 
-export type BreakerListener = (from: BreakerStateName, to: BreakerStateName) => void
+/** Why a breaker opened or closed on its own (not set for an operator's force or reset), and for how long it opened. */
+export interface BreakerChange { reason: string, openMs?: number }
+
+export type BreakerListener = (from: BreakerStateName, to: BreakerStateName, change?: BreakerChange) => void
 
 /**
  * The state period a request was admitted in: a number that grows with
@@ -64,20 +68,21 @@ export class CircuitBreaker {
     return () => { this.listeners.delete(listener) }
   }
 
-  private moveTo (next: BreakerState): void {
+  private moveTo (next: BreakerState, change?: BreakerChange): void {
     const from = this.current.name
     this.current = next
     this.generation++
-    for (const listener of this.listeners) listener(from, next.name)
+    for (const listener of this.listeners) listener(from, next.name, change)
   }
 
   private openDurationMs (trips: number): number {
     return Math.min(this.config.maxOpenMs, this.config.openMs * 2 ** (trips - 1))
   }
 
-  private trip (trips: number): void {
+  private trip (trips: number, reason: string): void {
     const now = this.now()
-    this.moveTo({ name: 'open', since: now, until: now + this.openDurationMs(trips), trips })
+    const openMs = this.openDurationMs(trips)
+    this.moveTo({ name: 'open', since: now, until: now + openMs, trips }, { reason, openMs })
   }
 
   /**
@@ -120,13 +125,13 @@ export class CircuitBreaker {
     const now = this.now()
     if (state.name === 'closed') {
       if (ok) this.decision.success(now)
-      else if (this.decision.failure(now)) this.trip(1)
+      else if (this.decision.failure(now)) this.trip(1, this.decision.why(now))
     } else if (state.name === 'half_open') {
       if (!ok) {
-        this.trip(state.trips + 1)
+        this.trip(state.trips + 1, `a trial request failed while half-open (trip ${state.trips + 1} in a row)`)
       } else if (++state.succeeded >= this.config.halfOpenProbes) {
         this.decision.reset()
-        this.moveTo(CLOSED)
+        this.moveTo(CLOSED, { reason: `${state.succeeded} trial request(s) succeeded while half-open` })
       }
     }
   }
@@ -182,17 +187,47 @@ export function isBreakerPolicy (policy: Policy): policy is BreakerPolicy {
  * admit it. So an experiment trips this route's breaker and no other,
  * while a real outage still short-circuits every route to the upstream.
  */
-export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, events: PolicyEvents, release: () => void, shadow?: CircuitBreaker): BreakerPolicy {
+/** Where a breaker policy writes its open and close lines: the route and upstream they name. */
+export interface BreakerLog { logger: Logger, route: string, upstream: string }
+
+/**
+ * One line per opening (warn) and per closing (info) of either breaker:
+ * which one (the upstream's shared breaker, real failures; or this
+ * route's own, injected ones), why, and for how long. Only a transition
+ * this policy's own call caused is logged, so a breaker shared by several
+ * routes (or by a retired route and its successor) writes it once.
+ */
+function breakerLogger (log: BreakerLog | undefined, acting: () => boolean, injected: boolean): BreakerListener {
+  return (_from, to, change) => {
+    if (log === undefined || change === undefined || !acting()) return
+    const which = injected ? `route ${log.route}'s own breaker (injected failures)` : 'the shared breaker (real failures)'
+    const fields = { route: log.route, upstream: log.upstream, breaker: injected ? 'route' : 'shared', injected, reason: change.reason }
+    if (to === 'open') {
+      log.logger.warn({ ...fields, openMs: change.openMs }, `circuit breaker opened for ${log.upstream}, ${which}, for ${(change.openMs ?? 0) / 1000} s: ${change.reason}`)
+    } else if (to === 'closed') {
+      log.logger.info(fields, `circuit breaker closed for ${log.upstream}, ${which}: ${change.reason}`)
+    }
+  }
+}
+
+export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, events: PolicyEvents, release: () => void, shadow?: CircuitBreaker, log?: BreakerLog): BreakerPolicy {
   const rule = new FailureRule(config.on)
   const unsubscribe = breaker.onTransition((from, to) => { events.breakerTransition(from, to) })
   events.breakerTransition(breaker.state.name, breaker.state.name)
+  /** True while this policy calls into a breaker (synchronously): a transition then is this route's to log. */
+  let acting = false
+  const unlog = [breaker.onTransition(breakerLogger(log, () => acting, false)), shadow?.onTransition(breakerLogger(log, () => acting, true))]
+  const record = (b: CircuitBreaker, ticket: BreakerTicket, ok: boolean): void => {
+    acting = true
+    try { b.record(ticket, ok) } finally { acting = false }
+  }
   /** Hands one attempt's result to the breaker it belongs to; the other forgets the attempt. */
   const settle = (ctx: RequestContext, ticket: BreakerTicket, shadowTicket: BreakerTicket | undefined, ok: boolean): void => {
     const injected = ctx.attemptOutcomeInjected
     if (injected) breaker.abandon(ticket)
-    else breaker.record(ticket, ok)
+    else record(breaker, ticket, ok)
     if (shadowTicket === undefined) return
-    if (injected || ok) shadow!.record(shadowTicket, ok)
+    if (injected || ok) record(shadow!, shadowTicket, ok)
     else shadow!.abandon(shadowTicket)
   }
   return {
@@ -230,6 +265,7 @@ export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, e
     state: () => shadow === undefined ? breaker.snapshot() : { ...breaker.snapshot(), injected: shadow.snapshot() },
     dispose () {
       unsubscribe()
+      for (const off of unlog) off?.()
       release()
     }
   }

@@ -26,6 +26,7 @@ import { optionsKey, type PolicyRegistry } from './registry.js'
 import type { CacheConfig, DeferStepConfig } from './schema.js'
 import { deferStep, type DeferContext } from '../deferral/defer-step.js'
 import type { PolicyEvents } from './events.js'
+import type { Logger } from '../log.js'
 
 export interface PolicyDeps {
   /** State that survives reloads (breakers, caches, bulkheads, budgets). */
@@ -43,6 +44,8 @@ export interface PolicyDeps {
   faultStage?: Policy
   /** The process's deferral store and deliverers, for a `defer` step (src/deferral). */
   deferrals?: DeferContext
+  /** Where breakers log opening and closing (none in unit tests). */
+  logger?: Logger
 }
 
 export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
@@ -78,7 +81,8 @@ export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
           () => new CircuitBreaker(`${label} (as injected on route ${route.name})`, config))
         const metrics = new PolicyMetrics(deps.metrics, route.name, label, { retry: false, breaker: true, authGuard: false, bulkhead: false, cache: false })
         const altEvents = deps.watch?.(route.name, label, metrics) ?? metrics
-        const policy = breakerPolicy(shared.value, config, altEvents, () => { shared.release(); own.release() }, own.value)
+        const log = deps.logger === undefined ? undefined : { logger: deps.logger, route: route.name, upstream: label }
+        const policy = breakerPolicy(shared.value, config, altEvents, () => { shared.release(); own.release() }, own.value, log)
         leases.push({ release: () => { policy.dispose?.() } })
         stages.push(policy)
       }
@@ -131,7 +135,8 @@ export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
     // Containment: the route's own breaker for its injected failures (see breaker.ts).
     const shadow = registry.acquire(`breaker|route|${route.name}|${origin}|${optionsKey(config)}`,
       () => new CircuitBreaker(`${deps.upstreamLabel} (as injected on route ${route.name})`, config))
-    policies.push(breakerPolicy(lease.value, config, events, () => { lease.release(); shadow.release() }, shadow.value))
+    const log = deps.logger === undefined ? undefined : { logger: deps.logger, route: route.name, upstream: deps.upstreamLabel }
+    policies.push(breakerPolicy(lease.value, config, events, () => { lease.release(); shadow.release() }, shadow.value, log))
   }
 
   // Innermost of ours; the fault stage (src/faults) goes after it, inside the attempt timeout.

@@ -39,6 +39,8 @@ export interface RouteDeps {
   fleet?: FleetRedis
   /** The deferral store and deliverers, for routes whose fallback has `defer`. */
   deferrals?: PolicyDeps['deferrals']
+  /** Where breakers log opening and closing. */
+  logger?: PolicyDeps['logger']
 }
 
 /**
@@ -116,7 +118,8 @@ export class RouteRuntime {
       attemptOptions,
       watch: (name, upstream, events) => quietWhenRetired(deps.watchPolicies?.(name, upstream, events) ?? events, () => this.retired),
       faultStage: this.faults.stage,
-      deferrals: deps.deferrals
+      deferrals: deps.deferrals,
+      logger: deps.logger
     })
     // Faults innermost, just inside the attempt timeout: every attempt re-rolls, an injected hang is cut
     // by the attempt timeout, and the policies see an injected failure exactly like a real one.

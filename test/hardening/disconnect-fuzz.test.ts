@@ -68,7 +68,6 @@ t.test('random client disconnects at every stage never crash the proxy or stall 
       setTimeout(() => { res.end('ok') }, 20)
     })
   })
-  t.teardown(() => { for (const release of held.splice(0)) release() })
   const limits = { maxRequestBodyBytes: 2_048 }
   const proxy = await startProxy(t, {
     routes: [
@@ -88,6 +87,9 @@ t.test('random client disconnects at every stage never crash the proxy or stall 
       route('other', '/other', upstream.url)
     ]
   })
+  // Registered after the proxy's own teardown, so it runs first (tap runs teardowns last-in first-out):
+  // the held answer ends before the proxy drains, instead of holding the drain for drainMs.
+  t.teardown(() => { for (const release of held.splice(0)) release() })
   const port = Number(new URL(proxy.url).port)
   // Keep the pool route's one connection busy, so its requests queue in undici.
   void fetchText(`${proxy.url}/busy/hold`, { timeoutMs: 20_000 }).catch(() => {})
