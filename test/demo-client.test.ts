@@ -21,7 +21,9 @@ t.test('the client holds its rate through the sidecar, and faultline counts what
   // ...then its routes as written (a parsed route is not config input: `fallback: [cache]` becomes
   // { kind: 'cache', ... }), with the compose service name swapped for the local upstream.
   const written = parseYaml(await readFile(join(REPO, 'docker/faultline.yaml'), 'utf8')) as { routes: Array<{ upstream: Record<string, unknown> }> }
-  const proxy = await startProxy(t, { routes: written.routes.map((r) => ({ ...r, upstream: { ...r.upstream, url: upstream.url } })) } as Parameters<typeof startProxy>[1])
+  // The orders route defers writes: its journal goes in a directory of this test's.
+  const routes = written.routes.map((r) => ({ ...r, upstream: { ...r.upstream, url: upstream.url } }))
+  const proxy = await startProxy(t, { deferral: { dir: t.testdir({}) }, routes } as Parameters<typeof startProxy>[1])
 
   const lines: string[] = []
   const rate = 100

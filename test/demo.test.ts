@@ -11,6 +11,8 @@ t.test('the demo runs end to end, its counts agree with /metrics, and both exper
   t.equal(code, 0, 'exit code 0')
   t.match(text, /check: every request was answered and counted once in \/metrics\./)
   t.match(text, /^catalog\s+300\s+300\s+0\s+0\s/m, 'the healthy route passes everything through')
+  t.match(text, /check: deferred during the outage, delivered once after it\./, 'a write deferred during an outage, delivered after it')
+  t.match(text, /-> 202, deferral [0-9a-f-]{36}/)
   t.match(text, /# faultline experiment: intent mode/)
   t.match(text, /\| catalog-protected \| critical, availability \|/)
   t.match(text, /^intent\s+\d+\s+\d+\s+\d+\s+\d+$/m)

@@ -4,6 +4,9 @@
  * sends a bounded burst of traffic through the proxy, then prints what the
  * client saw beside what the proxy's own /metrics recorded.
  */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Pool, request } from 'undici'
 import { loadConfigFile } from '../config/load.js'
@@ -12,7 +15,7 @@ import { createLogger } from '../log.js'
 import { parsePrometheusText, sumOf } from '../metrics/text.js'
 import { OUTCOMES } from '../metrics/metrics.js'
 import { ERROR_CLASSES } from '../proxy/errors.js'
-import { startDemoUpstream } from './upstream.js'
+import { startDemoUpstream, type DemoUpstream } from './upstream.js'
 import { DEMO_CALLS, type DemoCall } from './client.js'
 import { reportMarkdown, type ExperimentReport } from '../intent/report.js'
 
@@ -39,7 +42,9 @@ function pad (value: string | number, width: number): string {
 /** `experimentMs`: traffic per experiment mode (the CLI's demo: EXPERIMENT_MS; a test may ask for less). */
 export async function runDemo (out: NodeJS.WritableStream = process.stdout, options: { experimentMs?: number } = {}): Promise<number> {
   const upstream = await startDemoUpstream({ seed: 7 })
-  const env = { ...process.env, DEMO_UPSTREAM_URL: upstream.url, FAULTLINE_PORT: '0', FAULTLINE_ADMIN_PORT: '0' }
+  // The deferral journal of this run only: gone with it.
+  const journal = await mkdtemp(join(tmpdir(), 'faultline-demo-'))
+  const env = { ...process.env, DEMO_UPSTREAM_URL: upstream.url, FAULTLINE_PORT: '0', FAULTLINE_ADMIN_PORT: '0', FAULTLINE_DEFERRAL_DIR: journal }
   const config = await loadConfigFile(DEMO_CONFIG, env)
   // The per-request log lines would drown the summary; the report tells the rest.
   const faultline = await Faultline.start(config, { configFile: DEMO_CONFIG, logger: createLogger('error') })
@@ -103,12 +108,59 @@ export async function runDemo (out: NodeJS.WritableStream = process.stdout, opti
   out.write(`metrics: http://127.0.0.1:${faultline.adminPort}/metrics while it runs; \`docker compose up\` puts the same in Grafana.\n`)
   out.write(consistent ? 'check: every request was answered and counted once in /metrics.\n' : 'check FAILED: the client\'s counts and /metrics disagree.\n')
 
+  const delivered = await deferralScene(faultline, upstream, client, out)
+
   await runExperiments(faultline, client, out, options.experimentMs ?? EXPERIMENT_MS)
 
   await client.close()
   await faultline.close()
   await upstream.close()
-  return consistent ? 0 : 1
+  await rm(journal, { recursive: true, force: true })
+  return consistent && delivered ? 0 : 1
+}
+
+/**
+ * The `defer` fallback: the orders service goes down, a write with an
+ * Idempotency-Key is stored and answered 202, the same key again gets the
+ * same deferral, the service comes back and the write is delivered once;
+ * the caller's retry is then answered from that delivery. Bounded: 5 s.
+ */
+async function deferralScene (faultline: Faultline, upstream: DemoUpstream, client: Pool, out: NodeJS.WritableStream): Promise<boolean> {
+  const send = async (): Promise<{ status: number, id: string | undefined }> => {
+    const res = await client.request({
+      method: 'POST',
+      path: '/api/orders',
+      body: '{"sku":"lamp","qty":1}',
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'demo-order-1' },
+      headersTimeout: 5000,
+      bodyTimeout: 5000
+    })
+    await res.body.dump()
+    return { status: res.statusCode, id: res.headers['x-faultline-deferral'] as string | undefined }
+  }
+  out.write('\ndeferral: the orders service goes down; a write with an Idempotency-Key meets it:\n')
+  upstream.setOrdersDown(true)
+  const before = upstream.orders()
+  const first = await send()
+  out.write(`  POST /api/orders (Idempotency-Key: demo-order-1)  -> ${first.status}, deferral ${first.id ?? '?'} (stored before the answer)\n`)
+  const again = await send()
+  out.write(`  the same key again                                -> ${again.status}, ${again.id === first.id ? 'the same deferral, not a second entry' : `deferral ${again.id ?? '?'}`}\n`)
+  const t0 = performance.now()
+  upstream.setOrdersDown(false)
+  const store = faultline.deferrals.store
+  let entry = first.id !== undefined ? await store?.get(first.id) : undefined
+  while (entry?.state === 'pending' && performance.now() - t0 < 5_000) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    entry = await store?.get(entry.id)
+  }
+  out.write(`  the service is back: delivered after ${Math.round(performance.now() - t0)} ms (${entry?.attempts ?? 0} attempts in all); it answered ${entry?.result?.status ?? '-'}\n`)
+  const retry = await send()
+  const created = upstream.orders() - before
+  out.write(`  the caller retries with the same key              -> ${retry.status}, from the stored answer; orders created: ${created}\n`)
+  out.write(`  (GET /deferrals/${first.id ?? '<id>'} on the admin API, with the bearer token, shows the attempts and the answer)\n`)
+  const ok = first.status === 202 && again.id === first.id && entry?.state === 'delivered' && retry.status === 201 && created === 1
+  out.write(ok ? 'check: deferred during the outage, delivered once after it.\n' : 'check FAILED: the deferred write was not delivered exactly once.\n')
+  return ok
 }
 
 const EXPERIMENT_MS = 6_000

@@ -6,7 +6,7 @@
  *   GET  /catalog/items    fast JSON
  *   GET  /pricing/quote    usually ~5 ms, one call in eight takes 300-900 ms
  *   GET  /inventory/stock  one call in five answers 503
- *   POST /orders           echoes the JSON body back with an order id
+ *   POST /orders           echoes the JSON body back with an order id (503 during an outage: setOrdersDown)
  *   GET  /healthz          200
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -23,12 +23,17 @@ function json (res: ServerResponse, status: number, body: unknown): void {
 export interface DemoUpstream {
   server: Server
   url: string
+  /** The orders service goes down (503) or comes back: the demo's deferral scene. */
+  setOrdersDown: (down: boolean) => void
+  /** Orders created so far (each delivery that reached the service). */
+  orders: () => number
   close: () => Promise<void>
 }
 
 export async function startDemoUpstream (options: { port?: number, host?: string, seed?: number } = {}): Promise<DemoUpstream> {
   const random = seededRandom(options.seed ?? 42)
   let orders = 0
+  let ordersDown = false
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0]
     if (path === '/healthz') return json(res, 200, { status: 'ok' })
@@ -46,6 +51,10 @@ export async function startDemoUpstream (options: { port?: number, host?: string
       return json(res, 200, { sku: 'lamp', inStock: 12 })
     }
     if (path === '/orders' && req.method === 'POST') {
+      if (ordersDown) {
+        req.resume()
+        return json(res, 503, { error: 'orders service unavailable' })
+      }
       const chunks: Buffer[] = []
       req.on('data', (c: Buffer) => chunks.push(c))
       req.on('end', () => {
@@ -67,6 +76,8 @@ export async function startDemoUpstream (options: { port?: number, host?: string
   return {
     server,
     url: `http://${options.host ?? '127.0.0.1'}:${address.port}`,
+    setOrdersDown: (down) => { ordersDown = down },
+    orders: () => orders,
     close: async () => {
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => { resolve() }))
