@@ -42,6 +42,7 @@ import { FleetKillSwitch } from './fleet/kill-switch.js'
 import { RedisStreamStore } from './deferral/redis-store.js'
 import { PrometheusSource } from './fleet/prometheus-source.js'
 import type { ControllerEvent } from './intent/controller.js'
+import { FleetLevels } from './fleet/levels.js'
 
 export interface StartOptions {
   /** Where the config came from; needed for reloads from the file. */
@@ -119,6 +120,8 @@ export class Faultline {
   readonly deferrals: Deferrals
   /** The kill switch shared with the fleet, while `fleet` is configured. */
   private fleetSwitch: FleetKillSwitch | undefined
+  /** One chaos level per route across the fleet, while `fleet` is configured. */
+  private fleetLevels: FleetLevels | undefined
 
   private constructor (config: Config, options: StartOptions) {
     this.config = config
@@ -146,6 +149,8 @@ export class Faultline {
     })
     this.table = this.buildTable(config)
     this.fleetSwitch = this.fleetRedis === undefined ? undefined : new FleetKillSwitch(this.fleetRedis, this.chaos, { pollMs: config.fleet?.pollMs ?? 250, logger: this.logger })
+    this.fleetLevels = this.fleetLevelsFor(this.fleetRedis)
+    this.metrics.fleetRoles = () => this.table.routes.flatMap((r) => r.intent?.fleet === undefined ? [] : [{ route: r.name, role: r.intent.fleet.role }])
     this.experiments = new ExperimentRunner(this.metrics, () => this.table, () => this.config.controller.evaluationMs, () => this.config.controller.minRequests)
     this.metrics.chaosStatus = () => {
       const now = performance.now()
@@ -198,6 +203,16 @@ export class Faultline {
     const password = readRedisPassword(config.fleet.redis, this.configFile ?? '<config>')
     if (current?.sameAs(config.fleet, password) === true) return current
     return new FleetRedis(config.fleet, { logger: this.logger, metrics: this.metrics, password })
+  }
+
+  private fleetLevelsFor (redis: FleetRedis | undefined): FleetLevels | undefined {
+    if (redis === undefined) return undefined
+    return new FleetLevels(redis, {
+      logger: this.logger,
+      evaluationMs: () => this.config.controller.evaluationMs,
+      cooldownMs: () => this.config.controller.cooldownMs,
+      engines: () => this.table.routes.flatMap((r) => r.intent === undefined ? [] : [{ name: r.name, engine: r.intent }])
+    })
   }
 
   /** The fleet's Redis connections, for fleet features and the deferral queue; undefined without `fleet` in the config. */
@@ -351,6 +366,8 @@ export class Faultline {
   }
 
   private onControllerEvent (route: RouteRuntime, event: ControllerEvent | undefined): void {
+    // Fleet control: halt the fleet on a breach, then write or adopt the route's one level (src/fleet/levels.ts).
+    if (route.intent !== undefined) void this.fleetLevels?.afterWindow(route.name, route.intent, event)
     if (event === undefined) return
     if (event.type === 'breach') {
       this.logger.warn({ route: route.name, brokeAt: event.brokeAt, headroom: Math.round(event.headroom * 1000) / 1000, cooldownMs: this.config.controller.cooldownMs },
@@ -450,7 +467,11 @@ export class Faultline {
       this.fleetSwitch?.stop()
       this.fleetSwitch = fleet === undefined ? undefined : new FleetKillSwitch(fleet, this.chaos, { pollMs: next.fleet?.pollMs ?? 250, logger: this.logger })
     }
-    if (previousFleet !== fleet) void previousFleet?.close()
+    if (previousFleet !== fleet) {
+      this.fleetLevels?.stop()
+      this.fleetLevels = this.fleetLevelsFor(fleet)
+      void previousFleet?.close()
+    }
     // A route that newly defers may need the store (with the deferral settings faultline started with).
     void this.deferrals.open(usesDefer(next)).then(() => { this.deferrals.sync() }, (err: unknown) => {
       this.logger.error({ err }, 'cannot open the deferral store: writes are not deferred')
@@ -551,6 +572,7 @@ export class Faultline {
     await this.pools.closeAll()
     for (const route of this.table.routes) route.dispose()
     this.fleetSwitch?.stop()
+    this.fleetLevels?.stop()
     await this.fleetRedis?.close()
     await this.admin?.close()
     await this.probes?.close()

@@ -47,6 +47,18 @@ export type ControllerEvent =
   | { type: 'upstream_breach', level: number, headroom: number }
   /** controller.source prometheus: the fleet's figures are missing, erroring or stale; planned injection stops, the level holds. */
   | { type: 'source_down', level: number, reason: 'unreachable' | 'error' | 'empty' | 'stale' }
+  /** Fleet control: another replica evaluates this route; this one keeps the fleet's level and judged its window only for a breach. */
+  | { type: 'following', level: number }
+
+/** What one replica hands the others (fleet control): everything but the halt's timing, which Redis keeps (src/fleet/levels.ts). */
+export interface ControllerState {
+  level: number
+  cap: number
+  margin: number
+  significant: number | null
+  disabling: number | null
+  breaches: number
+}
 
 export interface ControllerReport {
   level: number
@@ -137,6 +149,27 @@ export class IntensityController {
   resume (): void {
     this.haltedUntil = -Infinity
     this.levelValue = Math.min(this.settings.step, this.cap)
+  }
+
+  /** The state another replica adopts (fleet control). */
+  snapshot (): ControllerState {
+    return { level: this.levelValue, cap: this.cap, margin: this.margin, significant: this.significant ?? null, disabling: this.disabling ?? null, breaches: this.breachCount }
+  }
+
+  /**
+   * Takes the fleet's state: its level, cap and reported levels, and its
+   * halt (haltMs left, 0 when not halted). The local hold history starts
+   * again: held windows are counted where the level is evaluated.
+   */
+  adopt (state: ControllerState, haltMs: number, now: number): void {
+    this.levelValue = haltMs > 0 ? 0 : Math.min(state.level, state.cap)
+    this.haltedUntil = haltMs > 0 ? now + haltMs : -Infinity
+    this.cap = state.cap
+    this.margin = state.margin
+    this.significant = state.significant ?? undefined
+    this.disabling = state.disabling ?? undefined
+    this.breachCount = state.breaches
+    this.healthy.length = 0
   }
 
   report (now: number): ControllerReport {

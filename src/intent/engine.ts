@@ -12,7 +12,7 @@ import type { RouteFaults } from '../faults/route-faults.js'
 import type { FaultConfig } from '../faults/schema.js'
 import { faultSchema } from '../faults/registry.js'
 import type { Metrics } from '../metrics/metrics.js'
-import { IntensityController, headroom, type ControllerEvent, type ControllerReport } from './controller.js'
+import { IntensityController, headroom, type ControllerEvent, type ControllerReport, type ControllerState } from './controller.js'
 import { planFor, uniformPlan, type FaultPlan } from './planner.js'
 import type { ControllerConfig, Intent } from './schema.js'
 import { SloTracker, type SloSnapshot } from './slo-tracker.js'
@@ -104,6 +104,13 @@ export class IntentEngine {
   private applied = ''
   /** With controller.source prometheus: why the fleet's figures are unusable now (planned injection stops), or undefined. */
   private sourceDownReason: Exclude<SourceReason, 'ok'> | undefined
+  /**
+   * Fleet control (src/fleet/levels.ts): this replica's part in the route's
+   * one fleet level; undefined when the instance works alone. A follower
+   * does not move the level itself: it adopts the evaluating replica's,
+   * and judges its own window only to halt the fleet on a breach.
+   */
+  fleet: { role: 'evaluates' | 'follows' | 'local', evaluatedBy: string | undefined } | undefined
 
   constructor (route: string, intent: Intent, declared: boolean, budget: number, faults: RouteFaults, metrics: Metrics, settings: ControllerConfig, mode: ChaosMode) {
     this.route = route
@@ -202,6 +209,11 @@ export class IntentEngine {
       const h = headroom(judged, this.intent.slo)
       if (h <= 0) return { type: 'upstream_breach', level: this.level, headroom: h }
     }
+    // A follower leaves the level to the evaluating replica, but a breach it sees halts the route (and the fleet).
+    if (this.fleet?.role === 'follows' && !(judged.requests >= this.settings.minRequests && headroom(judged, this.intent.slo) <= 0) &&
+      this.controller.report(now).halted === false) {
+      return { type: 'following', level: this.level }
+    }
     const event = this.controller.evaluate(judged, now)
     if (event.type === 'breach') this.metrics.guardrailHalts.labels(this.route).inc()
     // The halt holds every fault on the route, hand-written ones too, until the cool-down ends.
@@ -233,6 +245,17 @@ export class IntentEngine {
   setMode (mode: ChaosMode): void {
     this.modeValue = mode
     if (mode !== 'intent') this.faults.setHalted(false)
+    this.apply()
+  }
+
+  /** The controller's state for the other replicas (fleet control). */
+  fleetState (): ControllerState { return this.controller.snapshot() }
+
+  /** Takes the fleet's level and halt (haltMs left; 0: not halted) and plans for it at once. */
+  adopt (state: ControllerState, haltMs: number, now: number): void {
+    if (this.modeValue !== 'intent') return
+    this.controller.adopt(state, haltMs, now)
+    this.faults.setHalted(haltMs > 0)
     this.apply()
   }
 
@@ -284,6 +307,9 @@ export class IntentEngine {
       level: this.level,
       controller: this.controller.report(now),
       ...(this.sourceDown !== undefined ? { sourceDown: this.sourceDown } : {}),
+      // Whose figures these are: the fleet's (one level per route across replicas) or this instance's.
+      scope: this.fleet === undefined || this.fleet.role === 'local' ? 'local' : 'fleet',
+      ...(this.fleet === undefined ? {} : { fleet: this.fleet }),
       slo: this.slo.snapshot(),
       plan: this.plan.entries.map((e) => ({ name: e.name, kind: e.kind, weight: e.weight }))
     }

@@ -38,7 +38,8 @@ export interface RouteReport {
   tooLittleTraffic: boolean
   /** One point per evaluation window: chaos level, SLO headroom, requests and injections (the HTML report's charts). */
   timeline: WindowPoint[]
-  level: { final: number, resilienceMargin: number, significant: number | null, disabling: number | null, guardrailHalts: number }
+  /** scope fleet: the levels are the fleet's (one level per route across replicas, docs/FLEET.md), not this instance's. */
+  level: { final: number, resilienceMargin: number, significant: number | null, disabling: number | null, guardrailHalts: number, scope?: 'fleet' }
   weaknesses: Weakness[]
   /** Share of requests carrying a fault whose failure reached the caller: the route lets failures cascade. */
   cascadingRisk: number | null
@@ -138,7 +139,8 @@ export function buildReport (input: ReportInput): ExperimentReport {
         resilienceMargin: input.mode === 'intent' ? controller.resilienceMargin : 0,
         significant: input.mode === 'intent' ? controller.significantLevel ?? null : null,
         disabling: input.mode === 'intent' ? controller.disablingLevel ?? null : null,
-        guardrailHalts: input.mode === 'intent' ? controller.breaches : 0
+        guardrailHalts: input.mode === 'intent' ? controller.breaches : 0,
+        ...(engine.fleet !== undefined && engine.fleet.role !== 'local' ? { scope: 'fleet' as const } : {})
       },
       weaknesses,
       cascadingRisk: withFault === 0 ? null : surfacedWithFault / withFault,
@@ -208,7 +210,8 @@ export function reportMarkdown (report: ExperimentReport): string {
     lines.push(`- SLO windows judged: ${r.sloWindows.judged} of ${r.sloWindows.elapsed}` + (r.sloWindows.tooFewRequests > 0 ? ` (${r.sloWindows.tooFewRequests} had too few requests to judge).` : '.'))
     if (report.mode === 'intent') {
       lines.push(`- Resilience margin: held chaos level ${r.level.resilienceMargin.toFixed(2)} (faults in up to ${pct(r.level.resilienceMargin * r.budget)} of requests) within its SLO (p99 ${r.slo.p99Ms} ms, errors ${pct(r.slo.errorRate)}).` +
-        (r.level.disabling !== null ? ` The SLO broke at level ${r.level.disabling.toFixed(2)} (guardrail halted ${r.level.guardrailHalts}x).` : ''))
+        (r.level.disabling !== null ? ` The SLO broke at level ${r.level.disabling.toFixed(2)} (guardrail halted ${r.level.guardrailHalts}x).` : '') +
+        (r.level.scope === 'fleet' ? ' These levels are the fleet\'s: one level for this route on every replica.' : ''))
     }
     if (r.requests === 0) {
       lines.push('- No request reached this route: nothing was tested.')

@@ -406,6 +406,20 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  /** Each live intent route's part in the fleet level (src/fleet/levels.ts); the running Faultline sets it. */
+  fleetRoles: () => Iterable<{ route: string, role: string }> = () => []
+
+  readonly fleetRouteRole: Gauge<'route' | 'role'> = new Gauge({
+    name: 'faultline_fleet_route_role',
+    help: 'This replica\'s part in the route\'s one fleet chaos level: evaluates (holds the lease and sets the level), follows (adopts it) or local (fleet Redis unreachable: evaluates on its own). 1 for the current role.',
+    labelNames: ['route', 'role'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.fleetRouteRole.reset()
+      for (const r of this.fleetRoles()) this.fleetRouteRole.set({ route: r.route, role: r.role }, 1)
+    }
+  })
+
   readonly fleetRedisErrors = new Counter({
     name: 'faultline_fleet_redis_errors_total',
     help: 'Fleet Redis connection errors and failed commands, by connection; each one fell back to local state and failed no request.',
