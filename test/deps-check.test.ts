@@ -1,0 +1,72 @@
+// The dependency check (scripts/check-deps.mjs, in `npm test` as
+// `npm run deps`) must fail on what it is there to stop. It runs on copies
+// of src/ with the wrong thing added: a kernel file importing the assembly,
+// a new import cycle, a devDependency in shipped code, a known violation
+// fixed but still listed. A new policy file that joins today's known cycle
+// the old way (importing the context, imported by policies/index.ts) must
+// not fail: that cycle is recorded, not new.
+import { execFile } from 'node:child_process'
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import t from 'tap'
+
+const root = resolve(import.meta.dirname, '..')
+const KNOWN = '.dependency-cruiser-known-violations.json'
+
+function copyProject (t: { teardown: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'faultline-deps-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  for (const f of ['src', 'scripts', 'tsconfig.json', 'package.json', '.dependency-cruiser.cjs', KNOWN]) {
+    cpSync(join(root, f), join(dir, f), { recursive: true })
+  }
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir')
+  return dir
+}
+
+function check (dir: string, ...args: string[]): Promise<{ code: number, out: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['scripts/check-deps.mjs', ...args], { cwd: dir, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : -1), out: stdout + stderr })
+    })
+  })
+}
+
+/** Fixes the known `context.ts → headers.ts` violation (for the checker: the import is gone). */
+function fixKnown (dir: string): void {
+  const file = join(dir, 'src/proxy/context.ts')
+  const text = readFileSync(file, 'utf8')
+  const line = "import { asksForTrailers } from './headers.js'\n"
+  if (!text.includes(line)) throw new Error('the fixture expects context.ts to import headers.js')
+  writeFileSync(file, text.replace(line, ''))
+}
+
+t.test('wrong-way imports, new cycles and dev dependencies fail, naming the rule; the old cycle joined the old way does not', async (t) => {
+  const bad = copyProject(t)
+  appendFileSync(join(bad, 'src/proxy/pipeline.ts'), "\nimport type { RouteTable } from './router.js'\nexport type Table = RouteTable\n")
+  writeFileSync(join(bad, 'src/report/zz-a.ts'), "import type { B } from './zz-b.js'\nexport type A = B | 'a'\n")
+  writeFileSync(join(bad, 'src/report/zz-b.ts'), "import type { A } from './zz-a.js'\nexport type B = A | 'b'\n")
+  appendFileSync(join(bad, 'src/util/timer.ts'), "\nimport 'fast-check'\n")
+  writeFileSync(join(bad, 'src/policies/zz-new.ts'), "import type { RequestContext } from '../proxy/context.js'\nexport const seen = (ctx: RequestContext): string => ctx.requestId\n")
+  appendFileSync(join(bad, 'src/policies/index.ts'), "\nexport { seen } from './zz-new.js'\n")
+  fixKnown(bad)
+
+  const pruned = copyProject(t)
+  fixKnown(pruned)
+  const before = JSON.parse(readFileSync(join(pruned, KNOWN), 'utf8')) as unknown[]
+
+  const [failing, pruning] = await Promise.all([check(bad), check(pruned, '--prune')])
+
+  t.equal(failing.code, 1, 'the check fails')
+  t.match(failing.out, 'error kernel-imports-kernel-only: src/proxy/pipeline.ts → src/proxy/router.ts', 'a kernel file importing the assembly names the rule')
+  t.match(failing.out, /The kernel sits at the bottom/, 'and says what the rule is for')
+  t.match(failing.out, /error no-circular: src\/report\/zz-a\.ts → src\/report\/zz-b\.ts → src\/report\/zz-a\.ts/, 'a new cycle (type-only imports) is named with its path')
+  t.match(failing.out, /error src-not-to-dev-deps: src\/util\/timer\.ts → \S*node_modules\/fast-check\//, 'shipped code importing a devDependency fails')
+  t.match(failing.out, `fixed kernel-imports-kernel-only: src/proxy/context.ts → src/proxy/headers.ts: take it out of ${KNOWN}`, 'a fixed known violation must leave the list')
+  t.notMatch(failing.out, 'zz-new', 'a new policy file that joins the known cycle through the known context → route import is not a new cycle')
+
+  t.equal(pruning.code, 0, `--prune takes the fixed violation out and passes: ${pruning.out}`)
+  const after = JSON.parse(readFileSync(join(pruned, KNOWN), 'utf8')) as Array<{ from: string, to: string }>
+  t.equal(after.length, before.length - 1, 'the list shrank by one')
+  t.notOk(after.some((v) => v.from === 'src/proxy/context.ts' && v.to === 'src/proxy/headers.ts'), 'the fixed one is gone')
+})
