@@ -1,7 +1,6 @@
 /**
- * The resilience policies of a route, outermost first. See DESIGN.md and
- * docs/POLICIES.md for why this order:
- *   fallback( bulkhead( total timeout( retry( auth guard( breaker( attempt timeout( ...faults( upstream call ))))))))
+ * The resilience policies of a route. Their order is PIPELINE_ORDER
+ * (./order.ts), the one place it is written; docs/POLICIES.md says why.
  * Only the configured policies are in a route's pipeline: a route without
  * retry, breaker, bulkhead or fallback pays for none of them.
  */
@@ -27,6 +26,7 @@ import type { CacheConfig, DeferStepConfig } from './schema.js'
 import { deferStep, type DeferContext } from '../deferral/defer-step.js'
 import type { PolicyEvents } from './events.js'
 import type { Logger } from '../log.js'
+import { inPipelineOrder } from './order.js'
 
 export interface PolicyDeps {
   /** State that survives reloads (breakers, caches, bulkheads, budgets). */
@@ -88,7 +88,7 @@ export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
       }
       stages.push(perAttempt)
       if (deps.faultStage !== undefined) stages.push(deps.faultStage)
-      return { label, call: composePipeline(stages, upstreamAttempt(pool, deps.attemptOptions, deps.routeMetrics)) }
+      return { label, call: composePipeline(inPipelineOrder(stages), upstreamAttempt(pool, deps.attemptOptions, deps.routeMetrics)) }
     })
     const deferConfig = r.fallback.find((f): f is DeferStepConfig => f.kind === 'defer')
     policies.push(fallback({
@@ -139,7 +139,6 @@ export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
     policies.push(breakerPolicy(lease.value, config, events, () => { lease.release(); shadow.release() }, shadow.value, log))
   }
 
-  // Innermost of ours; the fault stage (src/faults) goes after it, inside the attempt timeout.
   policies.push(perAttempt)
-  return policies
+  return inPipelineOrder(policies)
 }

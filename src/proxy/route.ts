@@ -12,6 +12,7 @@ import { upstreamAttempt } from './attempt.js'
 import { composePipeline, type Policy, type UpstreamCall } from './pipeline.js'
 import { buildPolicies, type PolicyDeps } from '../policies/index.js'
 import type { PolicyEvents } from '../policies/events.js'
+import { inPipelineOrder } from '../policies/order.js'
 import { validateResponse } from '../policies/validate.js'
 import type { PolicyRegistry } from '../policies/registry.js'
 import { RouteFaults, type RouteFaultsOptions } from '../faults/route-faults.js'
@@ -121,13 +122,13 @@ export class RouteRuntime {
       deferrals: deps.deferrals,
       logger: deps.logger
     })
-    // Faults innermost, just inside the attempt timeout: every attempt re-rolls, an injected hang is cut
-    // by the attempt timeout, and the policies see an injected failure exactly like a real one.
-    // Validation sits just outside the faults: it judges the body a fault produced.
-    if (validate !== undefined) policies.push(validate)
-    this.policies = [...policies, this.faults.stage]
+    // In PIPELINE_ORDER (src/policies/order.ts): faults innermost, just inside the attempt timeout (every
+    // attempt re-rolls, an injected hang is cut by the attempt timeout, the policies see an injected failure
+    // exactly like a real one); validation just outside the faults, judging the body a fault produced.
+    this.policies = inPipelineOrder([...policies, validate, this.faults.stage])
     // With nothing to inject upstream-side the stage is left out of the chain: it costs nothing per request.
-    const compose = (): UpstreamCall => composePipeline(this.faults.active ? this.policies : policies, attempt)
+    const withoutFaults = this.policies.filter((p) => p !== this.faults.stage)
+    const compose = (): UpstreamCall => composePipeline(this.faults.active ? this.policies : withoutFaults, attempt)
     this.call = compose()
     this.faults.onActiveChange(() => { this.call = compose() })
     this.intent = config.intent !== undefined || config.chaos.enabled
