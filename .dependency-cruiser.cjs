@@ -55,10 +55,10 @@ module.exports = {
     },
     {
       name: 'feature-schemas-compose-downward',
-      comment: 'A feature\'s config schema may import the kernel, its own folder and other features\' schemas, nothing else; src/config/schema.ts composes them all, in one direction.',
+      comment: 'A feature\'s config schema (schema.ts, or xxx-schema.ts) may import the kernel, its own folder and other features\' schemas, nothing else; src/config/schema.ts composes them all, in one direction.',
       severity: 'error',
-      from: { path: '^src/(faults|policies|intent|alerts|deferral|fleet)/schema\\.ts$' },
-      to: { path: '^src/', pathNot: [...KERNEL, '^src/$1/', '^src/(faults|policies|intent|alerts|deferral|fleet)/schema\\.ts$'] },
+      from: { path: '^src/(faults|policies|intent|alerts|deferral|fleet)/[a-z-]*schema\\.ts$' },
+      to: { path: '^src/', pathNot: [...KERNEL, '^src/$1/', '^src/(faults|policies|intent|alerts|deferral|fleet)/[a-z-]*schema\\.ts$'] },
     },
     {
       name: 'entry-points-not-imported',
