@@ -16,6 +16,7 @@ import type { Metrics } from '../metrics/metrics.js'
 import type { FailureRecorder } from '../report/recorder.js'
 import { summarise, WINDOWS } from '../report/report.js'
 import type { AlertsConfig, AlertType, WebhookConfig } from './schema.js'
+import { retryAfterMs } from '../policies/retry.js'
 
 export interface AlertInput {
   type: AlertType
@@ -130,7 +131,7 @@ class Webhook {
     const { url, headers, timeoutMs, attempts, backoff } = this.config
     const body = JSON.stringify(alert)
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      let retryAfterMs = 0
+      let waitMs = 0
       let reason: string
       try {
         const res = await request(url, {
@@ -146,8 +147,9 @@ class Webhook {
         reason = `HTTP ${res.statusCode}`
         // Another try cannot fix a request the receiver refuses (except timeouts and rate limits).
         if (res.statusCode < 500 && res.statusCode !== 408 && res.statusCode !== 429) break
-        const ra = Number(res.headers['retry-after'])
-        if (Number.isFinite(ra) && ra > 0) retryAfterMs = Math.min(ra * 1000, backoff.maxMs)
+        // delay-seconds or an HTTP-date (RFC 9110 §10.2.3); anything else is ignored.
+        const ra = retryAfterMs(res.headers['retry-after'])
+        if (ra !== undefined && ra > 0) waitMs = Math.min(ra, backoff.maxMs)
       } catch (err) {
         reason = (err as Error).message
       }
@@ -155,7 +157,7 @@ class Webhook {
       this.notifier.logger.warn({ webhook: redact(url), alert: alert.type, route: alert.route, attempt, reason }, 'alert webhook failed')
       if (attempt < attempts) {
         const cap = Math.min(backoff.maxMs, backoff.baseMs * 2 ** (attempt - 1))
-        await sleep(Math.max(retryAfterMs, Math.random() * cap), this.notifier.signal)
+        await sleep(Math.max(waitMs, Math.random() * cap), this.notifier.signal)
       }
     }
     return false

@@ -134,7 +134,8 @@ export function describeIssue (issue: z.core.$ZodIssue, source?: IssueSource): s
  */
 function deepestBranch (issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
   if (issue.code !== 'invalid_union' || (issue as { discriminator?: string }).discriminator !== undefined) return [issue]
-  const deep = issue.errors.filter((branch) => branch.length > 0 && branch.every((i) => i.path.length > 0))
+  // A branch whose only top-level problem is its own refinement (custom) got past the shape too.
+  const deep = issue.errors.filter((branch) => branch.length > 0 && branch.every((i) => i.path.length > 0 || i.code === 'custom'))
   if (deep.length !== 1) return [issue]
   return deep[0]!.flatMap((i) => deepestBranch({ ...i, path: [...issue.path, ...i.path] } as z.core.$ZodIssue))
 }

@@ -107,7 +107,13 @@ export class LastKnownGood {
    * an invalidation still reaches them all.
    */
   key (ctx: RequestContext): CacheKey | undefined {
-    const headers = ctx.req.headers
+    let headers = ctx.req.headers
+    // The pseudo-header is the cache's own: a client-sent copy would let an anonymous request
+    // read or overwrite a user's variant.
+    if (headers[CREDENTIAL_VARY] !== undefined) {
+      const { [CREDENTIAL_VARY]: _forged, ...rest } = headers
+      headers = rest
+    }
     const mode = this.config.credentials
     if (mode === 'shared' || (headers.authorization === undefined && headers.cookie === undefined)) {
       return { method: ctx.method, path: ctx.upstreamPath, headers }

@@ -118,7 +118,16 @@ const fallbackItem = z.union([
   z.literal('defer').transform(() => ({ kind: 'defer' as const, ...deferSchema.parse({}) })),
   // One object branch for all, so a problem inside `static` (or `cache`, `defer`) is reported at its own path.
   z.strictObject({ cache: cacheSchema.optional(), static: staticSchema.optional(), defer: deferSchema.optional() })
-    .refine((v) => [v.cache, v.static, v.defer].filter((x) => x !== undefined).length === 1, { error: 'expected exactly one of cache, static or defer' })
+    .superRefine((v, ctx) => {
+      const given = (['cache', 'static', 'defer'] as const).filter((k) => v[k] !== undefined)
+      if (given.length === 1) return
+      ctx.addIssue({
+        code: 'custom',
+        message: given.length === 0
+          ? 'expected one of cache, static or defer in a fallback step, got an empty object'
+          : `expected one of cache, static or defer per fallback step, got ${given.join(' and ')}: make each its own step, in the order they are tried (fallback: [${given.map((k) => `{ ${k}: ... }`).join(', ')}])`
+      })
+    })
     .transform((v) => v.static !== undefined
       ? { kind: 'static' as const, ...v.static }
       : v.defer !== undefined ? { kind: 'defer' as const, ...v.defer } : { kind: 'cache' as const, ...v.cache! })

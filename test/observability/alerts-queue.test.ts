@@ -56,3 +56,33 @@ t.test('the receiver\'s Retry-After is waited out before the next try', async (t
   t.ok(gap >= 950, `the second try came ${Math.round(gap)} ms after the first: Retry-After: 1 was honoured`)
   t.equal(sumOf(await scrape(proxy), 'faultline_alerts_total', { type: 'guardrail_halt', result: 'sent' }), 1)
 })
+
+t.test('a Retry-After in its HTTP-date form is waited out too; one RFC 9110 does not allow is ignored', async (t) => {
+  const postedAt: number[] = []
+  let retryAfter = (): string => new Date(Date.now() + 2_000).toUTCString()
+  const hook = await startUpstream(t, (req, res) => {
+    req.resume()
+    req.on('end', () => {
+      postedAt.push(performance.now())
+      if (postedAt.length % 2 === 1) { res.writeHead(503, { 'retry-after': retryAfter() }).end('busy'); return }
+      res.end('ok')
+    })
+  })
+  // Backoff alone would wait at most 1 ms.
+  const proxy = await startProxy(t, {
+    alerts: { webhooks: [{ url: `${hook.url}/hook`, attempts: 3, backoff: { baseMs: 1, maxMs: 5_000 } }] },
+    routes: [route('a', '/a', 'http://127.0.0.1:1')]
+  })
+  proxy.faultline.alerts.emit({ type: 'guardrail_halt', route: 'a' })
+  await proxy.faultline.alerts.idle()
+  t.equal(postedAt.length, 2, 'a 503, then accepted')
+  // An HTTP-date has whole seconds: 2 s ahead is between 1 and 2 s away.
+  const gap = postedAt[1]! - postedAt[0]!
+  t.ok(gap >= 900, `the second try came ${Math.round(gap)} ms after the first: the HTTP-date was honoured`)
+  // "1.5" is neither delay-seconds nor an HTTP-date: ignored, the backoff (at most 1 ms) decides.
+  retryAfter = () => '1.5'
+  proxy.faultline.alerts.emit({ type: 'guardrail_halt', route: 'b' })
+  await proxy.faultline.alerts.idle()
+  t.equal(postedAt.length, 4)
+  t.ok(postedAt[3]! - postedAt[2]! < 900, 'an invalid Retry-After is not waited for')
+})

@@ -35,3 +35,12 @@ t.test('pipelines hold only the configured policies, outermost first', async (t)
   for (const p of [...again, ...payments]) p.dispose?.()
   t.equal(registry.size, 0, 'released when no route uses it')
 })
+
+t.test('a fallback step with two kinds says which and how to write them', async (t) => {
+  const text = 'routes:\n  - name: a\n    match: { pathPrefix: /a }\n    upstream: { url: "http://a:1" }\n    resilience:\n      fallback:\n        - cache: {}\n          static: { status: 200, body: x }\n'
+  t.throws(() => parseConfigText(text, 'f.yaml', {}), {
+    message: /f\.yaml: routes\[0\]\.resilience\.fallback\[0\]: expected one of cache, static or defer per fallback step, got cache and static: make each its own step, in the order they are tried \(fallback: \[\{ cache: \.\.\. \}, \{ static: \.\.\. \}\]\)/
+  })
+  const empty = text.replace(/ {8}- cache: \{\}\n {10}static: \{ status: 200, body: x \}\n/, '        - {}\n')
+  t.throws(() => parseConfigText(empty, 'f.yaml', {}), { message: /fallback\[0\]: expected one of cache, static or defer in a fallback step, got an empty object/ })
+})

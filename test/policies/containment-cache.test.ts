@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import { fetchText, route, scrape, startProxy, startUpstream, sumOf } from '../helpers.js'
+import { CREDENTIAL_VARY, credentialOf } from '../../src/policies/cache.js'
 
 /** An upstream that greets the caller by cookie or bearer token, until it is told to fail. */
 async function personalised (t: Parameters<typeof startUpstream>[0], headers: Record<string, string> = {}): Promise<{ url: string, down: (on: boolean) => void }> {
@@ -59,6 +60,22 @@ t.test('credentials: perCredential keeps one last-known-good per user; shared se
   t.equal((await fetchText(`${proxy.url}/per/me`)).status, 503, 'the anonymous caller gets no user\'s answer')
   const shared = await fetchText(`${proxy.url}/pub/news`)
   t.equal(shared.body, 'hello alice', 'shared mode: the route declared its data public (the documented risk)')
+})
+
+t.test('perCredential: a client cannot set the credential pseudo-header to reach or overwrite another user\'s answer', async (t) => {
+  const upstream = await personalised(t)
+  const proxy = await startProxy(t, {
+    routes: [route('per', '/per', upstream.url, { resilience: { fallback: [{ cache: { credentials: 'perCredential', refreshMs: 0 } }] } })]
+  })
+  const alice = { cookie: 'session=alice' }
+  // What the cache itself would set for alice, sent by an anonymous caller.
+  const forged = { [CREDENTIAL_VARY]: credentialOf(alice)! }
+  t.equal((await fetchText(`${proxy.url}/per/me`, { headers: alice })).body, 'hello alice')
+  t.equal((await fetchText(`${proxy.url}/per/me`, { headers: forged })).body, 'hello anonymous', 'the forged request is answered as anonymous')
+  upstream.down(true)
+  t.equal((await fetchText(`${proxy.url}/per/me`, { headers: alice })).body, 'hello alice', 'alice\'s last-known-good was not overwritten by the forged request')
+  const leak = await fetchText(`${proxy.url}/per/me`, { headers: forged })
+  t.equal(leak.body, 'hello anonymous', 'the forged header reaches the anonymous answer, never alice\'s')
 })
 
 t.test('an answer shaped by a body, header or status fault is never stored; a later real outage finds nothing', async (t) => {
