@@ -169,8 +169,14 @@ export class RouteFaults {
       const planned = this.choosePlanned(ctx)
       if (planned !== undefined) (chosen ??= []).push(planned)
     }
-    return this.maxShare < 1 ? this.withinShare(ctx, chosen) : chosen
+    const result = this.maxShare < 1 ? this.withinShare(ctx, chosen) : chosen
+    // chaos.fleetBudget: each fault costs a token of the fleet's bucket (src/fleet/budget.ts); none left, none injected.
+    if (result !== undefined && this.fleetBudget !== undefined && !this.fleetBudget.take()) return undefined
+    return result
   }
+
+  /** chaos.fleetBudget's tokens, set by the route when the config has one. */
+  fleetBudget: { take: () => boolean } | undefined
 
   /**
    * chaos.maxShare: `chosen` only while the share of this route's requests

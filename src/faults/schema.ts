@@ -36,7 +36,17 @@ export const chaosSchema = z.strictObject({
    * counted). 1 (the default) leaves hand-written faults to their own
    * probabilities.
    */
-  maxShare: share(z.number().min(0).max(1).default(1))
+  maxShare: share(z.number().min(0).max(1).default(1)),
+  /**
+   * A cap on faults injected on this route per minute across the whole
+   * fleet (every replica together; this instance alone without `fleet`):
+   * a token bucket in Redis, leased in batches (docs/FLEET.md).
+   */
+  fleetBudget: z.strictObject({
+    perMinute: z.number().int().positive().max(1_000_000),
+    /** Tokens leased per Redis call; default a tenth of ten seconds' worth (1..20). */
+    batch: z.number().int().positive().max(1_000).optional()
+  }).optional()
 }).superRefine((chaos, ctx) => {
   const seen = new Map<string, number>()
   chaos.faults.forEach((fault, index) => {

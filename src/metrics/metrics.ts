@@ -420,6 +420,13 @@ export class Metrics {
     }
   })
 
+  readonly fleetBudgetDenied = new Counter({
+    name: 'faultline_fleet_budget_denied_total',
+    help: 'Faults not injected because chaos.fleetBudget had no token, by route and reason: exhausted (the fleet spent its faults for now) or unreachable (fleet Redis down: only tokens already leased are spent).',
+    labelNames: ['route', 'reason'] as const,
+    registers: [this.registry]
+  })
+
   readonly fleetRedisErrors = new Counter({
     name: 'faultline_fleet_redis_errors_total',
     help: 'Fleet Redis connection errors and failed commands, by connection; each one fell back to local state and failed no request.',

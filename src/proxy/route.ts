@@ -20,6 +20,7 @@ import { ChaosSwitch } from '../faults/switch.js'
 import { IntentEngine } from '../intent/engine.js'
 import { controllerSchema, intentSchema, type ControllerConfig } from '../intent/schema.js'
 import type { FleetRedis } from '../fleet/redis.js'
+import { FleetBudget } from '../fleet/budget.js'
 
 export interface RouteDeps {
   pools: UpstreamPools
@@ -81,6 +82,8 @@ export class RouteRuntime {
   /** Requests of this route not settled yet (a retired route keeps its pools and policies until this is 0). */
   private inflight = 0
   private retired = false
+  /** chaos.fleetBudget's tokens (src/fleet/budget.ts), when configured. */
+  readonly fleetBudget: FleetBudget | undefined
   private disposed = false
   private readonly releasePools: () => void
 
@@ -110,6 +113,10 @@ export class RouteRuntime {
     this.pools = [this.pool, ...alternates.map((a) => a.pool)]
     this.releasePools = () => { for (const pool of this.pools) deps.pools.release(pool) }
     this.faults = new RouteFaults(config.name, config.chaos, this.metrics, deps.chaos ?? new ChaosSwitch(), deps.chaosOptions)
+    if (config.chaos.fleetBudget !== undefined) {
+      this.fleetBudget = new FleetBudget(config.name, config.chaos.fleetBudget, { redis: deps.fleet, metrics: deps.metrics, logger: deps.chaosOptions?.logger })
+      this.faults.fleetBudget = this.fleetBudget
+    }
     const policies = buildPolicies(config, {
       registry: deps.policyState,
       metrics: deps.metrics,
@@ -152,6 +159,7 @@ export class RouteRuntime {
     const policies: Record<string, unknown> = {}
     for (const p of this.policies) if (p.state) policies[p.name] = p.state()
     if (this.intent !== undefined) policies.intent = this.intent.state(performance.now())
+    if (this.fleetBudget !== undefined) policies.fleetBudget = this.fleetBudget.state()
     return policies
   }
 
@@ -193,6 +201,7 @@ export class RouteRuntime {
     this.disposed = true
     for (const p of this.policies) p.dispose?.()
     this.intent?.dispose()
+    this.fleetBudget?.dispose()
     this.releasePools()
   }
 }
