@@ -30,7 +30,7 @@ export const policyAdmin: AdminExtension = (app, control) => {
     }
     const table = control.table()
     const route = table.get(name)
-    if (route === undefined) return adminError(reply, 404, 'no_such_route', `no route named "${name}"`)
+    if (route === undefined) return adminError(reply, 404, 'no_route', `no route named "${name}"`)
     const policy = route.policies.find(isBreakerPolicy)
     if (policy === undefined) return adminError(reply, 409, 'no_breaker', `route "${name}" has no circuit breaker (resilience.breaker)`)
     const breaker = policy.breaker

@@ -125,8 +125,42 @@ export function audit (request: FastifyRequest, action: string, details: Record<
   request.log.info({ audit: action, remote: request.ip, ...redactSecrets(details) }, `admin: ${action}`)
 }
 
-/** The single error funnel for the admin API. */
-export function adminError (reply: FastifyReply, status: number, error: string, message: string, extra: Record<string, unknown> = {}): FastifyReply {
+/**
+ * Every `error` code the admin API answers with, and its status: one table,
+ * so one condition has one code on every endpoint (toxiproxy's sentinel
+ * errors in api.go). `bad_request` also carries the status of fastify's own
+ * 4xx (a body too large, a bad content type).
+ */
+export const ADMIN_ERRORS = {
+  bad_request: 400,
+  invalid_config: 400,
+  invalid_experiment: 400,
+  invalid_fault: 400,
+  unauthorized: 401,
+  admin_token_not_configured: 403,
+  cross_origin_refused: 403,
+  host_not_allowed: 403,
+  not_found: 404,
+  no_route: 404,
+  no_fault: 404,
+  no_experiment: 404,
+  no_intent: 404,
+  no_report: 404,
+  no_such_deferral: 404,
+  deferral_not_configured: 409,
+  duplicate_fault: 409,
+  experiment_running: 409,
+  no_breaker: 409,
+  not_cancellable: 409,
+  not_retryable: 409,
+  too_many_auth_failures: 429,
+  internal_error: 500
+} as const
+
+export type AdminErrorCode = keyof typeof ADMIN_ERRORS
+
+/** The single error funnel for the admin API; `error` is a code of ADMIN_ERRORS. */
+export function adminError (reply: FastifyReply, status: number, error: AdminErrorCode, message: string, extra: Record<string, unknown> = {}): FastifyReply {
   return reply.code(status).header('cache-control', 'no-store').send({ error, message, ...extra })
 }
 

@@ -6,18 +6,19 @@
 import type { z } from 'zod'
 import { isSecretKey } from '../admin/redact.js'
 import { didYouMean, knownKeysAt } from './suggest.js'
+import { FaultlineError } from '../proxy/errors.js'
 
 export interface ConfigProblem {
   path: string
   message: string
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends FaultlineError {
   readonly file: string
   readonly problems: ConfigProblem[]
 
   constructor (file: string, problems: ConfigProblem[]) {
-    super(problems.map((p) => `${file}: ${p.path ? p.path + ': ' : ''}${p.message}`).join('\n'))
+    super('invalid_config', problems.map((p) => `${file}: ${p.path ? p.path + ': ' : ''}${p.message}`).join('\n'))
     this.name = 'ConfigError'
     this.file = file
     this.problems = problems

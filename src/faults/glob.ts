@@ -14,6 +14,7 @@
  * `[!x]`/`[^x]` classes, `{a,b}` alternatives, `\` escapes. Extglobs
  * (`+(a|b)` and friends) are refused.
  */
+import { FaultlineError } from '../proxy/errors.js'
 
 /** A character test for one pattern position. */
 type Atom = { kind: 'char', ch: string } | { kind: 'any' } | { kind: 'star' } | { kind: 'class', negated: boolean, ranges: Array<[string, string]> }
@@ -23,7 +24,9 @@ type Segment = { kind: 'globstar' } | { kind: 'atoms', atoms: Atom[], loneStar: 
 export const MAX_GLOB_LENGTH = 256
 const MAX_ALTERNATIVES = 64
 
-export class GlobError extends Error {}
+export class GlobError extends FaultlineError {
+  constructor (message: string) { super('invalid_glob', message) }
+}
 
 /** `{a,b}` expanded into whole patterns (bounded), innermost-first. */
 function expandBraces (pattern: string): string[] {

@@ -20,7 +20,7 @@ import type { Socket } from 'node:net'
 import { Readable, type Transform } from 'node:stream'
 import type { RequestContext } from '../proxy/context.js'
 import type { UpstreamResponse } from '../proxy/pipeline.js'
-import { ClientCancelled, ClientFault, UpstreamError, classifyError, type ErrorClass } from '../proxy/errors.js'
+import { ClientCancelled, ClientFault, FaultlineError, UpstreamError, classifyError, type ErrorClass } from '../proxy/errors.js'
 import { countAttemptError, responseErrorClass } from '../proxy/attempt.js'
 import { MAX_TIMER_MS } from '../util/timer.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
@@ -34,19 +34,19 @@ export type CutHow = 'reset' | 'close'
 export const INJECTED_CODE = 'FAULTLINE_INJECTED'
 
 /** Thrown by a client-side fault that ends the exchange without an answer; the client seam cuts the connection. */
-export class ClientCut extends Error {
+export class ClientCut extends FaultlineError {
   readonly how: CutHow
   constructor (how: CutHow, message: string) {
-    super(message)
+    super('client_cut', message)
     this.name = 'ClientCut'
     this.how = how
   }
 }
 
 /** The client went away during an injected wait at the client side: nothing is left to answer. */
-export class ClientGone extends Error {
+export class ClientGone extends FaultlineError {
   constructor () {
-    super('the client closed the connection during an injected fault')
+    super('client_gone', 'the client closed the connection during an injected fault')
     this.name = 'ClientGone'
   }
 }

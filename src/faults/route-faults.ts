@@ -28,6 +28,7 @@ import { TRIGGER_HEADER, TriggerError, checkTriggerCaps, parseTrigger, type Trig
 import { releaser, type ChaosSwitch } from './switch.js'
 import { Schedule, isScheduled, systemClock, type Clock } from './schedule.js'
 import { MAX_TIMER_MS } from '../util/timer.js'
+import { FaultlineError } from '../proxy/errors.js'
 
 interface Inc { inc: (value?: number) => void }
 
@@ -514,16 +515,16 @@ export class RouteFaults {
   }
 }
 
-export class DuplicateFault extends Error {
+export class DuplicateFault extends FaultlineError {
   constructor (name: string) {
-    super(`a fault named "${name}" already exists on this route`)
+    super('duplicate_fault', `a fault named "${name}" already exists on this route`)
     this.name = 'DuplicateFault'
   }
 }
 
-export class EndedFault extends Error {
+export class EndedFault extends FaultlineError {
   constructor (until: string) {
-    super(`until: expected a time in the future, got ${JSON.stringify(until)}`)
+    super('invalid_fault', `until: expected a time in the future, got ${JSON.stringify(until)}`)
     this.name = 'EndedFault'
   }
 }

@@ -24,13 +24,14 @@ import { LRUCache } from 'lru-cache'
 import { formatPath, describeIssue } from '../config/errors.js'
 import { faultSchema, faultKind, createFault } from './registry.js'
 import type { ArmedFault } from './fault.js'
+import { FaultlineError } from '../proxy/errors.js'
 
 export const TRIGGER_HEADER = 'x-faultline-fault'
 const MAX_FAULTS = 8
 
-export class TriggerError extends Error {
+export class TriggerError extends FaultlineError {
   constructor (message: string) {
-    super(message)
+    super('invalid_fault_trigger', message)
     this.name = 'TriggerError'
   }
 }

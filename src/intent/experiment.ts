@@ -12,6 +12,7 @@ import type { Metrics } from '../metrics/metrics.js'
 import type { RouteTable } from '../proxy/router.js'
 import type { IntentEngine } from './engine.js'
 import { buildReport, type ExperimentReport } from './report.js'
+import { FaultlineError } from '../proxy/errors.js'
 
 export type ExperimentMode = 'intent' | 'uniform'
 
@@ -152,9 +153,9 @@ export class ExperimentRunner {
   }
 }
 
-export class ExperimentBusy extends Error {
+export class ExperimentBusy extends FaultlineError {
   constructor (mode: string) {
-    super(`an experiment (${mode}) is already running; stop it first`)
+    super('experiment_running', `an experiment (${mode}) is already running; stop it first`)
     this.name = 'ExperimentBusy'
   }
 }

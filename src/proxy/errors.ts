@@ -15,20 +15,39 @@ export const ERROR_CLASSES = [
 ] as const
 export type ErrorClass = (typeof ERROR_CLASSES)[number]
 
+/**
+ * The base of faultline's own errors, as undici's `UndiciError`: a stable
+ * `code` (snake_case, the same word the client or the admin API sees where
+ * it sees one) that tests, logs and callers can rely on instead of the
+ * class or the message. docs/ARCHITECTURE.md, "Errors", lists them.
+ */
+export class FaultlineError extends Error {
+  readonly code: string
+  constructor (code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+  }
+}
+
 /** Which part of the exchange ran out of time; `total` is the route's deadline. */
 export type TimeoutPhase = 'connect' | 'headers' | 'body' | 'total'
 
-/** An upstream failure that carries its class; thrown by the attempt, read by policies. */
-export class UpstreamError extends Error {
+/**
+ * An upstream failure that carries its class; thrown by the attempt, read by
+ * policies. Its `code` is `upstream_<class>`; the low-level code it came
+ * from (`ECONNREFUSED`, `UND_ERR_*`, or FAULTLINE_INJECTED for an injected
+ * one) is `causeCode`.
+ */
+export class UpstreamError extends FaultlineError {
   readonly errorClass: ErrorClass
   readonly timeoutPhase: TimeoutPhase | undefined
-  readonly code: string | undefined
+  readonly causeCode: string | undefined
 
   constructor (errorClass: ErrorClass, message: string, options: { cause?: unknown, code?: string, timeoutPhase?: TimeoutPhase } = {}) {
-    super(message, { cause: options.cause })
+    super(`upstream_${errorClass}`, message, { cause: options.cause })
     this.name = 'UpstreamError'
     this.errorClass = errorClass
-    this.code = options.code
+    this.causeCode = options.code
     this.timeoutPhase = options.timeoutPhase
   }
 }
@@ -39,7 +58,7 @@ export class UpstreamError extends Error {
  * counted by the breaker or the upstream error metrics, and it ends only
  * its own request.
  */
-export class ClientFault extends Error {}
+export class ClientFault extends FaultlineError {}
 
 /**
  * The client closed its connection before its answer was sent. The request
@@ -49,7 +68,7 @@ export class ClientFault extends Error {}
  */
 export class ClientCancelled extends ClientFault {
   constructor () {
-    super('the client closed the connection before its answer was sent')
+    super('client_cancelled', 'the client closed the connection before its answer was sent')
     this.name = 'ClientCancelled'
   }
 }
@@ -58,7 +77,7 @@ export class ClientCancelled extends ClientFault {
 export class RequestBodyTooLarge extends ClientFault {
   readonly limit: number
   constructor (limit: number) {
-    super(`the request body is larger than ${limit} bytes`)
+    super('request_body_too_large', `the request body is larger than ${limit} bytes`)
     this.name = 'RequestBodyTooLarge'
     this.limit = limit
   }
@@ -121,7 +140,7 @@ export function classifyError (err: unknown): UpstreamError {
 export function classifyBodyError (err: unknown, declaredLength: boolean): UpstreamError {
   const failure = classifyError(err)
   if (declaredLength && failure.errorClass === 'reset') {
-    return new UpstreamError('invalid_response', 'the upstream closed the connection before sending the whole body its Content-Length announced', { cause: err, code: failure.code })
+    return new UpstreamError('invalid_response', 'the upstream closed the connection before sending the whole body its Content-Length announced', { cause: err, code: failure.causeCode })
   }
   return failure
 }
@@ -133,13 +152,13 @@ export function classifyBodyError (err: unknown, declaredLength: boolean): Upstr
  */
 export type RejectionReason = 'short_circuited' | 'rejected_bulkhead' | 'auth_blocked'
 
-export class PolicyRejection extends Error {
+export class PolicyRejection extends FaultlineError {
   readonly reason: RejectionReason
   /** Seconds a client should wait before trying again (the Retry-After header). */
   readonly retryAfterS: number
 
   constructor (reason: RejectionReason, message: string, retryAfterS: number) {
-    super(message)
+    super(reason, message)
     this.name = 'PolicyRejection'
     this.reason = reason
     this.retryAfterS = retryAfterS

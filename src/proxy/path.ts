@@ -11,9 +11,11 @@
  * segment (Tomcat-style path parameters hiding a dot-segment).
  */
 
-export class BadPath extends Error {
+import { FaultlineError } from './errors.js'
+
+export class BadPath extends FaultlineError {
   constructor (message: string) {
-    super(message)
+    super('bad_path', message)
     this.name = 'BadPath'
   }
 }
