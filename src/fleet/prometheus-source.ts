@@ -31,6 +31,8 @@ export interface FleetFigures {
   injected: number
   /** Seconds since the newest scrape behind the figures, on Prometheus' clock. */
   ageSeconds: number
+  /** When that scrape was (Unix seconds, Prometheus' clock): unchanged means the figures are the ones already judged. */
+  scrapedAt: number
 }
 
 export type FleetReading =
@@ -80,10 +82,12 @@ export function readingFrom (body: unknown, evaluationMs: number, staleAfterMs: 
   if (answer.status !== 'success' || answer.data === undefined) return { ok: false, reason: 'error', detail: `${answer.errorType ?? 'error'}: ${answer.error ?? 'no data'}` }
   if (answer.data.resultType !== 'vector') return { ok: false, reason: 'error', detail: `expected an instant vector, got a ${answer.data.resultType}` }
   const values = new Map<string, number>()
+  let evaluatedAt = 0
   for (const sample of answer.data.result) {
     const name = sample.metric[TAG] ?? ''
     if (values.has(name)) return { ok: false, reason: 'error', detail: `the ${name} query returned more than one series` }
     values.set(name, Number(sample.value[1]))
+    evaluatedAt = sample.value[0]
   }
   const missing = FIGURES.filter((name) => !values.has(name) && (name === 'requests' || name === 'age'))
   if (missing.length > 0) return { ok: false, reason: 'empty', detail: `no data for ${missing.join(', ')}` }
@@ -106,7 +110,8 @@ export function readingFrom (body: unknown, evaluationMs: number, staleAfterMs: 
   }
   return {
     ok: true,
-    figures: { requests, errorRate: errorRate ?? 0, p99Ms: (p99 ?? 0) * 1000, injected: (finite('injected') ?? 0) * windowSeconds, ageSeconds }
+    // Rounded to the millisecond: the same scrape must compare equal across windows.
+    figures: { requests, errorRate: errorRate ?? 0, p99Ms: (p99 ?? 0) * 1000, injected: (finite('injected') ?? 0) * windowSeconds, ageSeconds, scrapedAt: Math.round((evaluatedAt - ageSeconds) * 1000) / 1000 }
   }
 }
 

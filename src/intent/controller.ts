@@ -49,6 +49,8 @@ export type ControllerEvent =
   | { type: 'source_down', level: number, reason: 'unreachable' | 'error' | 'empty' | 'stale' }
   /** Fleet control: another replica evaluates this route; this one keeps the fleet's level and judged its window only for a breach. */
   | { type: 'following', level: number }
+  /** controller.source prometheus: no new scrape since the last judged window; nothing judged, the level holds. */
+  | { type: 'unchanged', level: number }
 
 /** What one replica hands the others (fleet control): everything but the halt's timing, which Redis keeps (src/fleet/levels.ts). */
 export interface ControllerState {

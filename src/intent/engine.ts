@@ -111,6 +111,8 @@ export class IntentEngine {
    * and judges its own window only to halt the fleet on a breach.
    */
   fleet: { role: 'evaluates' | 'follows' | 'local', evaluatedBy: string | undefined } | undefined
+  /** The Prometheus scrape the controller last judged: a window with no newer one judges nothing. */
+  private judgedScrape: number | undefined
 
   constructor (route: string, intent: Intent, declared: boolean, budget: number, faults: RouteFaults, metrics: Metrics, settings: ControllerConfig, mode: ChaosMode) {
     this.route = route
@@ -200,9 +202,13 @@ export class IntentEngine {
     // Chaos off (kill switch, route disabled, no budget): hold the level and judge nothing, so
     // turning chaos back on resumes where it stopped instead of at a level never tried.
     if (!this.faults.injecting || this.budget === 0) return { type: 'paused', level: this.level }
+    // No scrape since the last judged window (a 15 s scrape, a 5 s window): the same figures again.
+    // Judging them again would step the level up on one healthy sample several times over.
+    if (fleet !== undefined && fleet.figures.scrapedAt === this.judgedScrape) return { type: 'unchanged', level: this.level }
+    if (fleet !== undefined) this.judgedScrape = fleet.figures.scrapedAt
+    const judged = fleet?.figures ?? figures
     // Nothing injected, yet the SLO broke: the upstream failed on its own. Not a chaos breach: no
     // guardrail halt, no disabling level; the level holds until the upstream recovers.
-    const judged = fleet?.figures ?? figures
     // Fleet: fewer than half a request injected per window across the fleet is nothing injected.
     const nothingInjected = fleet !== undefined ? fleet.figures.injected < 0.5 : injected === 0
     if (nothingInjected && judged.requests >= this.settings.minRequests) {

@@ -18,10 +18,11 @@ import { Faultline } from '../../src/faultline.js'
 import { prometheusSourceSchema } from '../../src/fleet/prometheus-schema.js'
 import { PrometheusSource, readingFrom, routeQuery } from '../../src/fleet/prometheus-source.js'
 import { createLogger } from '../../src/log.js'
-import { LogCapture, closedPort, needTool } from '../helpers.js'
+import { LogCapture, closedPort, fetchText, needTool, route, scrape, startProxy, startUpstream, sumOf, type ProxyTestConfig } from '../helpers.js'
 import { startPrometheus } from '../observability/prometheus-server.js'
 
 const { path: prometheusBinary, skip } = needTool('prometheus')
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 const answer = (samples: Array<[string, string]>): unknown => ({
   status: 'success',
@@ -30,9 +31,9 @@ const answer = (samples: Array<[string, string]>): unknown => ({
 
 t.test('an answer becomes a reading', async (t) => {
   const full = answer([['requests', '40'], ['errorRate', '0.02'], ['p99', '0.25'], ['injected', '4'], ['age', '1.5']])
-  t.same(readingFrom(full, 500, 30_000), { ok: true, figures: { requests: 20, errorRate: 0.02, p99Ms: 250, injected: 2, ageSeconds: 1.5 } }, 'rates times the window; p99 in ms')
+  t.same(readingFrom(full, 500, 30_000), { ok: true, figures: { requests: 20, errorRate: 0.02, p99Ms: 250, injected: 2, ageSeconds: 1.5, scrapedAt: 1699999998.5 } }, 'rates times the window; p99 in ms; the scrape time on Prometheus\' clock')
   t.same(readingFrom(answer([['requests', '0'], ['errorRate', 'NaN'], ['p99', 'NaN'], ['injected', '0'], ['age', '2']]), 500, 30_000),
-    { ok: true, figures: { requests: 0, errorRate: 0, p99Ms: 0, injected: 0, ageSeconds: 2 } }, 'no traffic: NaN ratio and quantile read as 0 (minRequests decides)')
+    { ok: true, figures: { requests: 0, errorRate: 0, p99Ms: 0, injected: 0, ageSeconds: 2, scrapedAt: 1699999998 } }, 'no traffic: NaN ratio and quantile read as 0 (minRequests decides)')
   t.match(readingFrom(answer([['requests', '10'], ['errorRate', 'NaN'], ['p99', '0.1'], ['age', '2']]), 500, 30_000), { ok: false, reason: 'empty', detail: /errorRate/ }, 'traffic but no error rate: empty')
   t.match(readingFrom(answer([['errorRate', '0'], ['p99', '0.1'], ['age', '2']]), 500, 30_000), { ok: false, reason: 'empty', detail: /requests/ }, 'no request series: empty')
   t.match(readingFrom(answer([['requests', '10'], ['errorRate', '0'], ['p99', '0.1']]), 500, 30_000), { ok: false, reason: 'empty', detail: /age/ })
@@ -138,5 +139,47 @@ t.test('the bearer token reaches Prometheus (behind an auth proxy) and is re-rea
   t.match((await source.read([{ name: 'api' }])).get('api'), { ok: false, reason: 'empty' }, 'the rotated token is read on the next window')
   // A route whose overrides return data: ok, figures from Prometheus.
   const constant = { requests: 'vector(40)', errorRate: 'vector(0.5)', p99: 'vector(0.2)', injected: 'vector(0)', age: 'vector(0)' }
-  t.same((await source.read([{ name: 'api', queries: constant }])).get('api'), { ok: true, figures: { requests: 400, errorRate: 0.5, p99Ms: 200, injected: 0, ageSeconds: 0 } })
+  t.match((await source.read([{ name: 'api', queries: constant }])).get('api'), { ok: true, figures: { requests: 400, errorRate: 0.5, p99Ms: 200, injected: 0, ageSeconds: 0 } })
+})
+
+t.test('in one process: the route is judged once per new scrape; a reload switches the source on and off', { skip }, async (t) => {
+  const prometheus = await startPrometheus(t, prometheusBinary!, { targets: [] })
+  const upstream = await startUpstream(t, (_req, res) => { res.end('ok') })
+  // Figures Prometheus computes without targets: a healthy fleet of 100 requests/s whose newest
+  // "scrape" moves every 3 s (its age is time() mod 3), while windows are 500 ms.
+  const queries = { requests: 'vector(100)', errorRate: 'vector(0)', p99: 'vector(0.01)', injected: 'vector(0)', age: 'vector(time()) % 3' }
+  const config = (source: 'local' | 'prometheus'): ProxyTestConfig => ({
+    controller: { evaluationMs: 500, minRequests: 5, source, ...(source === 'prometheus' ? { prometheus: { url: prometheus.url, timeoutMs: 400 } } : {}) },
+    routes: [{ ...route('api', '/api', upstream.url), chaos: { enabled: true, budget: 0.1 }, intent: { criticality: 'optional', queries } }]
+  })
+  const proxy = await startProxy(t, config('prometheus'))
+  const controller = async (): Promise<{ windows: number, level: number }> => {
+    const body = JSON.parse((await fetchText(`${proxy.adminUrl}/routes`)).body) as { routes: Array<{ state: { intent: { controller: { windows: number, level: number } } } }> }
+    return body.routes[0]!.state.intent.controller
+  }
+  await sleep(1000)
+  const first = await controller()
+  await sleep(4500)
+  const later = await controller()
+  // 9 windows of 500 ms; a new scrape every 3 s: one or two judged, never one per window.
+  t.ok(later.windows - first.windows >= 1 && later.windows - first.windows <= 3, `judged ${later.windows - first.windows} times in 4.5 s of 500 ms windows`, { logs: proxy.logs.lines.filter((l) => String(l.msg).includes('fleet')) })
+  let samples = await scrape(proxy)
+  t.equal(sumOf(samples, 'faultline_controller_source_up', { route: 'api', reason: 'ok' }), 1)
+  t.equal(sumOf(samples, 'faultline_chaos_active', { route: 'api', reason: 'planned' }), 1)
+
+  // Back to local: no Prometheus read, no source series; every window is judged (or found too small) again.
+  proxy.faultline.applyConfig(parseConfig({ ...config('local'), listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } }, 'test-config'))
+  await sleep(1200)
+  samples = await scrape(proxy)
+  t.equal(samples.filter((s) => s.name === 'faultline_controller_source_up').length, 0, 'no source series with source local')
+  t.equal(sumOf(samples, 'faultline_chaos_active', { route: 'api', reason: 'planned' }), 1)
+  // And to a Prometheus that is not there: planned injection stops within a window.
+  proxy.faultline.applyConfig(parseConfig({ ...config('prometheus'), controller: { evaluationMs: 500, source: 'prometheus', prometheus: { url: `http://127.0.0.1:${await closedPort()}` } }, listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } }, 'test-config'))
+  await sleep(1200)
+  samples = await scrape(proxy)
+  t.equal(sumOf(samples, 'faultline_controller_source_up', { route: 'api', reason: 'unreachable' }), 0, 'unreachable: 0')
+  t.equal(samples.filter((s) => s.name === 'faultline_controller_source_up').length, 1, 'one series for the route')
+  t.equal(sumOf(samples, 'faultline_chaos_active', { route: 'api', reason: 'source_down' }), 0)
+  t.equal(sumOf(samples, 'faultline_chaos_fault_probability', { route: 'api' }), 0, 'no planned probability')
+  t.ok(proxy.logs.lines.some((l) => String(l.msg).startsWith('fleet SLO source unreachable')), 'logged')
 })
