@@ -129,6 +129,8 @@ export class IntentEngine {
     // One slice that never rotates on its own: tick() empties it at the end of each window.
     this.window = new SloTracker(Infinity, { slices: 1 })
     this.modeValue = mode
+    // The fleet's figures are judged from the first window on: until they are read, nothing planned is injected.
+    if (settings.source === 'prometheus') this.sourceDownReason = 'empty'
     metrics.sloTargetP99.labels(route).set(intent.slo.p99Ms / 1000)
     metrics.sloTargetErrorRate.labels(route).set(intent.slo.errorRate)
     metrics.guardrailHalts.labels(route).inc(0)
