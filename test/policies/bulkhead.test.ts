@@ -28,6 +28,7 @@ t.test('a saturated route A does not slow route B (same upstream, shared pool)',
   const rejected = results.filter((r) => r.status === 503)
   t.equal(rejected.length, 4, 'A\'s excess was rejected')
   t.ok(rejected.every((r) => r.headers['x-faultline-outcome'] === 'rejected_bulkhead' && r.headers['retry-after'] === '2'))
+  t.equal(JSON.parse(rejected[0]!.body).message, 'the route is at its limit of 2 concurrent requests', 'says why, with no queue to mention')
   t.ok(rejected.every((r) => r.ms < 1500), 'rejections come well before A\'s admitted requests time out at 2000 ms')
   t.equal(results.filter((r) => r.status === 504).length, 2, 'the admitted two timed out')
   const after = await scrape(proxy)
@@ -51,6 +52,7 @@ t.test('the queue holds up to maxQueue and hands freed slots over in order', asy
   t.same(state, { inFlight: 1, queued: 1, maxConcurrent: 1, maxQueue: 1 }, 'visible in GET /routes')
   const third = await fetchText(`${proxy.url}/q`)
   t.equal(third.status, 503, 'the queue is full')
+  t.equal(JSON.parse(third.body).message, 'the route is at its limit of 1 concurrent requests and 1 queued')
   t.equal(upstream.hits(), 1)
   pending.shift()!()
   t.equal((await first).status, 200)
@@ -82,4 +84,38 @@ t.test('a slot is held until the body is done; a queued request gives up at its 
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
   t.equal(sumOf(m, 'faultline_bulkhead_in_flight', { route: 'q' }), 0, 'released once the client left and the body closed')
+})
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+t.test('a request that leaves the middle of the queue gives up its place; the others keep theirs', async (t) => {
+  const pending: Array<() => void> = []
+  const upstream = await startUpstream(t, (_req, res) => { pending.push(() => res.end('done')) })
+  const proxy = await startProxy(t, {
+    routes: [route('q', '/q', upstream.url, { resilience: { timeoutMs: 5000, bulkhead: { maxConcurrent: 1, maxQueue: 2 } } })]
+  })
+  const queued = async (): Promise<number> => sumOf(await scrape(proxy), 'faultline_bulkhead_queued', { route: 'q' })
+  const holder = fetchText(`${proxy.url}/q/holder`)
+  for (let i = 0; i < 100 && pending.length === 0; i++) await sleep(10)
+  const first = fetchText(`${proxy.url}/q/first`)
+  for (let i = 0; i < 100 && await queued() < 1; i++) await sleep(10)
+  const leaving = new AbortController()
+  const second = request(`${proxy.url}/q/second`, { signal: leaving.signal }).catch(() => 'aborted')
+  for (let i = 0; i < 100 && await queued() < 2; i++) await sleep(10)
+  t.equal(await queued(), 2)
+  leaving.abort()
+  t.equal(await second, 'aborted')
+  for (let i = 0; i < 100 && await queued() > 1; i++) await sleep(10)
+  t.equal(await queued(), 1, 'the second, behind the first, left the queue')
+  pending.shift()!()
+  t.equal((await holder).status, 200)
+  for (let i = 0; i < 100 && pending.length === 0; i++) await sleep(10)
+  pending.shift()!()
+  t.equal((await first).status, 200, 'the first got the slot')
+  const third = fetchText(`${proxy.url}/q/third`)
+  for (let i = 0; i < 100 && pending.length === 0; i++) await sleep(10)
+  t.equal(pending.length, 1, 'the slot the first freed went to a new request, not to the one that left')
+  pending.shift()!()
+  t.equal((await third).status, 200)
+  t.equal(upstream.hits(), 3)
 })
