@@ -354,6 +354,9 @@ export class RouteFaults {
     return probability >= 1 || (probability > 0 && this.random() < probability)
   }
 
+  /** Abort when chaos is switched off here or by the kill switch: a fault still waiting ends at once. */
+  get releaseSignals (): readonly AbortSignal[] { return [this.release.signal, this.chaosSwitch.releaseSignal] }
+
   /** True while faults may be injected here: the route's chaos and the kill switch are both on. */
   get injecting (): boolean { return this.enabled && this.chaosSwitch.enabled }
 

@@ -15,7 +15,8 @@
  * sending none (or a wrong one) can never lock out callers with a good
  * one. Only when `originAfter` distinct credentials that had worked before
  * are blocked at once (a credential rotation gone wrong) does the whole
- * origin trip, for `blockMs`: made-up credentials never worked, so no
+ * origin trip, for `blockMs`, and then one trial request goes first
+ * before all traffic resumes: made-up credentials never worked, so no
  * caller can trip the origin by sending many of them. The state is shared per upstream, like the breaker, and
  * bounded (the least recently seen credentials are forgotten).
  *
@@ -71,7 +72,15 @@ export class AuthGuard {
   private readonly credentials = new LRUCache<string, CredentialState>({ max: MAX_CREDENTIALS })
   /** Credentials that had worked and are blocked now, with when their block ends: the origin-wide trip counts them. */
   private readonly blocked = new Map<string, number>()
+  /** Set by an origin-wide trip; cleared only by a trial request's answer that is not a 401/403. */
   private originBlockedUntil = 0
+  /**
+   * The one trial request after an origin-wide block, like a half-open
+   * breaker's probe: its ticket is negative (never a credential's period),
+   * so only its own answer ends or renews the block.
+   */
+  private originTrial: { ticket: AuthGuardTicket, period: AuthGuardTicket } | undefined
+  private originTrials = 0
   private lastStatus = 0
 
   constructor (upstream: string, config: AuthGuardConfig, now: () => number = () => performance.now()) {
@@ -99,6 +108,20 @@ export class AuthGuard {
         `${this.upstream} answered ${this.lastStatus} for ${this.config.originAfter} different credentials that had worked before, so faultline is holding every request to it back for ${seconds} s ` +
         'instead of risking lockouts; check the credentials the services send (a rotation gone wrong?)', seconds)
     }
+    if (this.originBlockedUntil !== 0) {
+      if (this.originTrial !== undefined) {
+        throw new PolicyRejection('auth_blocked',
+          `${this.upstream} refused ${this.config.originAfter} different credentials that had worked before; one trial request is checking whether it accepts credentials again`, 1)
+      }
+      // The block is over: this request (if its own credential may pass) is the trial.
+      const period = this.checkCredential(key, now)
+      this.originTrial = { ticket: -++this.originTrials, period }
+      return this.originTrial.ticket
+    }
+    return this.checkCredential(key, now)
+  }
+
+  private checkCredential (key: string, now: number): AuthGuardTicket {
     const state = this.credentials.get(key)
     if (state === undefined) return 0
     if (state.blockedUntil === 0) return state.period
@@ -119,6 +142,20 @@ export class AuthGuard {
 
   /** The answer to a request admitted with `ticket` (from check()); answers from an older period are ignored. */
   record (status: number, key: string = NO_CREDENTIALS, ticket?: AuthGuardTicket): void {
+    if (ticket !== undefined && ticket < 0) {
+      const trial = this.originTrial
+      // An origin trial from before a reset or a later block: it moves nothing.
+      if (trial === undefined || trial.ticket !== ticket) return
+      this.originTrial = undefined
+      if (status === 401 || status === 403) {
+        this.lastStatus = status
+        this.originBlockedUntil = this.now() + this.config.blockMs
+        for (const listener of this.listeners) listener()
+      } else {
+        this.originBlockedUntil = 0
+      }
+      ticket = trial.period
+    }
     const known = this.credentials.get(key)
     if (ticket !== undefined && ticket !== (known?.period ?? 0)) return
     if (status !== 401 && status !== 403) {
@@ -168,6 +205,13 @@ export class AuthGuard {
 
   /** A request admitted with `ticket` ended without an answer: a trial's turn passes to the next request. */
   abandon (key: string, ticket: AuthGuardTicket | undefined): void {
+    if (ticket !== undefined && ticket < 0) {
+      const trial = this.originTrial
+      if (trial === undefined || trial.ticket !== ticket) return
+      // The origin trial's turn passes to the next request.
+      this.originTrial = undefined
+      ticket = trial.period
+    }
     const state = this.credentials.get(key)
     if (state !== undefined && ticket === state.period) state.probing = false
   }
@@ -176,6 +220,7 @@ export class AuthGuard {
     this.credentials.clear()
     this.blocked.clear()
     this.originBlockedUntil = 0
+    this.originTrial = undefined
   }
 
   snapshot (): Record<string, unknown> {
@@ -188,7 +233,7 @@ export class AuthGuard {
       else blockedCredentials++
     }
     const originLeft = Math.max(0, Math.round(this.originBlockedUntil - now))
-    return { upstream: this.upstream, blocked: originLeft > 0, blockedForMs: originLeft, blockedCredentials, noCredentialsBlocked }
+    return { upstream: this.upstream, blocked: originLeft > 0, blockedForMs: originLeft, originTrialInFlight: this.originTrial !== undefined, blockedCredentials, noCredentialsBlocked }
   }
 }
 

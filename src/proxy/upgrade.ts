@@ -125,10 +125,19 @@ export class UpgradeProxy {
     const delay = chosen(route, 'delay')
     if (delay !== undefined && delay.kind === 'delay') {
       route.metrics.metrics.faultsInjected.labels(route.name, 'upgrade_delay').inc()
-      const waited = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => { client.off('close', gone); resolve(true) }, delay.ms)
-        const gone = (): void => { clearTimeout(timer); resolve(false) }
+      // Cut short by the kill switch (or chaos switched off on the route): the handshake goes on at once.
+      const releases = route.faults.releaseSignals
+      const waited = releases.some((s) => s.aborted) || await new Promise<boolean>((resolve) => {
+        const settle = (): void => {
+          clearTimeout(timer)
+          client.off('close', gone)
+          for (const s of releases) s.removeEventListener('abort', released)
+        }
+        const timer = setTimeout(() => { settle(); resolve(true) }, delay.ms)
+        const gone = (): void => { settle(); resolve(false) }
+        const released = (): void => { settle(); resolve(true) }
         client.once('close', gone)
+        for (const s of releases) s.addEventListener('abort', released, { once: true })
       })
       if (!waited) return
     }

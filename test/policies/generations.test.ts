@@ -93,3 +93,32 @@ t.test('unit: after an auth-guard block one trial request goes first', async (t)
   t.equal(rejected(() => g.check(key)), 'admitted', 'a good trial clears the block for everyone')
   t.equal(rejected(() => g.check(key)), 'admitted')
 })
+
+t.test('unit: after an origin-wide auth-guard block one trial request goes first, for every credential', async (t) => {
+  let now = 0
+  const g = new AuthGuard('u:1', authGuardSchema.parse({ failures: 1, blockMs: 100, originAfter: 2 }), () => now)
+  // Two credentials that worked, then both refused: a rotation gone wrong trips the whole origin.
+  for (const key of ['a', 'b']) g.record(200, key, g.check(key))
+  const slow = g.check('c')
+  for (const key of ['a', 'b']) g.record(401, key, g.check(key))
+  t.equal(rejected(() => g.check('c')), 'auth_blocked', 'the origin is blocked for every credential')
+  now = 150
+  const trial = g.check('c')
+  t.ok(trial < 0, 'the first request after the block is the trial')
+  t.equal(rejected(() => g.check('d')), 'auth_blocked', 'every other request waits for the trial')
+  t.equal(rejected(() => g.check('c')), 'auth_blocked', 'the trial\'s own credential too')
+  g.record(200, 'c', slow)
+  t.equal(rejected(() => g.check('d')), 'auth_blocked', 'an answer admitted before the block does not end it')
+  g.record(403, 'c', trial)
+  t.equal(rejected(() => g.check('d')), 'auth_blocked', 'a refused trial blocks the origin again at once')
+  t.equal((g.snapshot() as { blocked: boolean }).blocked, true)
+  now = 300
+  const second = g.check('d')
+  g.abandon('d', second)
+  const third = g.check('e')
+  t.ok(third < 0, 'a trial that ended without an answer passes its turn on')
+  t.equal(rejected(() => g.check('f')), 'auth_blocked')
+  g.record(200, 'e', third)
+  t.equal(rejected(() => g.check('f')), 'admitted', 'a good trial lets all traffic resume')
+  t.equal(rejected(() => g.check('d')), 'admitted')
+})

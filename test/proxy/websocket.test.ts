@@ -219,3 +219,20 @@ t.test('unit: the frame tracker finds message ends across split chunks, extended
   t.equal(masked[1], 0x82, 'masked, two bytes of payload')
   t.equal(((masked[6]! ^ masked[2]!) << 8) | (masked[7]! ^ masked[3]!), 1001)
 })
+
+t.test('the kill switch cuts an injected handshake delay short', async (t) => {
+  const echo = await echoUpstream(t)
+  const proxy = await startProxy(t, { routes: [route('slow', '/slow', echo.url, { chaos: { enabled: true }, upgrades: { faults: [{ kind: 'delay', ms: 60_000 }] } })] })
+  const ws = new WebSocket(wsUrl(proxy.url, '/slow'))
+  t.teardown(() => { ws.terminate() })
+  const open = opened(ws).then(() => 'open', (err: Error) => err.message)
+  // The handshake is being held once the delay is counted.
+  for (let i = 0; i < 200 && sumOf(await scrape(proxy), 'faultline_faults_injected_total', { route: 'slow', fault: 'upgrade_delay' }) === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  const t0 = performance.now()
+  t.equal(proxy.faultline.chaos.turnOff(), true, 'the kill switch goes off')
+  const result = await Promise.race([open, new Promise((resolve) => setTimeout(() => { resolve('still held after 5 s') }, 5_000))])
+  t.equal(result, 'open', 'the handshake completed at once, not after the 60 s delay')
+  t.ok(performance.now() - t0 < 5_000)
+})
