@@ -61,6 +61,7 @@ function detail (e: DeferralEntry): Record<string, unknown> {
     ...summary(e),
     path: e.path.split('?')[0],
     request: { headers, bodyBytes: body.length, bodySha256: createHash('sha256').update(body).digest('hex') },
+    history: (e.history ?? []).map((a) => ({ ...a, at: new Date(a.at).toISOString() })),
     ...(e.result !== undefined
       ? { result: { status: e.result.status, headers: e.result.headers, body: shownBody(e.result.body), truncated: e.result.truncated, at: new Date(e.result.at).toISOString() } }
       : {})

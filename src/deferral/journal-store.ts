@@ -19,7 +19,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { AttemptOutcome, DeferralEntry, DeferralState, DeferralStats, DeferralStore, ListFilter, NewDeferral } from './store.js'
+import { withAttempt, type AttemptOutcome, type DeferralEntry, type DeferralState, type DeferralStats, type DeferralStore, type ListFilter, type NewDeferral } from './store.js'
 
 export interface JournalOptions {
   dir: string
@@ -318,11 +318,12 @@ export class JournalStore implements DeferralStore {
     const entry = this.#entries.get(id)
     if (entry === undefined || entry.state !== 'pending') return false
     const now = Date.now()
+    const history = withAttempt(entry.history, outcome, now)
     const p: Patch = outcome.kind === 'retry'
-      ? { attempts, lastError: outcome.error, nextAttemptAt: outcome.nextAttemptAt }
+      ? { attempts, lastError: outcome.error, nextAttemptAt: outcome.nextAttemptAt, history }
       : outcome.kind === 'delivered'
-        ? { attempts, state: 'delivered', result: outcome.result, settledAt: now }
-        : { attempts, state: 'dead', lastError: outcome.error, settledAt: now }
+        ? { attempts, state: 'delivered', result: outcome.result, settledAt: now, history }
+        : { attempts, state: 'dead', lastError: outcome.error, settledAt: now, history }
     await this.#commit({ op: 'set', id, p })
     return true
   }

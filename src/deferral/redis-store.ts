@@ -25,7 +25,7 @@ import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { FleetRedis } from '../fleet/redis.js'
 import type { AttemptOutcome, DeferralEntry, DeferralState, DeferralStats, DeferralStore, ListFilter, NewDeferral } from './store.js'
-import { DEFERRAL_STATES } from './store.js'
+import { DEFERRAL_STATES, withAttempt } from './store.js'
 
 export interface RedisStoreOptions {
   /** The fleet's Redis as it is now (a reload may replace it). */
@@ -41,7 +41,7 @@ const GROUP = 'deliverers'
 const CONNECTION = 'deferrals'
 
 /** The fields of an entry that change; `data` holds the rest (JSON). */
-type Mutable = Pick<DeferralEntry, 'state' | 'attempts' | 'nextAttemptAt' | 'lastError' | 'result' | 'settledAt' | 'seq' | 'expiresAt'>
+type Mutable = Pick<DeferralEntry, 'state' | 'attempts' | 'nextAttemptAt' | 'lastError' | 'result' | 'settledAt' | 'seq' | 'expiresAt' | 'history'>
 
 /**
  * KEYS: keyIndex, routes. ARGV: prefix, route, id, data, createdAt, expiresAt.
@@ -112,7 +112,8 @@ function parseEntry (id: string, h: Record<string, string>): DeferralEntry | und
     seq: h.seq ?? '',
     ...(h.lastError !== undefined ? { lastError: h.lastError } : {}),
     ...(h.result !== undefined ? { result: JSON.parse(h.result) as DeferralEntry['result'] } : {}),
-    ...(h.settledAt !== undefined ? { settledAt: Number(h.settledAt) } : {})
+    ...(h.settledAt !== undefined ? { settledAt: Number(h.settledAt) } : {}),
+    ...(h.history !== undefined ? { history: JSON.parse(h.history) as DeferralEntry['history'] } : {})
   }
   return { ...data, id, ...m }
 }
@@ -277,13 +278,15 @@ export class RedisStreamStore implements DeferralStore {
     const entry = await this.get(id)
     if (entry === undefined) return false
     const now = Date.now()
+    // Only the replica holding the entry records its attempts, so the history read above is current.
+    const history = JSON.stringify(withAttempt(entry.history, outcome, now))
     if (outcome.kind === 'retry') {
-      return await this.#move(entry, ['pending'], 'pending', entry.createdAt, { attempts: String(attempts), lastError: outcome.error, nextAttemptAt: String(outcome.nextAttemptAt) })
+      return await this.#move(entry, ['pending'], 'pending', entry.createdAt, { attempts: String(attempts), lastError: outcome.error, nextAttemptAt: String(outcome.nextAttemptAt), history })
     }
     if (outcome.kind === 'delivered') {
-      return await this.#move(entry, ['pending'], 'delivered', now, { attempts: String(attempts), result: JSON.stringify(outcome.result), settledAt: String(now) })
+      return await this.#move(entry, ['pending'], 'delivered', now, { attempts: String(attempts), result: JSON.stringify(outcome.result), settledAt: String(now), history })
     }
-    return await this.#move(entry, ['pending'], 'dead', now, { attempts: String(attempts), lastError: outcome.error, settledAt: String(now) })
+    return await this.#move(entry, ['pending'], 'dead', now, { attempts: String(attempts), lastError: outcome.error, settledAt: String(now), history })
   }
 
   async retryNow (id: string, now: number): Promise<boolean> {

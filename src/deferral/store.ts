@@ -40,6 +40,25 @@ export interface NewDeferral {
   expiresAt: number
 }
 
+/** One delivery attempt, as recorded (the last HISTORY_MAX are kept). */
+export interface AttemptRecord {
+  at: number
+  result: 'retry' | 'delivered' | 'dead'
+  /** The upstream's status when it answered. */
+  status?: number
+  error?: string
+}
+
+export const HISTORY_MAX = 20
+
+/** The entry's attempt history with one more attempt, bounded to the last HISTORY_MAX. */
+export function withAttempt (history: readonly AttemptRecord[] | undefined, outcome: AttemptOutcome, at: number): AttemptRecord[] {
+  const record: AttemptRecord = outcome.kind === 'delivered'
+    ? { at, result: 'delivered', status: outcome.result.status }
+    : { at, result: outcome.kind, error: outcome.error }
+  return [...(history ?? []), record].slice(-HISTORY_MAX)
+}
+
 export interface DeferralEntry extends NewDeferral {
   id: string
   /** Position in acceptance order within the store (journal sequence, or the stream id). */
@@ -52,6 +71,8 @@ export interface DeferralEntry extends NewDeferral {
   result?: DeliveryResult
   /** When the entry reached delivered, dead or cancelled. */
   settledAt?: number
+  /** Every attempt's time and result (the last HISTORY_MAX). */
+  history?: AttemptRecord[]
 }
 
 /** How one delivery attempt ended. */

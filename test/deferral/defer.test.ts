@@ -129,6 +129,7 @@ t.test('maxAttempts: a dead letter with its last error; retry, cancel and purge'
   const dead = (await admin(proxy.adminUrl, `/deferrals/${id}`)).json()
   t.equal(dead.attempts, 3)
   t.match(dead.lastError, /HTTP 503 \(after 3 attempts\)/)
+  t.match(dead.history, [{ result: 'retry', error: 'HTTP 503' }, { result: 'retry' }, { result: 'dead' }], 'each attempt and its result')
   t.equal(upstream.received.length, 1 + 3, 'the live attempt and three deliveries')
   // The counter moves once the dead letter is on disk (the state shows a moment before).
   t.ok(await until(async () => sumOf(await scrape(proxy), 'faultline_deferral_deliveries_total', { route: 'pay', result: 'dead' }) === 1))
