@@ -192,7 +192,13 @@ export class RedisStreamStore implements DeferralStore {
     const states = filter.state !== undefined ? [filter.state] : DEFERRAL_STATES
     const ids = new Set<string>()
     for (const route of routes) {
-      for (const state of states) for (const id of await redis.zrange(this.#k('state', route, state), 0, limit - 1, 'REV')) ids.add(id)
+      for (const state of states) {
+        const set = this.#k('state', route, state)
+        // The newest `limit` by score, and every member tied with the last of them (same millisecond).
+        const last = await redis.zrange(set, limit - 1, limit - 1, 'REV', 'WITHSCORES')
+        const members = last[1] === undefined ? await redis.zrange(set, 0, -1) : await redis.zrangebyscore(set, last[1], '+inf')
+        for (const id of members) ids.add(id)
+      }
     }
     const entries: DeferralEntry[] = []
     for (const id of ids) {
