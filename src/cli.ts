@@ -12,6 +12,7 @@ import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 
 import { loadConfigFile } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { configWarnings, formatWarnings } from './config/warnings.js'
+import { formatUnchecked, uncheckedConditions } from './config/unchecked.js'
 import { ConfigError } from './config/errors.js'
 import { Faultline } from './faultline.js'
 import { ListenError } from './listen-error.js'
@@ -163,6 +164,8 @@ async function check (file: string, options: { strict?: boolean }, output: Progr
     if (options.strict === true) fail(`${file}: ${warnings.length} warning(s), refused by --strict`, EXIT.usage, output.writeErr)
   }
   output.writeOut(`${file}: ok (${config.routes.length} route${config.routes.length === 1 ? '' : 's'}: ${config.routes.map((r) => r.name).join(', ')})\n`)
+  // What only the machine that runs it can tell: said, not skipped in silence.
+  output.writeErr(formatUnchecked(file, uncheckedConditions(config)))
 }
 
 async function plan (file: string, options: { json?: boolean }, output: ProgramOutput): Promise<void> {

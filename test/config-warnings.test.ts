@@ -60,7 +60,40 @@ t.test('check prints warnings and passes; check --strict refuses them with exit 
   t.equal(strict.stdout, '', 'not "ok"')
   const clean = await check(['--strict', join(dir, 'clean.yaml')])
   t.equal(clean.code, 0, '--strict passes a config without warnings')
-  t.equal(clean.stderr, '')
+  t.notMatch(clean.stderr, /: warning:/, 'and prints no warning')
+})
+
+t.test('check names what it could not check here: ports, upstreams, Redis, Prometheus, the deferral journal', async (t) => {
+  const plain = 'routes:\n' + ROUTE('a')
+  const fleet = [
+    'listen: { host: 127.0.0.1, port: 18080 }',
+    'admin: { port: 19901 }',
+    'probes: { port: 19902 }',
+    'fleet: { redis: { url: "redis://someone@redis.internal:6379/2" } }',
+    'controller: { source: prometheus, prometheus: { url: "http://prometheus.internal:9090" } }',
+    'deferral: { dir: /var/lib/faultline/deferrals }',
+    'routes:',
+    '  - name: orders',
+    '    match: { pathPrefix: /orders }',
+    '    upstream: { url: "http://orders.internal:8080", alternates: ["http://orders-b.internal:8080"] }',
+    '    resilience: { fallback: [defer] }',
+    ''
+  ].join('\n')
+  const dir = t.testdir({ 'plain.yaml': plain, 'fleet.yaml': fleet })
+  const one = await check([join(dir, 'plain.yaml')])
+  t.equal(one.code, 0)
+  const lines = (text: string): string[] => text.split('\n').filter((l) => l.includes('not checked here'))
+  t.match(lines(one.stderr), [/: not checked here \(only where it runs\): free to bind: listen\.port 0\.0\.0\.0:8080, admin\.port 127\.0\.0\.1:9901$/, /upstreams reachable: http:\/\/127\.0\.0\.1:1$/])
+  t.equal(lines(one.stderr).length, 2, 'nothing about Redis, Prometheus or a journal it does not use')
+  const all = await check([join(dir, 'fleet.yaml')])
+  t.equal(all.code, 0, all.stderr)
+  const said = lines(all.stderr).join('\n')
+  t.match(said, /free to bind: listen\.port 127\.0\.0\.1:18080, admin\.port 127\.0\.0\.1:19901, probes\.port 0\.0\.0\.0:19902/)
+  t.match(said, /upstreams reachable: http:\/\/orders\.internal:8080, http:\/\/orders-b\.internal:8080/)
+  t.match(said, /Redis reachable: fleet\.redis\.url redis:\/\/redis\.internal:6379\/2/)
+  t.notMatch(said, /someone/, 'the URL\'s user name is not printed')
+  t.match(said, /Prometheus reachable and answering: controller\.prometheus\.url http:\/\/prometheus\.internal:9090/)
+  t.match(said, /writable and not locked by another process: deferral\.dir \/var\/lib\/faultline\/deferrals/)
 })
 
 t.test('run logs the warnings, GET /routes lists them, a reload replaces them', async (t) => {
