@@ -51,6 +51,9 @@ export function defaultBatch (perMinute: number): number {
   return Math.min(20, Math.max(1, Math.floor(bucketCapacity(perMinute) / 10)))
 }
 
+/** How soon a lease is asked again after Redis did not answer. */
+const UNREACHABLE_RETRY_MS = 100
+
 export class FleetBudget {
   private readonly route: string
   private readonly perMinute: number
@@ -123,8 +126,10 @@ export class FleetBudget {
           this.tokens += n
           this.leasedAt = performance.now()
         } else {
-          // Empty (or Redis unreachable): ask again when a batch has had time to refill.
-          this.retryAt = performance.now() + Math.max(100, this.batch * 60_000 / this.perMinute)
+          // Empty: ask again when a batch has had time to refill. Unreachable (undefined): soon, so a
+          // replica whose connection is still opening at start injects once it is up, not a batch
+          // period later; while Redis is down attempt() makes no call, so this costs nothing.
+          this.retryAt = performance.now() + (granted === undefined ? UNREACHABLE_RETRY_MS : Math.max(100, this.batch * 60_000 / this.perMinute))
         }
       })
       .finally(() => { this.leasing = false })

@@ -44,6 +44,9 @@ t.test('chaos.fleetBudget caps injected faults across the fleet', { skip }, asyn
     routes: [route('svc', '/svc', upstream.url, { chaos: { enabled: true, fleetBudget: { perMinute: 60, batch: 2 }, faults: [{ kind: 'abort', status: 503, probability: 1 }] } })]
   })
   const fleet = await Promise.all(['b0', 'b1', 'b2'].map(async (id) => await startProxy(t, config(id))))
+  // Connections open lazily: the cap is what is measured here, not a loaded machine's connect time.
+  t.ok(await until(async () => fleet.every((p) => p.faultline.fleet?.isUp() === true), 5000), 'every replica reached Redis')
+  await new Promise((resolve) => setTimeout(resolve, 150))
   const callsBefore = await evalCalls(admin)
   const t0 = performance.now()
   const first = await roundRobin(fleet, 150)
