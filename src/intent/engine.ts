@@ -270,6 +270,12 @@ export class IntentEngine {
   /** Admin: clear a guardrail halt now instead of waiting for the cool-down. */
   resume (): void {
     this.controller.resume()
+    // Judge afresh from the resume: the window left open through the halt still holds the figures
+    // (slow answers, late injected ones) that broke the SLO, and judging them again halts at once.
+    this.window.reset()
+    this.windowInjected = 0
+    this.windowFailedInjected = 0
+    this.windowFailedReal = 0
     this.faults.setHalted(false)
     this.apply()
   }
