@@ -5,7 +5,7 @@
  * silently ignored option.
  */
 import { z } from 'zod'
-import { duration } from './units.js'
+import { duration, parseUrl } from './units.js'
 import { alertsSchema } from '../alerts/schema.js'
 import { checkRouteResilience, resilienceSchema, validateSchema } from '../policies/schema.js'
 import { chaosSchema } from '../faults/schema.js'
@@ -29,13 +29,8 @@ const pathPrefix = z
 
 /** An upstream is an origin; path rewriting is explicit (rewritePrefix), never implied by the URL. */
 export const upstreamUrl = z.string().superRefine((value, ctx) => {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    ctx.addIssue({ code: 'custom', message: `expected a URL, got ${JSON.stringify(value)}` })
-    return
-  }
+  const url = parseUrl(value, ctx)
+  if (url === undefined) return
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     ctx.addIssue({ code: 'custom', message: `expected an http:// or https:// URL, got ${JSON.stringify(value)}` })
   } else if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {

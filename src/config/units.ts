@@ -50,3 +50,13 @@ export function share<T extends z.ZodType> (schema: T): T {
     return z.NEVER
   }, schema) as unknown as T
 }
+
+/** `value` as a URL, or undefined after one issue saying what was expected: the first step of every URL refinement. */
+export function parseUrl (value: string, ctx: z.RefinementCtx, expected = 'a URL'): URL | undefined {
+  try {
+    return new URL(value)
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `expected ${expected}, got ${JSON.stringify(value)}` })
+    return undefined
+  }
+}

@@ -5,7 +5,7 @@
  * rules shipped in docker/prometheus/fleet-rules.yml.
  */
 import { z } from 'zod'
-import { duration } from '../config/units.js'
+import { duration, parseUrl } from '../config/units.js'
 
 export const CONTROLLER_SOURCES = ['local', 'prometheus'] as const
 export type ControllerSource = (typeof CONTROLLER_SOURCES)[number]
@@ -44,13 +44,8 @@ export const DEFAULT_FLEET_QUERIES: Required<FleetQueries> = {
 }
 
 const prometheusUrl = z.string().superRefine((value, ctx) => {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    ctx.addIssue({ code: 'custom', message: `expected a URL, got ${JSON.stringify(value)}` })
-    return
-  }
+  const url = parseUrl(value, ctx)
+  if (url === undefined) return
   if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `expected an http:// or https:// URL, got ${JSON.stringify(value)}` })
   if (url.search !== '' || url.hash !== '') ctx.addIssue({ code: 'custom', message: `expected a URL without a query or fragment, got ${JSON.stringify(value)}` })
 })

@@ -7,16 +7,11 @@
  */
 import { hostname } from 'node:os'
 import { z } from 'zod'
-import { duration } from '../config/units.js'
+import { duration, parseUrl } from '../config/units.js'
 
 const redisUrl = z.string().superRefine((value, ctx) => {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    ctx.addIssue({ code: 'custom', message: `expected a Redis URL such as redis://redis:6379, got ${JSON.stringify(value)}` })
-    return
-  }
+  const url = parseUrl(value, ctx, 'a Redis URL such as redis://redis:6379')
+  if (url === undefined) return
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
     ctx.addIssue({ code: 'custom', message: `expected a redis:// or rediss:// URL, got ${JSON.stringify(url.protocol)}` })
   } else if (url.password !== '') {
