@@ -151,7 +151,7 @@ export class Faultline {
     this.fleetSwitch = this.fleetRedis === undefined ? undefined : new FleetKillSwitch(this.fleetRedis, this.chaos, { pollMs: config.fleet?.pollMs ?? 250, logger: this.logger })
     this.fleetLevels = this.fleetLevelsFor(this.fleetRedis)
     this.metrics.fleetRoles = () => this.table.routes.flatMap((r) => r.intent?.fleet === undefined ? [] : [{ route: r.name, role: r.intent.fleet.role }])
-    this.experiments = new ExperimentRunner(this.metrics, () => this.table, () => this.config.controller.evaluationMs, () => this.config.controller.minRequests)
+    this.experiments = new ExperimentRunner(this.metrics, () => this.table.routes.flatMap((r) => r.config.chaos.enabled && r.intent !== undefined ? [r.intent] : []), () => this.config.controller.evaluationMs, () => this.config.controller.minRequests)
     this.metrics.chaosStatus = () => {
       const now = performance.now()
       return this.table.routes.map((r) => ({ route: r.name, ...r.chaosStatus(now) }))

@@ -23,7 +23,7 @@ import { z } from 'zod'
 import { adminError, audit, type AdminExtension } from './server.js'
 import { problemsFromZod } from '../config/errors.js'
 import { faultSchema, type FaultConfig } from '../faults/schema.js'
-import type { ArmedFault } from '../faults/fault.js'
+import type { ArmedFault } from '../faults/armed.js'
 import { DuplicateFault, EndedFault, type RouteFaults } from '../faults/route-faults.js'
 import type { ChaosSwitch } from '../faults/switch.js'
 

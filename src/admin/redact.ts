@@ -4,30 +4,14 @@
  * on an Authorization header, a static fallback that sets a cookie. So
  * anything shown is walked once and such values are replaced.
  */
+import { isSecretKey } from '../config/secret-keys.js'
 
-/** Header and field names whose values are secrets (compared lowercased). */
-const SECRET_KEYS = new Set([
-  'authorization',
-  'proxy-authorization',
-  'cookie',
-  'set-cookie',
-  'x-api-key',
-  'api-key',
-  'apikey',
-  'token',
-  'password',
-  'secret'
-])
+export { isSecretKey }
 
 /** `scheme://user:pass@host` -> `scheme://[redacted]@host`. */
 const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/i
 
 export const REDACTED = '[redacted]'
-
-/** True for a field or header name whose value is a secret (config errors use it too). */
-export function isSecretKey (key: string): boolean {
-  return SECRET_KEYS.has(key.toLowerCase())
-}
 
 export function redactSecrets<T> (value: T): T {
   return walk(value, 0) as T

@@ -4,9 +4,9 @@
  * expected, one line per problem.
  */
 import type { z } from 'zod'
-import { isSecretKey } from '../admin/redact.js'
+import { isSecretKey } from './secret-keys.js'
 import { didYouMean, knownKeysAt } from './suggest.js'
-import { FaultlineError } from '../proxy/errors.js'
+import { FaultlineError } from '../core/errors.js'
 
 export interface ConfigProblem {
   path: string

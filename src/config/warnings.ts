@@ -7,15 +7,11 @@
  */
 import type { Config, RouteConfig } from './schema.js'
 import type { ConfigProblem } from './errors.js'
+import { faultDelayMs } from '../faults/delay-ms.js'
+
+export { faultDelayMs }
 
 export type ConfigWarning = ConfigProblem
-
-/** The longest delay a fault can add, when it adds one: latency, slowHeaders and timeout. */
-export function faultDelayMs (fault: Record<string, unknown>): number | undefined {
-  if (typeof fault.ms === 'number') return fault.ms + (typeof fault.jitterMs === 'number' ? fault.jitterMs : 0)
-  if (typeof fault.delayMs === 'number') return fault.delayMs
-  return undefined
-}
 
 function routeWarnings (route: RouteConfig, at: string, out: ConfigWarning[]): void {
   const { chaos, resilience, intent } = route

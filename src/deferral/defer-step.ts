@@ -12,8 +12,8 @@
  */
 import { createHash, randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
-import type { RequestContext } from '../proxy/context.js'
-import type { UpstreamResponse } from '../proxy/pipeline.js'
+import type { RequestContext } from '../core/context.js'
+import type { UpstreamResponse } from '../core/pipeline.js'
 import { makeReplayable } from '../policies/body.js'
 import type { DeferStepConfig } from '../policies/schema.js'
 import type { DeferralEntry, DeferralStore } from './store.js'
@@ -106,7 +106,7 @@ export function deferStep (route: string, config: DeferStepConfig, deps: DeferCo
         ctx.upstreamHeaders.push('idempotency-key', randomUUID())
       }
       // A deferred request must be whole on disk: bodies up to maxBodyBytes are read before the first attempt.
-      await makeReplayable(ctx, Math.max(config.maxBodyBytes, ctx.route.config.resilience.maxReplayBytes))
+      await makeReplayable(ctx, Math.max(config.maxBodyBytes, ctx.route.maxReplayBytes))
       if (ctx.body !== null && !Buffer.isBuffer(ctx.body)) return undefined
       const existing = await store.byKey(route, keyOf(ctx)!)
       if (existing === undefined || (existing.state !== 'pending' && existing.state !== 'delivered')) return undefined

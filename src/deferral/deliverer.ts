@@ -21,20 +21,32 @@
  */
 import type { Logger } from 'pino'
 import type { Dispatcher } from 'undici'
-import type { RouteRuntime } from '../proxy/route.js'
+import type { Policy } from '../core/pipeline.js'
 import { isBreakerPolicy } from '../policies/breaker.js'
 import type { CircuitBreaker } from '../policies/breaker.js'
-import { PolicyRejection, classifyError } from '../proxy/errors.js'
-import type { DeferStepConfig } from '../policies/schema.js'
+import { PolicyRejection, classifyError } from '../core/errors.js'
+import type { DeferStepConfig, ResilienceConfig } from '../policies/schema.js'
 import type { DeferralEntry, DeferralStore, DeliveryResult } from './store.js'
 import { RESULT_HEADERS } from './defer-step.js'
+
+/** What a deliverer needs of its route; the assembly's DeliveryRoute has it (and a reload replaces it). */
+export interface DeliveryRoute {
+  readonly name: string
+  readonly config: { readonly resilience: Pick<ResilienceConfig, 'fallback'> }
+  /** The route's primary upstream pool: deliveries go straight to it, past the fault stage. */
+  readonly pool: Pick<Dispatcher, 'request'>
+  /** Its policies, to follow the shared breaker. */
+  readonly policies: readonly Policy[]
+  enter (): void
+  leave (): void
+}
 
 export type DeliveryResultLabel = 'delivered' | 'retry' | 'dead' | 'expired'
 
 export interface DelivererDeps {
   store: DeferralStore
   /** The route as it is now (a reload replaces it); undefined when the route is gone. */
-  route: () => RouteRuntime | undefined
+  route: () => DeliveryRoute | undefined
   logger: Logger
   delivered: (route: string, result: DeliveryResultLabel) => void
   /** [0, 1): the jitter's draw (tests pass a fixed one). */
@@ -157,7 +169,7 @@ export class Deliverer {
   }
 
   /** Follows the route's shared breaker: its closing ends our backoff. Re-followed when a reload replaces it. */
-  #follow (route: RouteRuntime): CircuitBreaker | undefined {
+  #follow (route: DeliveryRoute): CircuitBreaker | undefined {
     const policy = route.policies.find(isBreakerPolicy)
     const breaker = policy?.breaker
     if (breaker !== this.#breaker) {
@@ -262,7 +274,7 @@ export class Deliverer {
   }
 
   /** One delivery: the stored request, straight to the route's pool, bounded by attemptTimeoutMs. */
-  async #send (route: RouteRuntime, entry: DeferralEntry): Promise<{ ok: true, result: DeliveryResult } | { ok: false, error: string }> {
+  async #send (route: DeliveryRoute, entry: DeferralEntry): Promise<{ ok: true, result: DeliveryResult } | { ok: false, error: string }> {
     const timeout = AbortSignal.timeout(this.#config.attemptTimeoutMs)
     const signal = AbortSignal.any([this.#abort.signal, timeout])
     try {

@@ -7,19 +7,18 @@
  */
 import type { Logger } from 'pino'
 import type { Metrics } from '../metrics/metrics.js'
-import type { RouteRuntime } from '../proxy/route.js'
 import type { DeferStepConfig } from '../policies/schema.js'
 import type { DeferralStoreConfig } from './schema.js'
 import type { DeferralStore } from './store.js'
 import type { DeferContext } from './defer-step.js'
 import { JournalStore } from './journal-store.js'
-import { Deliverer } from './deliverer.js'
+import { Deliverer, type DeliveryRoute } from './deliverer.js'
 
 export interface DeferralsDeps {
   logger: Logger
   metrics: Metrics
   /** The live routes (read on every use: a reload replaces them). */
-  routes: () => readonly RouteRuntime[]
+  routes: () => readonly DeliveryRoute[]
   /** Opens the Redis Streams store (redis-store.ts); absent where Redis is not wired. */
   openRedis?: (config: DeferralStoreConfig) => Promise<DeferralStore>
   /** Test seams for the deliverers. */
@@ -27,7 +26,7 @@ export interface DeferralsDeps {
   idleMs?: number
 }
 
-export function deferConfigOf (route: RouteRuntime | { config: RouteRuntime['config'] }): DeferStepConfig | undefined {
+export function deferConfigOf (route: Pick<DeliveryRoute, 'config'>): DeferStepConfig | undefined {
   return route.config.resilience.fallback.find((f): f is DeferStepConfig => f.kind === 'defer')
 }
 

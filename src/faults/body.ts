@@ -6,7 +6,7 @@
  * releases the upstream connection (pipeline() destroys both).
  */
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream'
-import type { UpstreamResponse } from '../proxy/pipeline.js'
+import type { UpstreamResponse } from '../core/pipeline.js'
 
 function noop (): void {}
 

@@ -13,33 +13,16 @@
  */
 import { z } from 'zod'
 import { share } from '../config/units.js'
-import type { RequestContext } from '../proxy/context.js'
-import type { UpstreamCall, UpstreamResponse } from '../proxy/pipeline.js'
-import { HTTP_METHODS } from '../config/http-methods.js'
-import type { FaultIO } from './io.js'
-import type { FaultConfig } from './registry.js'
-import type { Matcher } from './match.js'
-import { scheduleEnvelope, type Schedule } from './schedule.js'
-import { globProblem } from './glob.js'
+import type { RequestContext } from '../core/context.js'
+import type { UpstreamCall, UpstreamResponse } from '../core/pipeline.js'
+import { FAULT_SIDES, type FaultIO } from './io.js'
+import { faultMatchSchema } from './match.js'
+import { scheduleEnvelope } from './schedule.js'
 
-export const FAULT_SIDES = ['upstream', 'client'] as const
-export type FaultSide = (typeof FAULT_SIDES)[number]
+export { FAULT_SIDES, type FaultSide } from './io.js'
 
 export interface Fault {
   apply: (ctx: RequestContext, next: UpstreamCall, io: FaultIO) => Promise<UpstreamResponse>
-}
-
-/** A fault with its envelope, ready to be chosen. */
-export interface ArmedFault {
-  /** Stable handle for the admin API: the fault's name, or for an unnamed one its kind (kind-2, ... when taken). */
-  readonly id: string
-  /** Its metric label and log name: the same string as the id. */
-  readonly label: string
-  readonly config: FaultConfig
-  readonly fault: Fault
-  readonly matches: Matcher | undefined
-  /** Its count and time gate (first, every, after, window, until, ttl); absent when it has none. */
-  readonly schedule?: Schedule | undefined
 }
 
 /** A fault's name is a metric label value: short and bounded, like route names. */
@@ -48,18 +31,6 @@ export const faultName = z
   .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, {
     error: 'expected a fault name of letters, digits, "_", "." or "-" (at most 63 characters)'
   })
-
-export const faultMatchSchema = z.strictObject({
-  methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
-  /** A glob on the client's request path (before any rewrite, without the query): `/users/*`, `/**\/export`. */
-  path: z.string().min(1).superRefine((glob, ctx) => {
-    const problem = globProblem(glob)
-    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${problem}, got ${JSON.stringify(glob.slice(0, 80))}` })
-  }).optional(),
-  /** Header name → exact value, or `true` for "present with any value". */
-  headers: z.record(z.string().min(1), z.union([z.string(), z.literal(true)])).optional()
-})
-export type FaultMatch = z.infer<typeof faultMatchSchema>
 
 /** The shared envelope: every fault kind has these keys besides its own. */
 export const envelope = {

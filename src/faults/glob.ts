@@ -14,7 +14,7 @@
  * `[!x]`/`[^x]` classes, `{a,b}` alternatives, `\` escapes. Extglobs
  * (`+(a|b)` and friends) are refused.
  */
-import { FaultlineError } from '../proxy/errors.js'
+import { FaultlineError } from '../core/errors.js'
 
 /** A character test for one pattern position. */
 type Atom = { kind: 'char', ch: string } | { kind: 'any' } | { kind: 'star' } | { kind: 'class', negated: boolean, ranges: Array<[string, string]> }

@@ -18,16 +18,19 @@
  */
 import type { Socket } from 'node:net'
 import { Readable, type Transform } from 'node:stream'
-import type { RequestContext } from '../proxy/context.js'
-import type { UpstreamResponse } from '../proxy/pipeline.js'
-import { ClientCancelled, ClientFault, FaultlineError, UpstreamError, classifyError, type ErrorClass } from '../proxy/errors.js'
-import { countAttemptError, responseErrorClass } from '../proxy/attempt.js'
+import type { RequestContext } from '../core/context.js'
+import type { UpstreamResponse } from '../core/pipeline.js'
+import { ClientCancelled, ClientFault, FaultlineError, UpstreamError, classifyError, type ErrorClass } from '../core/errors.js'
+import { countAttemptError, responseErrorClass } from '../core/attempt.js'
 import { MAX_TIMER_MS } from '../util/timer.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
 import type { ChaosSwitch } from './switch.js'
-import type { FaultSide } from './fault.js'
 
 /** How a connection is ended: `reset` sends a TCP RST, `close` a FIN. */
+/** Where a fault acts: between faultline and the upstream, or on the client's own connection. */
+export const FAULT_SIDES = ['upstream', 'client'] as const
+export type FaultSide = (typeof FAULT_SIDES)[number]
+
 export type CutHow = 'reset' | 'close'
 
 /** Marks errors that are ours, in logs and in the error's `code`. */
@@ -206,7 +209,7 @@ export class ClientSideIO extends FaultIO {
   readonly at = 'client' as const
 
   // Nothing downstream of the pipeline bounds a client-side hang: the route's timeout does, so a socket is never held forever.
-  hangLimitMs (ctx: RequestContext): number { return ctx.route.config.resilience.timeoutMs }
+  hangLimitMs (ctx: RequestContext): number { return ctx.route.timeoutMs }
 
   fail (_ctx: RequestContext, _errorClass: ErrorClass, message: string, how: CutHow): Error {
     return new ClientCut(how, message)

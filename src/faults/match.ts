@@ -6,10 +6,23 @@
  * its cost is bounded by path × pattern length, so no crafted path can
  * block the event loop, as picomatch's backtracking regex could.
  */
-import type { RequestContext } from '../proxy/context.js'
-import { normalizeTarget } from '../proxy/path.js'
-import { compileGlob } from './glob.js'
-import type { FaultMatch } from './fault.js'
+import { z } from 'zod'
+import { HTTP_METHODS } from '../config/http-methods.js'
+import type { RequestContext } from '../core/context.js'
+import { normalizeTarget } from '../core/path.js'
+import { compileGlob, globProblem } from './glob.js'
+
+export const faultMatchSchema = z.strictObject({
+  methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
+  /** A glob on the client's request path (before any rewrite, without the query): `/users/*`, `/**\/export`. */
+  path: z.string().min(1).superRefine((glob, ctx) => {
+    const problem = globProblem(glob)
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${problem}, got ${JSON.stringify(glob.slice(0, 80))}` })
+  }).optional(),
+  /** Header name → exact value, or `true` for "present with any value". */
+  headers: z.record(z.string().min(1), z.union([z.string(), z.literal(true)])).optional()
+})
+export type FaultMatch = z.infer<typeof faultMatchSchema>
 
 export type Matcher = (ctx: RequestContext) => boolean
 

@@ -14,12 +14,13 @@
 import { randomInt } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from '../log.js'
-import type { RequestContext } from '../proxy/context.js'
-import type { Policy, UpstreamCall, UpstreamResponse } from '../proxy/pipeline.js'
+import type { RequestContext } from '../core/context.js'
+import type { Policy, UpstreamCall, UpstreamResponse } from '../core/pipeline.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
 import type { ChaosStatus } from '../metrics/metrics.js'
 import { seededRandom } from '../util/random.js'
-import type { ArmedFault, FaultSide } from './fault.js'
+import type { ArmedFault } from './armed.js'
+import type { FaultSide } from './io.js'
 import type { ChaosConfig, FaultConfig } from './schema.js'
 import { createFault } from './registry.js'
 import { compileMatch } from './match.js'
@@ -28,7 +29,7 @@ import { TRIGGER_HEADER, TriggerError, checkTriggerCaps, parseTrigger, type Trig
 import { releaser, type ChaosSwitch } from './switch.js'
 import { Schedule, isScheduled, systemClock, type Clock } from './schedule.js'
 import { MAX_TIMER_MS } from '../util/timer.js'
-import { FaultlineError } from '../proxy/errors.js'
+import { FaultlineError } from '../core/errors.js'
 
 interface Inc { inc: (value?: number) => void }
 

@@ -14,11 +14,11 @@ import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { z } from 'zod'
 import { duration } from '../config/units.js'
-import type { RequestContext } from '../proxy/context.js'
+import type { RequestContext } from '../core/context.js'
 
-/** Wall-clock milliseconds (epoch); injected in tests so windows and ttl need no sleeps. */
-export type Clock = () => number
-export const systemClock: Clock = () => Date.now()
+import { systemClock, type Clock } from '../core/clock.js'
+
+export { systemClock, type Clock }
 
 /** Milliseconds, as every time in the fault config. */
 const ms = z.number().int().min(0)

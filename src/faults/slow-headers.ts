@@ -4,8 +4,8 @@
  * work (and any side effect) when an attempt timeout gives up on it, which
  * is what makes retries of non-idempotent calls dangerous.
  */
-import type { RequestContext } from '../proxy/context.js'
-import type { UpstreamResponse } from '../proxy/pipeline.js'
+import type { RequestContext } from '../core/context.js'
+import type { UpstreamResponse } from '../core/pipeline.js'
 import { defineFault, faultObject } from './fault.js'
 import { checkDelay, delayParams, delaySampler } from './delay.js'
 import type { FaultIO } from './io.js'

@@ -10,7 +10,7 @@ import { z } from 'zod'
 import { defineFault, faultObject } from './fault.js'
 import { throughBody, throughRequestBody } from './body.js'
 import type { FaultIO } from './io.js'
-import type { RequestContext } from '../proxy/context.js'
+import type { RequestContext } from '../core/context.js'
 
 class Throttle extends Transform {
   private readonly bytesPerMs: number

@@ -23,8 +23,8 @@
 import { LRUCache } from 'lru-cache'
 import { formatPath, describeIssue } from '../config/errors.js'
 import { faultSchema, faultKind, createFault } from './registry.js'
-import type { ArmedFault } from './fault.js'
-import { FaultlineError } from '../proxy/errors.js'
+import type { ArmedFault } from './armed.js'
+import { FaultlineError } from '../core/errors.js'
 
 export const TRIGGER_HEADER = 'x-faultline-fault'
 const MAX_FAULTS = 8

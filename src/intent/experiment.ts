@@ -9,12 +9,13 @@
  * comes from the intent engines' books.
  */
 import type { Metrics } from '../metrics/metrics.js'
-import type { RouteTable } from '../proxy/router.js'
 import type { IntentEngine } from './engine.js'
 import { buildReport, type ExperimentReport } from './report.js'
-import { FaultlineError } from '../proxy/errors.js'
+import { FaultlineError } from '../core/errors.js'
 
-export type ExperimentMode = 'intent' | 'uniform'
+import type { ExperimentMode } from './schema.js'
+
+export type { ExperimentMode }
 
 type CounterValues = Map<string, number>
 
@@ -55,7 +56,8 @@ interface Running {
 
 export class ExperimentRunner {
   private readonly metrics: Metrics
-  private readonly table: () => RouteTable
+  /** The intent engines of the routes with chaos enabled, as the live config has them. */
+  private readonly engines: () => IntentEngine[]
   private readonly evaluationMs: () => number
   private running: Running | undefined
   private last: ExperimentReport | undefined
@@ -63,9 +65,9 @@ export class ExperimentRunner {
 
   private readonly minRequests: () => number
 
-  constructor (metrics: Metrics, table: () => RouteTable, evaluationMs: () => number, minRequests: () => number = () => 20) {
+  constructor (metrics: Metrics, engines: () => IntentEngine[], evaluationMs: () => number, minRequests: () => number = () => 20) {
     this.metrics = metrics
-    this.table = table
+    this.engines = engines
     this.evaluationMs = evaluationMs
     this.minRequests = minRequests
   }
@@ -92,7 +94,7 @@ export class ExperimentRunner {
   /** Starts an experiment; throws if one is running. Resolves `done` with the report when it ends. */
   async start (mode: ExperimentMode, durationMs: number): Promise<{ done: Promise<ExperimentReport> }> {
     if (this.running !== undefined) throw new ExperimentBusy(this.running.mode)
-    const engines = this.table().routes.filter((r) => r.config.chaos.enabled && r.intent !== undefined).map((r) => r.intent!)
+    const engines = this.engines()
     const [injected, outcomes] = await Promise.all([
       counterValues(this.metrics, 'faultline_faults_injected_total', ['route', 'fault']),
       counterValues(this.metrics, 'faultline_requests_total', ['route', 'outcome'])

@@ -2,10 +2,12 @@
  * `faultline plan FILE`: each route's plan as people read it (a table) or
  * as machines do (--json): the mix, the intensity range, the guardrails.
  */
-import type { Config } from '../config/schema.js'
+import type { ChaosConfig } from '../faults/schema.js'
+import type { ResilienceConfig } from '../policies/schema.js'
+import type { ControllerConfig, Intent } from './schema.js'
 import { faultSchema } from '../faults/registry.js'
 import { planFor } from './planner.js'
-import { faultDelayMs } from '../config/warnings.js'
+import { faultDelayMs } from '../faults/delay-ms.js'
 
 export interface RoutePlanView {
   route: string
@@ -22,7 +24,13 @@ export interface RoutePlanView {
   handWritten: Array<{ name: string, kind: string, probability: number }>
 }
 
-export function planViews (config: Config): RoutePlanView[] {
+/** What a plan is printed from: the parsed config's routes and controller (the config file's Config has them). */
+export interface PlanInput {
+  readonly routes: ReadonlyArray<{ readonly name: string, readonly intent?: Intent, readonly chaos: ChaosConfig, readonly resilience: Pick<ResilienceConfig, 'timeoutMs'> }>
+  readonly controller: ControllerConfig
+}
+
+export function planViews (config: PlanInput): RoutePlanView[] {
   return config.routes.filter((r) => r.intent !== undefined).map((route) => {
     const intent = route.intent!
     const plan = planFor(intent, config.controller)
@@ -54,7 +62,7 @@ function params (p: Record<string, unknown>): string {
   return text || '-'
 }
 
-export function planText (config: Config): string {
+export function planText (config: PlanInput): string {
   const views = planViews(config)
   if (views.length === 0) return 'no route declares an intent: nothing to plan (see docs/INTENT.md)\n'
   const out: string[] = []

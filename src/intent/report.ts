@@ -5,7 +5,7 @@
  * people.
  */
 import type { IntentEngine, WindowPoint } from './engine.js'
-import type { ExperimentMode } from './experiment.js'
+import type { ExperimentMode } from './schema.js'
 
 export interface Weakness {
   /** The fault's label (planned faults: `<kind>` or `<kind>-<variant>`). */

@@ -71,3 +71,6 @@ export const controllerSchema = z.strictObject({
 })
 
 export type ControllerConfig = z.infer<typeof controllerSchema>
+
+/** How an experiment plans its chaos: by each route's intent, or one uniform mix for comparison. */
+export type ExperimentMode = 'intent' | 'uniform'

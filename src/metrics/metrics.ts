@@ -7,20 +7,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { VERSION } from '../version.js'
 
-export const OUTCOMES = [
-  'ok',
-  'retried_ok',
-  'fallback_cache',
-  'fallback_alternate',
-  'fallback_static',
-  'deferred',
-  'failed',
-  'rejected_bulkhead',
-  'short_circuited',
-  // The client went away before the response was complete (Envoy's "DC" flag).
-  'cancelled'
-] as const
-export type Outcome = (typeof OUTCOMES)[number]
+import { OUTCOMES, type Outcome } from '../core/outcome.js'
+
+export { OUTCOMES, type Outcome }
 
 /** Seconds; spans sub-millisecond sidecar hops to multi-second timeouts. */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]

@@ -4,7 +4,7 @@
  * has are created and zeroed, so dashboards show 0 rather than nothing.
  */
 import type { Metrics } from './metrics.js'
-import type { ErrorClass } from '../proxy/errors.js'
+import type { ErrorClass } from '../core/errors.js'
 import { BREAKER_STATES, type BreakerStateName, type CacheLookup, type PolicyEvents } from '../policies/events.js'
 
 interface Inc { inc: (value?: number) => void }

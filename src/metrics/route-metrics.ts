@@ -7,7 +7,7 @@
  */
 import type { Metrics, Outcome, PendingRequests } from './metrics.js'
 import { methodLabel, statusClass } from './metrics.js'
-import type { ErrorClass } from '../proxy/errors.js'
+import type { ErrorClass } from '../core/errors.js'
 
 interface Inc { inc: (value?: number) => void }
 interface Observe { observe: (value: number) => void }

@@ -7,10 +7,10 @@
  * Our own timer, not undici's headersTimeout: undici runs that on a coarse
  * (~1 s) timer wheel, and a 250 ms deadline must mean 250 ms.
  */
-import { UpstreamError } from '../proxy/errors.js'
-import { AttemptAbort } from '../proxy/context.js'
-import type { Policy } from '../proxy/pipeline.js'
-import { clientFaultOf } from '../proxy/attempt.js'
+import { UpstreamError } from '../core/errors.js'
+import { AttemptAbort } from '../core/context.js'
+import type { Policy } from '../core/pipeline.js'
+import { clientFaultOf } from '../core/attempt.js'
 
 function abortOnTimeout (abort: AttemptAbort, ms: number, total: boolean): void {
   // When the request's deadline is what ran out, say so: a retry must not try again.

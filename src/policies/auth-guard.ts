@@ -27,8 +27,8 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { LRUCache } from 'lru-cache'
-import { PolicyRejection } from '../proxy/errors.js'
-import type { Policy } from '../proxy/pipeline.js'
+import { PolicyRejection } from '../core/errors.js'
+import type { Policy } from '../core/pipeline.js'
 import type { AuthGuardConfig } from './schema.js'
 import type { PolicyEvents } from './events.js'
 

@@ -3,8 +3,8 @@
  * (retry, the alternate fallback) or throw an answer away.
  */
 import { Readable } from 'node:stream'
-import type { RequestContext } from '../proxy/context.js'
-import { ClientCancelled, ClientFault, UpstreamError } from '../proxy/errors.js'
+import type { RequestContext } from '../core/context.js'
+import { ClientCancelled, ClientFault, UpstreamError } from '../core/errors.js'
 
 /** True when ctx.body can be sent again: no body, or one already buffered. */
 export function replayable (ctx: RequestContext): boolean {

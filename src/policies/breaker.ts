@@ -12,10 +12,10 @@
  * The breaker sits inside retry, so it sees every attempt, and an open
  * breaker throws a PolicyRejection that retry does not retry.
  */
-import { ClientFault, FailureRule, PolicyRejection, UpstreamError } from '../proxy/errors.js'
-import { responseErrorClass } from '../proxy/attempt.js'
-import type { Policy } from '../proxy/pipeline.js'
-import type { RequestContext } from '../proxy/context.js'
+import { ClientFault, FailureRule, PolicyRejection, UpstreamError } from '../core/errors.js'
+import { responseErrorClass } from '../core/attempt.js'
+import type { Policy } from '../core/pipeline.js'
+import type { RequestContext } from '../core/context.js'
 import type { BreakerConfig } from './schema.js'
 import type { BreakerStateName, PolicyEvents } from './events.js'
 import { decisionFor, type BreakerDecision } from './breaker-decision.js'

@@ -9,9 +9,9 @@
  * removes itself from the queue, and a freed slot is handed only to a
  * waiter still waiting, so no caller is ever stranded.
  */
-import { PolicyRejection, UpstreamError } from '../proxy/errors.js'
-import type { Policy } from '../proxy/pipeline.js'
-import type { RequestContext } from '../proxy/context.js'
+import { PolicyRejection, UpstreamError } from '../core/errors.js'
+import type { Policy } from '../core/pipeline.js'
+import type { RequestContext } from '../core/context.js'
 import type { BulkheadConfig } from './schema.js'
 import type { PolicyEvents } from './events.js'
 

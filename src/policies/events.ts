@@ -3,7 +3,7 @@
  * alerts or logs later). Policies call these; they never touch prom-client.
  * src/metrics/policy-metrics.ts is the metrics implementation.
  */
-import type { ErrorClass } from '../proxy/errors.js'
+import type { ErrorClass } from '../core/errors.js'
 
 export const BREAKER_STATES = ['closed', 'open', 'half_open', 'forced_open', 'forced_closed'] as const
 export type BreakerStateName = (typeof BREAKER_STATES)[number]

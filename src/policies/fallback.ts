@@ -14,9 +14,9 @@
  * answered from a cache, an alternate or a canned body.
  */
 import { Readable } from 'node:stream'
-import type { Policy, UpstreamCall, UpstreamResponse } from '../proxy/pipeline.js'
-import type { FallbackKind, RequestContext } from '../proxy/context.js'
-import { PolicyRejection, UpstreamError, neverSent, safeToResend } from '../proxy/errors.js'
+import type { Policy, UpstreamCall, UpstreamResponse } from '../core/pipeline.js'
+import type { FallbackKind, RequestContext } from '../core/context.js'
+import { PolicyRejection, UpstreamError, neverSent, safeToResend } from '../core/errors.js'
 import type { FallbackConfig, StaticConfig } from './schema.js'
 import type { LastKnownGood } from './cache.js'
 import { discardBody, makeReplayable, replayable } from './body.js'

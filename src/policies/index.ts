@@ -5,12 +5,11 @@
  * retry, breaker, bulkhead or fallback pays for none of them.
  */
 import type { Pool } from 'undici'
-import type { RouteConfig } from '../config/schema.js'
 import type { Metrics } from '../metrics/metrics.js'
 import type { RouteMetrics } from '../metrics/route-metrics.js'
 import { PolicyMetrics } from '../metrics/policy-metrics.js'
-import { composePipeline, type Policy } from '../proxy/pipeline.js'
-import { upstreamAttempt, type AttemptOptions } from '../proxy/attempt.js'
+import { composePipeline, type Policy } from '../core/pipeline.js'
+import { upstreamAttempt, type AttemptOptions } from '../core/attempt.js'
 import { attemptTimeout } from './attempt-timeout.js'
 import { totalTimeout } from './total-timeout.js'
 import { retry } from './retry.js'
@@ -22,7 +21,7 @@ import { fallback, type Alternate } from './fallback.js'
 import { LastKnownGood } from './cache.js'
 import { MemoryCacheStore } from './memory-cache-store.js'
 import { optionsKey, type PolicyRegistry } from './registry.js'
-import type { CacheConfig, DeferStepConfig } from './schema.js'
+import type { CacheConfig, DeferStepConfig, ResilienceConfig } from './schema.js'
 import { deferStep, type DeferContext } from '../deferral/defer-step.js'
 import type { PolicyEvents } from './events.js'
 import type { Logger } from '../log.js'
@@ -48,7 +47,15 @@ export interface PolicyDeps {
   logger?: Logger
 }
 
-export function buildPolicies (route: RouteConfig, deps: PolicyDeps): Policy[] {
+/** What the policies are built from: a route's config as the config file has it (RouteConfig), no more. */
+export interface PolicyRoute {
+  readonly name: string
+  readonly upstream: { readonly url: string }
+  readonly match: { readonly rewritePrefix?: string }
+  readonly resilience: ResilienceConfig
+}
+
+export function buildPolicies (route: PolicyRoute, deps: PolicyDeps): Policy[] {
   const r = route.resilience
   const { registry } = deps
   const origin = new URL(route.upstream.url).origin

@@ -10,7 +10,7 @@
  * show this table (test/policies/order.test.ts checks they match); why
  * this order: docs/POLICIES.md, "The order, and why".
  */
-import type { Policy } from '../proxy/pipeline.js'
+import type { Policy } from '../core/pipeline.js'
 
 export const PIPELINE_ORDER = [
   { name: 'fallback', when: '`resilience.fallback` is not empty' },

@@ -7,10 +7,10 @@
  * open breaker stops the retries at once. A discarded response body is
  * drained so its pooled connection is not leaked.
  */
-import type { Policy, UpstreamResponse } from '../proxy/pipeline.js'
-import type { RequestContext } from '../proxy/context.js'
-import { FailureRule, UpstreamError, neverSent, safeToResend, type ErrorClass } from '../proxy/errors.js'
-import { responseErrorClass } from '../proxy/attempt.js'
+import type { Policy, UpstreamResponse } from '../core/pipeline.js'
+import type { RequestContext } from '../core/context.js'
+import { FailureRule, UpstreamError, neverSent, safeToResend, type ErrorClass } from '../core/errors.js'
+import { responseErrorClass } from '../core/attempt.js'
 import type { RetryConfig } from './schema.js'
 import type { PolicyEvents } from './events.js'
 import type { RetryBudget } from './retry-budget.js'

@@ -7,7 +7,7 @@ import { z } from 'zod'
 import { duration, share } from '../config/units.js'
 import { MAX_TIMER_MS } from '../util/timer.js'
 import { userHeaders } from '../config/headers.js'
-import { ERROR_CLASSES } from '../proxy/errors.js'
+import { ERROR_CLASSES } from '../core/errors.js'
 import { deferSchema } from '../deferral/schema.js'
 
 const errorClass = z.enum(ERROR_CLASSES)

@@ -8,12 +8,12 @@
  * it refuses to start past the deadline and turns whatever failed after
  * it into a `timeout` (504) that says so.
  */
-import { ClientFault, PolicyRejection, UpstreamError } from '../proxy/errors.js'
-import type { RequestContext } from '../proxy/context.js'
-import type { Policy } from '../proxy/pipeline.js'
+import { ClientFault, PolicyRejection, UpstreamError } from '../core/errors.js'
+import type { RequestContext } from '../core/context.js'
+import type { Policy } from '../core/pipeline.js'
 
 function expired (ctx: RequestContext, cause?: unknown): UpstreamError {
-  const ms = ctx.route.config.resilience.timeoutMs
+  const ms = ctx.route.timeoutMs
   return new UpstreamError('timeout', `no response within the route's timeoutMs (${ms} ms) after ${ctx.attempts} attempt(s)`, { timeoutPhase: 'total', cause })
 }
 

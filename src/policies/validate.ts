@@ -12,9 +12,8 @@
  */
 import { Readable } from 'node:stream'
 import { Ajv, type ValidateFunction } from 'ajv'
-import type { Policy, UpstreamResponse } from '../proxy/pipeline.js'
-import { ClientCancelled, UpstreamError, classifyBodyError } from '../proxy/errors.js'
-import { countAttemptError } from '../proxy/attempt.js'
+import type { Policy, UpstreamResponse } from '../core/pipeline.js'
+import { ClientCancelled, UpstreamError, classifyBodyError } from '../core/errors.js'
 import type { ValidateConfig } from './schema.js'
 import { discardBody } from './body.js'
 
@@ -53,11 +52,11 @@ export function validateResponse (config: ValidateConfig, routeName: string): Po
         if (ctx.clientGone) throw new ClientCancelled()
         // A failed attempt like any other: counted, and a body shorter than its Content-Length is invalid, not a reset.
         const failure = classifyBodyError(err, res.headers['content-length'] !== undefined)
-        countAttemptError(ctx, ctx.route.metrics, failure.errorClass)
+        ctx.route.attemptFailed(ctx, failure.errorClass)
         throw failure
       }
       const fail = (why: string): never => {
-        countAttemptError(ctx, ctx.route.metrics, 'invalid_response', ctx.attemptInjected)
+        ctx.route.attemptFailed(ctx, 'invalid_response', ctx.attemptInjected)
         throw new UpstreamError('invalid_response', `route ${routeName}: the upstream response failed validation: ${why}`)
       }
       if (raw === 'too_large') return fail(`body larger than validate.maxBytes (${config.maxBytes})`)

@@ -8,6 +8,7 @@
  * duplicates preserved.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import { asksForTrailers } from '../core/context.js'
 import type { ForwardingTrust } from './trust.js'
 
 /** Never forwarded upstream. `host` is re-derived from the upstream origin; `expect` is answered here. */
@@ -29,13 +30,6 @@ const REQUEST_DROP = new Set([
   // Fault triggers are for faultline alone: an upstream must never see them.
   'x-faultline-fault'
 ])
-
-const TE_TRAILERS = /(?:^|,)\s*trailers\s*(?:[,;]|$)/i
-
-/** A TE header that lists "trailers" (RFC 9110 §10.1.4). */
-export function asksForTrailers (te: string | string[] | undefined): boolean {
-  return te !== undefined && TE_TRAILERS.test(Array.isArray(te) ? te.join(',') : te)
-}
 
 /** Never copied back to the client; Node's server sets framing itself. */
 const RESPONSE_DROP = new Set([

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { PassThrough, type Readable } from 'node:stream'
-import { ClientCancelled, RequestBodyTooLarge, type ClientFault } from './errors.js'
+import { ClientCancelled, RequestBodyTooLarge, type ClientFault } from '../core/errors.js'
 
 export { RequestBodyTooLarge }
 

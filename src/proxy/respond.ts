@@ -6,12 +6,11 @@
 import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
-import type { RequestContext } from './context.js'
-import type { UpstreamResponse } from './pipeline.js'
-import type { RouteMetrics } from '../metrics/route-metrics.js'
+import type { RequestContext } from '../core/context.js'
+import type { UpstreamResponse } from '../core/pipeline.js'
+import type { RouteView } from '../core/context.js'
 import { clientResponseHeaders } from './headers.js'
-import { ClientCancelled, PolicyRejection, RequestBodyTooLarge, UpstreamError, classifyBodyError, classifyError, statusForError } from './errors.js'
-import { countAttemptError } from './attempt.js'
+import { ClientCancelled, PolicyRejection, RequestBodyTooLarge, UpstreamError, classifyBodyError, classifyError, statusForError } from '../core/errors.js'
 import { bodyLimitExceeded } from './limits.js'
 
 const LOG_PATH_MAX = 256
@@ -45,13 +44,8 @@ export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Lo
     const ms = performance.now() - ctx.startedAt
     // No status line went out (the client left, or a fault cut the connection): status 0.
     const status = res.headersSent ? res.statusCode : 0
-    ctx.route.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000, ctx.injected)
-    ctx.route.report?.record(ctx, status)
-    // The SLO is what the caller saw; a caller that left saw nothing, so it is not counted. A response
-    // cut after its status line (a reset or truncated body) is a failure the caller saw, whatever its status.
-    if (ctx.route.intent !== undefined && ctx.outcome !== 'cancelled') {
-      ctx.route.intent.record(ms, status >= 500 || status === 0 || !res.writableFinished, ctx.fault)
-    }
+    // A response cut after its status line (a reset or truncated body) is a failure the caller saw, whatever its status.
+    ctx.route.finished(ctx, status, ms, status >= 500 || status === 0 || !res.writableFinished)
     log.info({
       route: ctx.route.name,
       method: ctx.method,
@@ -72,7 +66,7 @@ export function settleOnClose (ctx: RequestContext, res: ServerResponse, log: Lo
 
 /** The x-faultline-fault value for this response, when the route exposes it and a fault acted. */
 function exposedFault (ctx: RequestContext): string | undefined {
-  return ctx.route.faults.exposeHeaders ? ctx.fault : undefined
+  return ctx.route.exposeFaultHeaders ? ctx.fault : undefined
 }
 
 export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse): void {
@@ -111,7 +105,7 @@ export function sendUpstreamResponse (ctx: RequestContext, res: ServerResponse, 
     }
     const failure = classifyBodyError(err, upstream.headers['content-length'] !== undefined)
     ctx.outcome = 'failed'
-    countAttemptError(ctx, ctx.route.metrics, failure.errorClass, ctx.attemptInjected)
+    ctx.route.attemptFailed(ctx, failure.errorClass, ctx.attemptInjected)
     res.destroy()
   })
   const trailers = ctx.wantsTrailers && upstream.headers.trailer !== undefined
@@ -199,7 +193,7 @@ class BodyIdleTimer {
   private timer: NodeJS.Timeout | undefined
 
   constructor (private readonly ctx: RequestContext, private readonly body: Readable, private readonly res: ServerResponse) {
-    const ms = ctx.route.config.resilience.bodyIdleTimeoutMs
+    const ms = ctx.route.bodyIdleTimeoutMs
     this.timer = setTimeout(this.check, ms)
   }
 
@@ -210,7 +204,7 @@ class BodyIdleTimer {
 
   private readonly check = (): void => {
     if (this.timer === undefined) return
-    const ms = this.ctx.route.config.resilience.bodyIdleTimeoutMs
+    const ms = this.ctx.route.bodyIdleTimeoutMs
     const left = this.progress + ms - performance.now()
     if (left > 0) {
       this.timer = setTimeout(this.check, left)
@@ -219,10 +213,10 @@ class BodyIdleTimer {
     this.timer = undefined
     const { ctx, body, res } = this
     if (this.waitingForClient) {
-      ctx.route.metrics.slowReader()
+      ctx.route.slowReader()
     } else {
       ctx.outcome = 'failed'
-      countAttemptError(ctx, ctx.route.metrics, 'timeout')
+      ctx.route.attemptFailed(ctx, 'timeout')
     }
     res.destroy()
     body.destroy()
@@ -265,8 +259,8 @@ export function sendJson (res: ServerResponse, status: number, body: ErrorBody, 
 }
 
 /** 413 and close: the rest of the body is never read, so the connection cannot be reused. Counted as an edge refusal. */
-export function sendTooLarge (res: ServerResponse, limit: number, requestId: string, metrics: RouteMetrics): void {
-  metrics.bodyTooLarge()
+export function sendTooLarge (res: ServerResponse, limit: number, requestId: string, route: Pick<RouteView, 'bodyTooLarge'>): void {
+  route.bodyTooLarge()
   if (res.headersSent) {
     res.destroy()
     return
@@ -282,7 +276,7 @@ export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unkn
   const bodyLimit = err instanceof RequestBodyTooLarge ? err.limit : bodyLimitExceeded(ctx.req)
   if (bodyLimit !== undefined) {
     ctx.outcome = 'failed'
-    sendTooLarge(res, bodyLimit, ctx.requestId, ctx.route.metrics)
+    sendTooLarge(res, bodyLimit, ctx.requestId, ctx.route)
     return
   }
   if (err instanceof PolicyRejection) {

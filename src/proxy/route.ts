@@ -8,8 +8,11 @@ import type { ChaosStatus, Metrics } from '../metrics/metrics.js'
 import { RouteMetrics } from '../metrics/route-metrics.js'
 import type { FailureRecorder, RouteRecord } from '../report/recorder.js'
 import type { UpstreamPools } from './upstreams.js'
-import { upstreamAttempt } from './attempt.js'
-import { composePipeline, type Policy, type UpstreamCall } from './pipeline.js'
+import { countAttemptError, upstreamAttempt } from '../core/attempt.js'
+import type { RequestContext } from '../core/context.js'
+import type { ErrorClass } from '../core/errors.js'
+import type { RouteView } from '../core/context.js'
+import { composePipeline, type Policy, type UpstreamCall } from '../core/pipeline.js'
 import { buildPolicies, type PolicyDeps } from '../policies/index.js'
 import type { PolicyEvents } from '../policies/events.js'
 import { inPipelineOrder } from '../policies/order.js'
@@ -58,7 +61,7 @@ function quietWhenRetired (events: PolicyEvents, retired: () => boolean): Policy
   return quiet
 }
 
-export class RouteRuntime {
+export class RouteRuntime implements RouteView {
   readonly name: string
   readonly config: RouteConfig
   readonly prefix: string
@@ -70,6 +73,10 @@ export class RouteRuntime {
   readonly pools: readonly Pool[]
   /** Bounded label for the primary upstream: its host:port. */
   readonly upstreamLabel: string
+  readonly timeoutMs: number
+  readonly bodyIdleTimeoutMs: number
+  readonly maxReplayBytes: number
+  readonly exposeFaultHeaders: boolean
   readonly metrics: RouteMetrics
   /** This route's failure-pattern record (GET /report), when the proxy keeps one. */
   readonly report: RouteRecord | undefined
@@ -98,6 +105,9 @@ export class RouteRuntime {
     this.rewritePrefix = config.match.rewritePrefix
     this.pool = deps.pools.forUpstream(config.upstream)
     this.upstreamLabel = new URL(config.upstream.url).host
+    this.timeoutMs = config.resilience.timeoutMs
+    this.bodyIdleTimeoutMs = config.resilience.bodyIdleTimeoutMs
+    this.maxReplayBytes = config.resilience.maxReplayBytes
     this.metrics = new RouteMetrics(deps.metrics, config.name)
     this.report = deps.report?.forRoute(config.name)
     if (this.report !== undefined) this.report.retryConfigured = config.resilience.retry !== undefined
@@ -113,6 +123,7 @@ export class RouteRuntime {
     this.pools = [this.pool, ...alternates.map((a) => a.pool)]
     this.releasePools = () => { for (const pool of this.pools) deps.pools.release(pool) }
     this.faults = new RouteFaults(config.name, config.chaos, this.metrics, deps.chaos ?? new ChaosSwitch(), deps.chaosOptions)
+    this.exposeFaultHeaders = this.faults.exposeHeaders
     if (config.chaos.fleetBudget !== undefined) {
       this.fleetBudget = new FleetBudget(config.name, config.chaos.fleetBudget, { redis: deps.fleet, metrics: deps.metrics, logger: deps.chaosOptions?.logger })
       this.faults.fleetBudget = this.fleetBudget
@@ -169,6 +180,21 @@ export class RouteRuntime {
     // Planned injection stopped for want of fleet figures: say so rather than "idle".
     if (status.reason === 'idle' && this.intent?.sourceDown !== undefined) return { active: false, reason: 'source_down' }
     return status
+  }
+
+  attemptFailed (ctx: RequestContext, errorClass: ErrorClass, injected = false): void {
+    countAttemptError(ctx, this.metrics, errorClass, injected)
+  }
+
+  slowReader (): void { this.metrics.slowReader() }
+
+  bodyTooLarge (): void { this.metrics.bodyTooLarge() }
+
+  finished (ctx: RequestContext, status: number, ms: number, callerSawFailure: boolean): void {
+    this.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000, ctx.injected)
+    this.report?.record(ctx, status)
+    // The SLO is what the caller saw; a caller that left saw nothing, so it is not counted.
+    if (this.intent !== undefined && ctx.outcome !== 'cancelled') this.intent.record(ms, callerSawFailure, ctx.fault)
   }
 
   /** A request of this route started (RequestContext): the route stays whole until leave(). */

@@ -14,14 +14,14 @@ import type { Logger } from 'pino'
 import type { RouteTable } from './router.js'
 import type { RouteRuntime } from './route.js'
 import { hostOf } from './router.js'
-import { RequestContext } from './context.js'
+import { RequestContext } from '../core/context.js'
 import { hasRequestBody, upstreamRequestHeaders } from './headers.js'
-import { sendFailure, sendJson, sendTooLarge, sendUpstreamResponse, settleOnClose } from './respond.js'
+import { sendFailure, sendInformational, sendJson, sendTooLarge, sendUpstreamResponse, settleOnClose } from './respond.js'
 import { BodyLimit, declaredTooLarge } from './limits.js'
-import { BadPath, normalizeTarget } from './path.js'
+import { BadPath, normalizeTarget } from '../core/path.js'
 import { ForwardingTrust } from './trust.js'
 import { UpgradeProxy } from './upgrade.js'
-import { serveWithClientFaults } from '../faults/client.js'
+import { serveWithClientFaults } from './client-faults.js'
 import { clientErrorReason, type Metrics } from '../metrics/metrics.js'
 import { requestLogger } from '../log.js'
 
@@ -150,7 +150,7 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     if (route !== undefined) {
       const maxBody = route.config.limits.maxRequestBodyBytes
       if (maxBody > 0 && declaredTooLarge(req, maxBody)) {
-        sendTooLarge(res, maxBody, requestIdFor(req), route.metrics)
+        sendTooLarge(res, maxBody, requestIdFor(req), route)
         return
       }
       res.writeContinue()
@@ -232,7 +232,7 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     const hasBody = hasRequestBody(req)
     // A declared length over the limit is refused before anything is read or forwarded.
     if (hasBody && maxBody > 0 && declaredTooLarge(req, maxBody)) {
-      sendTooLarge(res, maxBody, requestId, route.metrics)
+      sendTooLarge(res, maxBody, requestId, route)
       return
     }
     // Only a body without a trusted length (chunked) needs counting, and its tiny chunks coalescing, on the way through.
@@ -248,12 +248,12 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     )
     // A body that fails the limit or is cut by the client ends this request, wherever it waits.
     if (limit !== undefined) limit.onFault = (err) => { ctx.failClient(err) }
-    ctx.res = res
+    ctx.onInformational = (status, headers) => { sendInformational(res, status, headers) }
     // From the start, so a client that leaves before any answer is still counted and logged.
     settleOnClose(ctx, res, requestLog)
     // Client-side faults and trigger headers wrap the whole exchange; without them this is one property read.
     if (route.faults.clientSide) {
-      serveWithClientFaults(ctx, res)
+      serveWithClientFaults(route, ctx, res)
       return
     }
     route.call(ctx).then(

@@ -7,7 +7,7 @@
  * another inherits its count as `error`: the true count lies in
  * [count - error, count].
  */
-import type { ErrorClass } from '../proxy/errors.js'
+import type { ErrorClass } from '../core/errors.js'
 
 const MAX_SEGMENTS = 6
 const MAX_PATH = 160

@@ -5,9 +5,9 @@
  * a handful of integer increments into preallocated slots; the worst
  * endpoints are tracked only for failed requests, in bounded memory.
  */
-import { ERROR_CLASSES, type ErrorClass } from '../proxy/errors.js'
+import { ERROR_CLASSES, type ErrorClass } from '../core/errors.js'
 import type { Outcome } from '../metrics/metrics.js'
-import type { FallbackKind } from '../proxy/context.js'
+import type { FallbackKind } from '../core/context.js'
 import { TopFailures } from './endpoints.js'
 
 export const SLOT_MS = 60_000

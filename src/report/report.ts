@@ -4,8 +4,8 @@
  * on demand (GET /report, the status page, alert context), never on the
  * request path.
  */
-import { ERROR_CLASSES, type ErrorClass } from '../proxy/errors.js'
-import type { FallbackKind } from '../proxy/context.js'
+import { ERROR_CLASSES, type ErrorClass } from '../core/errors.js'
+import type { FallbackKind } from '../core/context.js'
 import type { FailureRecorder, RouteRecord, Slot, UpstreamRecord } from './recorder.js'
 import type { WorstEndpoint } from './endpoints.js'
 

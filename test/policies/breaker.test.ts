@@ -6,7 +6,7 @@ import { request } from 'undici'
 import { fetchText, route, scrape, startProxy, startUpstream, sumOf } from '../helpers.js'
 import { ADMIN_TOKEN, scriptedUpstream } from './fixtures.js'
 import { CircuitBreaker } from '../../src/policies/breaker.js'
-import { PolicyRejection } from '../../src/proxy/errors.js'
+import { PolicyRejection } from '../../src/core/errors.js'
 
 /** The rejection reason admit() throws, or 'admitted'. */
 function admitResult (b: CircuitBreaker): string {

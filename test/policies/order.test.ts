@@ -8,7 +8,7 @@ import { configSchema } from '../../src/config/schema.js'
 import { Metrics } from '../../src/metrics/metrics.js'
 import { PIPELINE_ORDER, inPipelineOrder, pipelineDiagram } from '../../src/policies/order.js'
 import { PolicyRegistry } from '../../src/policies/registry.js'
-import type { Policy } from '../../src/proxy/pipeline.js'
+import type { Policy } from '../../src/core/pipeline.js'
 import { RouteRuntime } from '../../src/proxy/route.js'
 import { UpstreamPools } from '../../src/proxy/upstreams.js'
 

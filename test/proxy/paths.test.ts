@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { rawExchange, route, startProxy, startUpstream } from '../helpers.js'
-import { normalizeTarget, removeDotSegments } from '../../src/proxy/path.js'
+import { normalizeTarget, removeDotSegments } from '../../src/core/path.js'
 
 t.test('removeDotSegments follows RFC 3986 §5.2.4', async (t) => {
   // The examples of RFC 3986 §5.2.4 and §5.4, as absolute paths.

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import t from 'tap'
 import { sendUpstreamResponse } from '../../src/proxy/respond.js'
-import type { RequestContext } from '../../src/proxy/context.js'
+import type { RequestContext, RouteView } from '../../src/core/context.js'
 
 /** Just what sendUpstreamResponse reads of a context. */
 function fakeContext (): RequestContext {
@@ -18,7 +18,7 @@ function fakeContext (): RequestContext {
     attempts: 1,
     fallback: undefined,
     fault: undefined,
-    route: { faults: { exposeHeaders: false }, metrics: { upstreamError: () => {} }, config: { resilience: { bodyIdleTimeoutMs: 10_000 } } }
+    route: { exposeFaultHeaders: false, bodyIdleTimeoutMs: 10_000, attemptFailed: () => {}, slowReader: () => {} } satisfies Partial<RouteView>
   } as unknown as RequestContext
 }
 

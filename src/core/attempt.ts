@@ -9,8 +9,7 @@ import type { ClientFault, ErrorClass } from './errors.js'
 import { ClientCancelled, classifyError } from './errors.js'
 import type { AttemptAbort, RequestContext } from './context.js'
 import type { UpstreamCall, UpstreamResponse } from './pipeline.js'
-import type { RouteMetrics } from '../metrics/route-metrics.js'
-import { sendInformational } from './respond.js'
+import type { AttemptCounters } from './context.js'
 
 /** The error class a response status stands for, if it is a failure. */
 export function responseErrorClass (status: number): ErrorClass | undefined {
@@ -33,7 +32,7 @@ export interface AttemptOptions {
  * cut by the timeout after a 5xx, a 5xx body that then breaks) is not a
  * second error. The class the caller sees is still the latest.
  */
-export function countAttemptError (ctx: RequestContext, metrics: RouteMetrics, errorClass: ErrorClass, injected = false): void {
+export function countAttemptError (ctx: RequestContext, metrics: AttemptCounters, errorClass: ErrorClass, injected = false): void {
   ctx.errorClass = errorClass
   if (ctx.attemptErrorCounted) return
   ctx.attemptErrorCounted = true
@@ -76,7 +75,7 @@ async function untilAborted (pending: Promise<Dispatcher.ResponseData>, abort: A
 
 function noop (): void {}
 
-export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: RouteMetrics): UpstreamCall {
+export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: AttemptCounters): UpstreamCall {
   const { backstopMs, bodyIdleTimeoutMs } = options
   return async (ctx: RequestContext): Promise<UpstreamResponse> => {
     // A retry, an alternate or a queued request whose client has left or failed its body: no new attempt.
@@ -95,8 +94,8 @@ export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: R
         // The attempt timeout (a policy) owns the deadline; this is only a backstop.
         headersTimeout: backstopMs,
         bodyTimeout: bodyIdleTimeoutMs,
-        // 102 and 103 are passed on as they arrive; undici drops them otherwise.
-        onInfo: ctx.res === undefined ? undefined : (info) => { sendInformational(ctx.res!, info.statusCode, info.headers) }
+        // 102 and 103 are passed on as they arrive (the listener's hook); undici drops them otherwise.
+        onInfo: ctx.onInformational === undefined ? undefined : (info) => { ctx.onInformational!(info.statusCode, info.headers) }
       }), abort)
     } catch (err) {
       // A client fault is not an upstream failure: not counted, not classified.

@@ -7,13 +7,13 @@
  * `route.faults.clientSide` is true; otherwise it never runs.
  */
 import type { ServerResponse } from 'node:http'
-import type { RequestContext } from '../proxy/context.js'
-import { sendFailure, sendJson, sendUpstreamResponse } from '../proxy/respond.js'
-import { ClientCut, ClientGone, cutSocket } from './io.js'
-import { TriggerError } from './trigger.js'
+import type { RequestContext } from '../core/context.js'
+import { ClientCut, ClientGone, cutSocket } from '../faults/io.js'
+import { TriggerError } from '../faults/trigger.js'
+import { sendFailure, sendJson, sendUpstreamResponse } from './respond.js'
+import type { RouteRuntime } from './route.js'
 
-export function serveWithClientFaults (ctx: RequestContext, res: ServerResponse): void {
-  const route = ctx.route
+export function serveWithClientFaults (route: RouteRuntime, ctx: RequestContext, res: ServerResponse): void {
   let chosen
   try {
     chosen = route.faults.choose(ctx, 'client')

@@ -5,14 +5,19 @@
  * request has the same shape and V8 keeps one hidden class.
  */
 import { EventEmitter } from 'node:events'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream'
 import { ClientCancelled, type ClientFault, type ErrorClass } from './errors.js'
-import type { Outcome } from '../metrics/metrics.js'
-import { asksForTrailers } from './headers.js'
-import type { RouteRuntime } from './route.js'
+import type { FallbackKind, Outcome } from './outcome.js'
 
-export type FallbackKind = 'cache' | 'alternate' | 'static' | 'defer'
+export type { FallbackKind } from './outcome.js'
+
+const TE_TRAILERS = /(?:^|,)\s*trailers\s*(?:[,;]|$)/i
+
+/** A TE header that lists "trailers" (RFC 9110 §10.1.4). */
+export function asksForTrailers (te: string | string[] | undefined): boolean {
+  return te !== undefined && TE_TRAILERS.test(Array.isArray(te) ? te.join(',') : te)
+}
 
 /**
  * Aborts one upstream attempt: the seam behind ctx.attemptSignal. An
@@ -48,8 +53,51 @@ export class AttemptAbort extends EventEmitter {
   }
 }
 
+/**
+ * What a request, a policy or a fault may know about its route: a few
+ * settings and the hooks that close its books. The assembly's RouteRuntime
+ * implements it; the kernel never sees the runtime itself (its pools,
+ * faults, intent engine), so nothing below the assembly can reach through
+ * a request into another feature.
+ */
+/** What an upstream attempt counts (faultline_upstream_errors_total); RouteMetrics implements it. */
+export interface AttemptCounters {
+  /** One failed attempt, injected (a fault made it) or real. */
+  upstreamError (errorClass: ErrorClass, injected: boolean): void
+}
+
+export interface RouteView {
+  readonly name: string
+  /** Bounded label for the primary upstream: its host:port. */
+  readonly upstreamLabel: string
+  /** The route's deadline for response headers (resilience.timeoutMs). */
+  readonly timeoutMs: number
+  /** Longest pause between body chunks, either way (resilience.bodyIdleTimeoutMs). */
+  readonly bodyIdleTimeoutMs: number
+  /** Largest request body kept for a replay (resilience.maxReplayBytes). */
+  readonly maxReplayBytes: number
+  /** The route answers with x-faultline-fault when a fault acted (chaos.exposeHeaders). */
+  readonly exposeFaultHeaders: boolean
+  /** An attempt failed: sets ctx.errorClass and counts it, once per attempt (countAttemptError). */
+  attemptFailed (ctx: RequestContext, errorClass: ErrorClass, injected?: boolean): void
+  /** The client stopped reading past bodyIdleTimeoutMs (faultline_slow_readers_total). */
+  slowReader (): void
+  /** A request body over the route's limit was refused (413). */
+  bodyTooLarge (): void
+  /** A request of this route started: the route stays whole until leave(). */
+  enter (): void
+  /** A request of this route settled. */
+  leave (): void
+  /**
+   * The request settled (its response closed): metrics, the failure report
+   * and the intent engine, fanned out by the runtime. `callerSawFailure`:
+   * what the SLO judges (a 5xx, no answer, or an answer cut short).
+   */
+  finished (ctx: RequestContext, status: number, ms: number, callerSawFailure: boolean): void
+}
+
 export class RequestContext {
-  readonly route: RouteRuntime
+  readonly route: RouteView
   readonly req: IncomingMessage
   readonly requestId: string
   readonly method: string
@@ -104,12 +152,12 @@ export class RequestContext {
   #faultListeners: Array<(err: ClientFault) => void> | undefined = undefined
   /** The body being streamed to the client, once the status line is out (the responder's, so it can abandon it). */
   responseBody: Readable | undefined = undefined
-  /** The client's response, for 1xx answers passed on before the final one (set by the listener). */
-  res: ServerResponse | undefined = undefined
+  /** Passes a 1xx answer (102, 103) on to the client before the final one; set by the listener. */
+  onInformational: ((status: number, headers: Record<string, string | string[] | undefined>) => void) | undefined = undefined
   /** Label of the upstream that answered (origin host:port). */
   upstream: string
 
-  constructor (route: RouteRuntime, req: IncomingMessage, requestId: string, upstreamPath: string, upstreamHeaders: string[], body: Readable | null, startedAt: number) {
+  constructor (route: RouteView, req: IncomingMessage, requestId: string, upstreamPath: string, upstreamHeaders: string[], body: Readable | null, startedAt: number) {
     this.route = route
     this.req = req
     this.requestId = requestId
@@ -118,7 +166,7 @@ export class RequestContext {
     this.upstreamHeaders = upstreamHeaders
     this.body = body
     this.startedAt = startedAt
-    this.deadline = startedAt + route.config.resilience.timeoutMs
+    this.deadline = startedAt + route.timeoutMs
     this.upstream = route.upstreamLabel
   }
 
