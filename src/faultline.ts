@@ -251,6 +251,9 @@ export class Faultline {
           deferrals: this.deferrals,
           logger: this.logger
         }))
+        const engine = routes[routes.length - 1]?.intent
+        // An operator's resume ends the fleet's halt too (whichever FleetLevels is live then).
+        if (engine !== undefined) engine.onResume = () => { void this.fleetLevels?.resume(route.name, engine) }
       }
     } catch (err) {
       for (const route of routes) route.dispose()

@@ -11,7 +11,10 @@
  * - a guardrail breach seen by ANY replica halts the route fleet-wide: it
  *   sets `<prefix>route:<name>:halt` for the cool-down (PX, so Redis's
  *   clock, not the replicas', says when it ends) and publishes it; every
- *   replica, the evaluating one included, adopts a halt it finds.
+ *   replica, the evaluating one included, adopts a halt it finds;
+ * - an operator's resume on any replica ends the fleet's halt: it deletes
+ *   the halt key and publishes the resume; every replica resumes on the
+ *   message, or at its next window when it finds the key gone.
  *
  * Redis down: every replica evaluates on its own from the state it last
  * had (role "local"), as a single instance would, and adopts the fleet's
@@ -43,7 +46,9 @@ const levelMessage = z.strictObject({
   by: z.string().max(200),
   state: controllerState,
   /** On a published halt: its length in ms (the halt key holds it too). */
-  haltMs: z.number().int().min(0).optional()
+  haltMs: z.number().int().min(0).optional(),
+  /** On a published resume: an operator ended the halt on the replica `by`. */
+  resumed: z.literal(true).optional()
 })
 type LevelMessage = z.infer<typeof levelMessage>
 
@@ -70,6 +75,13 @@ export class FleetLevels {
   private readonly engines: () => Array<{ name: string, engine: IntentEngine }>
   private readonly channel: string
   private unsubscribe: (() => void) | undefined
+  /**
+   * Routes whose halt here is the fleet's (set in Redis by this replica, or
+   * adopted from it): when the key is gone, the halt is over (resumed on
+   * another replica, or its cool-down ran out on Redis's clock). A halt that
+   * never reached Redis (it was down) keeps its own cool-down.
+   */
+  private readonly fleetHalts = new Set<string>()
 
   constructor (redis: FleetRedis, options: {
     logger: Logger
@@ -120,21 +132,55 @@ export class FleetLevels {
     const holder = typeof read[2]?.[1] === 'string' ? read[2][1] : undefined
     const now = performance.now()
     const usable = stored !== undefined && stored.route === route && stored.plan === plan ? stored : undefined
+    // The fleet's halt is gone (a missed resume message, or its expiry): it ends here too.
+    const lifted = haltMs === 0 && this.liftHalt(route, engine, undefined, 'poll')
     if (held === 1) {
       this.setRole(route, engine, 'evaluates', me)
       // A halt another replica set, not yet applied here: the evaluating replica follows it too.
       if (haltMs > 0 && !engine.controllerReport(now).halted && usable !== undefined) {
         engine.adopt(usable.state, haltMs, now)
+        this.fleetHalts.add(route)
         this.logger.warn({ route, haltMs, by: usable.by }, 'guardrail: the route is halted fleet-wide by another replica\'s breach')
         return
       }
+      if (haltMs > 0) this.fleetHalts.add(route)
       const message: LevelMessage = { route, plan, by: me, state: engine.fleetState() }
       const text = JSON.stringify(message)
       await this.redis.attempt(async (r) => await r.multi().set(keys.level, text, 'PX', LEVEL_TTL_MS).publish(this.channel, text).exec())
       return
     }
     this.setRole(route, engine, 'follows', holder)
-    if (usable !== undefined) engine.adopt(usable.state, haltMs, now)
+    // Just resumed: the stored state may still be the halted one; the evaluating replica writes its resumed state next.
+    if (usable === undefined || lifted) return
+    engine.adopt(usable.state, haltMs, now)
+    if (haltMs > 0) this.fleetHalts.add(route)
+  }
+
+  /**
+   * An operator resumed the route on this replica (POST
+   * /routes/:route/intent/resume): the fleet's halt ends too. Deletes the
+   * halt key (so no replica's next window adopts it again) and publishes
+   * the resume.
+   */
+  async resume (route: string, engine: IntentEngine): Promise<void> {
+    if (engine.mode !== 'intent') return
+    this.fleetHalts.delete(route)
+    const keys = this.keys(route)
+    const text = JSON.stringify({ route, plan: planOf(engine), by: this.redis.instanceId, state: engine.fleetState(), resumed: true } satisfies LevelMessage)
+    const ok = await this.redis.attempt(async (r) => await r.multi().del(keys.halt).publish(this.channel, text).exec())
+    if (ok === undefined) this.logger.warn({ route }, 'guardrail: resumed here; the fleet Redis is unreachable, so the other replicas stay halted until their cool-down ends')
+    else this.logger.info({ route }, 'guardrail: the route is resumed on every replica of the fleet')
+  }
+
+  /** Ends a halt here that was the fleet's, as the fleet's halt ended; true when it did. */
+  private liftHalt (route: string, engine: IntentEngine, by: string | undefined, via: 'message' | 'poll'): boolean {
+    if (!this.fleetHalts.delete(route) || !engine.controllerReport(performance.now()).halted) return false
+    // As a local resume: the window held through the halt is dropped, so it cannot halt the route again.
+    engine.resume('fleet')
+    this.logger.warn({ route, by, via }, via === 'message'
+      ? 'guardrail: the route is resumed fleet-wide by an operator on another replica'
+      : 'guardrail: the fleet\'s halt on the route is over (resumed on another replica, or its cool-down ended): planned injection resumes')
+    return true
   }
 
   /** A breach here halts the route on every replica: the halt key for the cool-down, the state, a message. */
@@ -147,8 +193,12 @@ export class FleetLevels {
       .set(keys.level, text, 'PX', LEVEL_TTL_MS)
       .publish(this.channel, text)
       .exec())
-    if (ok === undefined) this.logger.warn({ route }, 'guardrail: halted here; the fleet Redis is unreachable, so the other replicas judge on their own')
-    else this.logger.warn({ route, brokeAt, haltMs }, 'guardrail: the route is halted on every replica of the fleet')
+    if (ok === undefined) {
+      this.logger.warn({ route }, 'guardrail: halted here; the fleet Redis is unreachable, so the other replicas judge on their own')
+    } else {
+      this.fleetHalts.add(route)
+      this.logger.warn({ route, brokeAt, haltMs }, 'guardrail: the route is halted on every replica of the fleet')
+    }
   }
 
   private onMessage (text: string): void {
@@ -157,9 +207,14 @@ export class FleetLevels {
     const found = this.engines().find((e) => e.name === message.route)
     if (found === undefined || found.engine.mode !== 'intent' || message.plan !== planOf(found.engine)) return
     const now = performance.now()
-    if (message.haltMs !== undefined) {
+    if (message.resumed === true) {
+      // Marked as the fleet's halt, whatever set it here: the operator ended the fleet's halt.
+      if (found.engine.controllerReport(now).halted) this.fleetHalts.add(message.route)
+      this.liftHalt(message.route, found.engine, message.by, 'message')
+    } else if (message.haltMs !== undefined) {
       // A halt: every replica applies it at once, the evaluating one too.
       found.engine.adopt(message.state, message.haltMs, now)
+      this.fleetHalts.add(message.route)
       this.logger.warn({ route: message.route, by: message.by, haltMs: message.haltMs }, 'guardrail: the route is halted fleet-wide by another replica\'s breach')
     } else if (found.engine.fleet?.role === 'follows') {
       found.engine.adopt(message.state, found.engine.controllerReport(now).resumesInMs ?? 0, now)

@@ -267,8 +267,15 @@ export class IntentEngine {
     this.apply()
   }
 
-  /** Admin: clear a guardrail halt now instead of waiting for the cool-down. */
-  resume (): void {
+  /**
+   * Told when an operator resumes the route here; fleet control ends the
+   * fleet's halt with it (src/fleet/levels.ts). Not called for a resume
+   * taken from the fleet, so a resume is told once, not echoed.
+   */
+  onResume: (() => void) | undefined
+
+  /** Admin (or the fleet, `from: 'fleet'`): clear a guardrail halt now instead of waiting for the cool-down. */
+  resume (from: 'operator' | 'fleet' = 'operator'): void {
     this.controller.resume()
     // Judge afresh from the resume: the window left open through the halt still holds the figures
     // (slow answers, late injected ones) that broke the SLO, and judging them again halts at once.
@@ -278,6 +285,7 @@ export class IntentEngine {
     this.windowFailedReal = 0
     this.faults.setHalted(false)
     this.apply()
+    if (from === 'operator') this.onResume?.()
   }
 
   /** Starts fresh books (an experiment begins) and, for intent mode, a fresh controller. */
