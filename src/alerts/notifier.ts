@@ -16,7 +16,7 @@ import type { Metrics } from '../metrics/metrics.js'
 import type { FailureRecorder } from '../report/recorder.js'
 import { summarise, WINDOWS } from '../report/report.js'
 import type { AlertsConfig, AlertType, WebhookConfig } from './schema.js'
-import { retryAfterMs } from '../policies/retry.js'
+import { retryAfterMs } from '../policies/retry-decision.js'
 
 export interface AlertInput {
   type: AlertType

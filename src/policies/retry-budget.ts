@@ -29,12 +29,21 @@ export class RetryBudget {
     this.window.add(this.now(), 1, 0)
   }
 
+  /** Whether one more retry fits in the budget now; takes nothing (the retry decision reads it). */
+  allows (): boolean {
+    const [requests, retries] = this.window.sums(this.now())
+    return retries + 1 <= this.options.ratio * requests + this.options.minRetries
+  }
+
+  /** Takes one retry from the budget (after allows() said yes). */
+  spend (): void {
+    this.window.add(this.now(), 0, 1)
+  }
+
   /** Takes one retry from the budget; false when none is left. */
   tryRetry (): boolean {
-    const now = this.now()
-    const [requests, retries] = this.window.sums(now)
-    if (retries + 1 > this.options.ratio * requests + this.options.minRetries) return false
-    this.window.add(now, 0, 1)
+    if (!this.allows()) return false
+    this.spend()
     return true
   }
 
