@@ -229,6 +229,13 @@ export const configSchema = z
     if (defers !== -1 && config.deferral.store === 'journal' && config.deferral.dir === undefined) {
       ctx.addIssue({ code: 'custom', path: ['deferral', 'dir'], message: `expected a directory for the deferral journal: routes[${defers}] defers writes, and they must outlive a restart (or set deferral.store: redis)` })
     }
+    if (config.fleet === undefined) {
+      config.routes.forEach((route, index) => {
+        if (route.resilience.breaker?.fleet === true) {
+          ctx.addIssue({ code: 'custom', path: ['routes', index, 'resilience', 'breaker', 'fleet'], message: 'expected fleet.redis to be configured: a breaker shared with the fleet tells its transitions through the fleet\'s Redis (or set fleet: false)' })
+        }
+      })
+    }
     if (config.deferral.store === 'redis' && config.fleet === undefined) {
       ctx.addIssue({ code: 'custom', path: ['deferral', 'store'], message: 'expected fleet.redis to be configured: the redis deferral store keeps its streams on the fleet\'s Redis' })
     }

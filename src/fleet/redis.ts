@@ -70,9 +70,13 @@ interface Connection {
   up: boolean
 }
 
+let serials = 0
+
 export class FleetRedis {
   readonly config: FleetConfig
   readonly instanceId: string
+  /** Tells these connections from those a reload replaces (policy state that holds them is keyed by it). */
+  readonly serial = ++serials
   private readonly password: string | undefined
   private readonly logger: Logger
   private readonly metrics: Metrics

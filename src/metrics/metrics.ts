@@ -409,6 +409,24 @@ export class Metrics {
     }
   })
 
+  /**
+   * What shares state through the fleet Redis, per route: a breaker with
+   * `fleet: true`, a cache with `store: redis`. Added when a route's
+   * policies are built and deleted when they are disposed.
+   */
+  readonly fleetSharing = new Set<{ route: string, feature: 'breaker' | 'cache', shared: () => boolean }>()
+
+  readonly fleetShared: Gauge<'route' | 'feature'> = new Gauge({
+    name: 'faultline_fleet_shared',
+    help: 'Whether the route\'s fleet-shared state works through the fleet Redis (1) or falls back to this replica\'s own (0: Redis unreachable), by route and feature: breaker (resilience.breaker.fleet) or cache (cache store redis).',
+    labelNames: ['route', 'feature'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.fleetShared.reset()
+      for (const s of this.fleetSharing) this.fleetShared.set({ route: s.route, feature: s.feature }, s.shared() ? 1 : 0)
+    }
+  })
+
   readonly fleetBudgetDenied = new Counter({
     name: 'faultline_fleet_budget_denied_total',
     help: 'Faults not injected because chaos.fleetBudget had no token, by route and reason: exhausted (the fleet spent its faults for now) or unreachable (fleet Redis down: only tokens already leased are spent).',

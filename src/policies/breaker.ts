@@ -11,6 +11,12 @@
  *
  * The breaker sits inside retry, so it sees every attempt, and an open
  * breaker throws a PolicyRejection that retry does not retry.
+ *
+ * With `fleet: true` a BreakerPeer (src/fleet/breaker.ts) shares its
+ * transitions with the other replicas: it tells them when this breaker
+ * opens or closes, moves it when they do (openFromFleet, closeFromFleet),
+ * and lets only one replica send the half-open trial (mayProbe). Counting
+ * stays local.
  */
 import { ClientFault, FailureRule, PolicyRejection, UpstreamError } from '../core/errors.js'
 import { responseErrorClass } from '../core/attempt.js'
@@ -28,8 +34,28 @@ export type BreakerState =
   | { readonly name: 'forced_open' }
   | { readonly name: 'forced_closed' }
 
-/** Why a breaker opened or closed on its own (not set for an operator's force or reset), and for how long it opened. */
-export interface BreakerChange { reason: string, openMs?: number }
+/**
+ * Why a breaker opened or closed on its own (not set for an operator's
+ * force or reset), and for how long it opened. `by`: the replica whose
+ * breaker decided it, when it came from the fleet (not this replica's own counts).
+ */
+export interface BreakerChange { reason: string, openMs?: number, by?: string }
+
+/** The fleet's side of a breaker (src/fleet/breaker.ts); answers synchronously, never waits on Redis. */
+export interface BreakerPeer {
+  /**
+   * The open period ended here: may this request be the half-open trial?
+   * False while another replica holds the fleet's trial (or the answer to
+   * who does is not in yet): the request is short-circuited.
+   */
+  mayProbe: () => boolean
+  /** For GET /routes: whether transitions are shared now, and who probes. */
+  snapshot: () => Record<string, unknown>
+  /** Whether transitions are shared now (false: Redis unreachable, this breaker works alone). */
+  readonly shared: boolean
+  /** Ends its timer and subscription (the breaker's last lease is released). */
+  stop: () => void
+}
 
 export type BreakerListener = (from: BreakerStateName, to: BreakerStateName, change?: BreakerChange) => void
 
@@ -52,6 +78,8 @@ export class CircuitBreaker {
   private readonly listeners = new Set<BreakerListener>()
   private current: BreakerState = CLOSED
   private generation: BreakerTicket = 0
+  /** The fleet's side, with `fleet: true` and a fleet configured. */
+  peer: BreakerPeer | undefined
 
   constructor (upstream: string, config: BreakerConfig, now: () => number = () => performance.now()) {
     this.upstream = upstream
@@ -98,6 +126,9 @@ export class CircuitBreaker {
       case 'open': {
         const now = this.now()
         if (now < state.until) throw this.rejection(Math.ceil((state.until - now) / 1000))
+        if (this.peer !== undefined && !this.peer.mayProbe()) {
+          throw new PolicyRejection('short_circuited', `the circuit breaker for ${this.upstream} is open; one replica of the fleet sends the trial request`, 1)
+        }
         this.moveTo({ name: 'half_open', trips: state.trips, admitted: 1, succeeded: 0 })
         return this.generation
       }
@@ -142,6 +173,31 @@ export class CircuitBreaker {
     if (ticket === this.generation && state.name === 'half_open' && state.admitted > 0) state.admitted--
   }
 
+  /**
+   * The fleet opened it (another replica's breaker tripped): open here for
+   * `ms` more (0: the fleet's open period is over and its trial is due).
+   * Already open: the fleet's time and trip count are taken without a
+   * transition. An operator's force holds.
+   */
+  openFromFleet (ms: number, trips: number, change: BreakerChange): void {
+    const state = this.current
+    if (state.name === 'forced_open' || state.name === 'forced_closed') return
+    const now = this.now()
+    if (state.name === 'open') {
+      this.current = { ...state, until: now + ms, trips: Math.max(state.trips, trips) }
+      return
+    }
+    this.moveTo({ name: 'open', since: now, until: now + ms, trips }, change)
+  }
+
+  /** The fleet closed it (the trial succeeded on another replica, or an operator reset it there). */
+  closeFromFleet (change: BreakerChange): void {
+    const state = this.current
+    if (state.name !== 'open' && state.name !== 'half_open') return
+    this.decision.reset()
+    this.moveTo(CLOSED, change)
+  }
+
   /** Operator: short-circuit every request until reset(). */
   forceOpen (): void { this.moveTo({ name: 'forced_open' }) }
   /** Operator: let every request through and record nothing until reset(). */
@@ -156,6 +212,7 @@ export class CircuitBreaker {
     const state = this.current
     const now = this.now()
     const out: Record<string, unknown> = { upstream: this.upstream, state: state.name, ...this.decision.snapshot(now) }
+    if (this.peer !== undefined) out.fleet = this.peer.snapshot()
     if (state.name === 'open') {
       out.trips = state.trips
       out.reopensInMs = Math.max(0, Math.round(state.until - now))

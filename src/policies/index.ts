@@ -20,12 +20,14 @@ import { Bulkhead, bulkheadPolicy } from './bulkhead.js'
 import { fallback, type Alternate } from './fallback.js'
 import { LastKnownGood } from './cache.js'
 import { MemoryCacheStore } from './memory-cache-store.js'
-import { optionsKey, type PolicyRegistry } from './registry.js'
-import type { CacheConfig, DeferStepConfig, ResilienceConfig } from './schema.js'
+import { optionsKey, type Lease, type PolicyRegistry } from './registry.js'
+import type { BreakerConfig, CacheConfig, DeferStepConfig, ResilienceConfig } from './schema.js'
 import { deferStep, type DeferContext } from '../deferral/defer-step.js'
 import type { PolicyEvents } from './events.js'
-import type { Logger } from '../log.js'
+import { createLogger, type Logger } from '../log.js'
 import { inPipelineOrder } from './order.js'
+import type { FleetRedis } from '../fleet/redis.js'
+import { FleetBreakerLink, breakerId } from '../fleet/breaker.js'
 
 export interface PolicyDeps {
   /** State that survives reloads (breakers, caches, bulkheads, budgets). */
@@ -45,6 +47,8 @@ export interface PolicyDeps {
   deferrals?: DeferContext
   /** Where breakers log opening and closing (none in unit tests). */
   logger?: Logger
+  /** The fleet's Redis (config `fleet`), for a breaker with `fleet: true`; undefined when the instance works alone. */
+  fleet?: FleetRedis
 }
 
 /** What the policies are built from: a route's config as the config file has it (RouteConfig), no more. */
@@ -70,6 +74,20 @@ export function buildPolicies (route: PolicyRoute, deps: PolicyDeps): Policy[] {
   const events = deps.watch?.(route.name, deps.upstreamLabel, metricEvents) ?? metricEvents
   const perAttempt = attemptTimeout(r.attemptTimeoutMs ?? r.timeoutMs)
   const policies: Policy[] = []
+  /**
+   * An upstream's breaker (real outcomes of every route to it); with
+   * `fleet: true` and a fleet, linked to the other replicas' (src/fleet/breaker.ts).
+   * Keyed by the fleet's connections too: a reload that replaces them links anew.
+   */
+  const upstreamBreaker = (breakerOrigin: string, label: string, config: BreakerConfig): Lease<CircuitBreaker> => {
+    const fleet = config.fleet ? deps.fleet : undefined
+    if (fleet === undefined) return registry.acquire(`breaker|${breakerOrigin}|${optionsKey(config)}`, () => new CircuitBreaker(label, config))
+    return registry.acquire(`breaker|${breakerOrigin}|${optionsKey(config)}|fleet${fleet.serial}`, () => {
+      const breaker = new CircuitBreaker(label, config)
+      breaker.peer = new FleetBreakerLink(breaker, { redis: fleet, id: breakerId(label, breakerOrigin, config), config, pollMs: fleet.config.pollMs, logger: deps.logger ?? createLogger('silent') })
+      return breaker
+    }, (breaker) => { breaker.peer?.stop() })
+  }
 
   if (r.fallback.length > 0) {
     const lease = cacheConfig !== undefined
@@ -83,7 +101,7 @@ export function buildPolicies (route: PolicyRoute, deps: PolicyDeps): Policy[] {
       const stages: Policy[] = []
       if (r.breaker !== undefined) {
         const config = r.breaker
-        const shared = registry.acquire(`breaker|${altOrigin}|${optionsKey(config)}`, () => new CircuitBreaker(label, config))
+        const shared = upstreamBreaker(altOrigin, label, config)
         const own = registry.acquire(`breaker|route|${route.name}|${altOrigin}|${optionsKey(config)}`,
           () => new CircuitBreaker(`${label} (as injected on route ${route.name})`, config))
         const metrics = new PolicyMetrics(deps.metrics, route.name, label, { retry: false, breaker: true, authGuard: false, bulkhead: false, cache: false })
@@ -138,12 +156,19 @@ export function buildPolicies (route: PolicyRoute, deps: PolicyDeps): Policy[] {
 
   if (r.breaker !== undefined) {
     const config = r.breaker
-    const lease = registry.acquire(`breaker|${origin}|${optionsKey(config)}`, () => new CircuitBreaker(deps.upstreamLabel, config))
-    // Containment: the route's own breaker for its injected failures (see breaker.ts).
+    const lease = upstreamBreaker(origin, deps.upstreamLabel, config)
+    // Containment: the route's own breaker for its injected failures (see breaker.ts); never shared with the fleet.
     const shadow = registry.acquire(`breaker|route|${route.name}|${origin}|${optionsKey(config)}`,
       () => new CircuitBreaker(`${deps.upstreamLabel} (as injected on route ${route.name})`, config))
     const log = deps.logger === undefined ? undefined : { logger: deps.logger, route: route.name, upstream: deps.upstreamLabel }
-    policies.push(breakerPolicy(lease.value, config, events, () => { lease.release(); shadow.release() }, shadow.value, log))
+    const peer = lease.value.peer
+    const sharing = peer === undefined ? undefined : { route: route.name, feature: 'breaker' as const, shared: () => peer.shared }
+    if (sharing !== undefined) deps.metrics.fleetSharing.add(sharing)
+    policies.push(breakerPolicy(lease.value, config, events, () => {
+      lease.release()
+      shadow.release()
+      if (sharing !== undefined) deps.metrics.fleetSharing.delete(sharing)
+    }, shadow.value, log))
   }
 
   policies.push(perAttempt)

@@ -15,6 +15,8 @@
 interface Entry {
   value: unknown
   refs: number
+  /** Ends what the value owns (a timer, a subscription) when the last lease is released. */
+  dispose: ((value: unknown) => void) | undefined
 }
 
 export interface Lease<T> {
@@ -26,10 +28,10 @@ export interface Lease<T> {
 export class PolicyRegistry {
   private readonly entries = new Map<string, Entry>()
 
-  acquire<T> (key: string, create: () => T): Lease<T> {
+  acquire<T> (key: string, create: () => T, dispose?: (value: T) => void): Lease<T> {
     let entry = this.entries.get(key)
     if (entry === undefined) {
-      entry = { value: create(), refs: 0 }
+      entry = { value: create(), refs: 0, dispose: dispose as ((value: unknown) => void) | undefined }
       this.entries.set(key, entry)
     }
     entry.refs++
@@ -41,7 +43,10 @@ export class PolicyRegistry {
         if (released) return
         released = true
         held.refs--
-        if (held.refs === 0 && this.entries.get(key) === held) this.entries.delete(key)
+        if (held.refs === 0 && this.entries.get(key) === held) {
+          this.entries.delete(key)
+          held.dispose?.(held.value)
+        }
       }
     }
   }

@@ -54,7 +54,13 @@ export const breakerSchema = z.strictObject({
   /** Trial requests let through when half-open; all must succeed to close. */
   halfOpenProbes: z.number().int().positive().max(100).default(1),
   /** What counts as a failure. auth and rate_limited are not: the upstream is up and answering. */
-  on: z.array(errorClass).min(1).default(['timeout', 'connect', 'reset', 'invalid_response', 'http_5xx'])
+  on: z.array(errorClass).min(1).default(['timeout', 'connect', 'reset', 'invalid_response', 'http_5xx']),
+  /**
+   * Share opening and closing with every replica of the fleet (needs
+   * `fleet`; docs/FLEET.md): counts stay local, a transition is told to
+   * all, one replica sends the half-open trial.
+   */
+  fleet: z.boolean().default(false)
 }).superRefine((b, ctx) => {
   if (b.consecutiveFailures !== undefined && b.failureRate !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['failureRate'], message: 'expected either consecutiveFailures or failureRate, not both' })

@@ -138,7 +138,8 @@ export class RouteRuntime implements RouteView {
       watch: (name, upstream, events) => quietWhenRetired(deps.watchPolicies?.(name, upstream, events) ?? events, () => this.retired),
       faultStage: this.faults.stage,
       deferrals: deps.deferrals,
-      logger: deps.logger
+      logger: deps.logger,
+      fleet: deps.fleet
     })
     // In PIPELINE_ORDER (src/policies/order.ts): faults innermost, just inside the attempt timeout (every
     // attempt re-rolls, an injected hang is cut by the attempt timeout, the policies see an injected failure
