@@ -234,6 +234,11 @@ export const configSchema = z
         if (route.resilience.breaker?.fleet === true) {
           ctx.addIssue({ code: 'custom', path: ['routes', index, 'resilience', 'breaker', 'fleet'], message: 'expected fleet.redis to be configured: a breaker shared with the fleet tells its transitions through the fleet\'s Redis (or set fleet: false)' })
         }
+        route.resilience.fallback.forEach((step, at) => {
+          if (step.kind === 'cache' && step.store === 'redis') {
+            ctx.addIssue({ code: 'custom', path: ['routes', index, 'resilience', 'fallback', at, 'cache', 'store'], message: 'expected fleet.redis to be configured: the redis cache store keeps its entries on the fleet\'s Redis (or store: memory)' })
+          }
+        })
       })
     }
     if (config.deferral.store === 'redis' && config.fleet === undefined) {

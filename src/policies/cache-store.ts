@@ -44,6 +44,8 @@ export interface CacheStore {
   /** Forgets every variant of this method and path. */
   delete: (key: CacheKey) => void | Promise<void>
   stats: () => { entries: number, bytes: number }
+  /** More for GET /routes (a shared store says where it is and whether it is in use). */
+  describe?: () => Record<string, unknown>
 }
 
 /** Method and path: every variant of one resource. */

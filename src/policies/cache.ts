@@ -237,6 +237,6 @@ export class LastKnownGood {
   }
 
   snapshot (): Record<string, unknown> {
-    return { ...this.store.stats(), maxEntries: this.config.maxEntries, maxBytes: this.config.maxBytes, maxStaleMs: this.config.maxStaleMs }
+    return { ...this.store.stats(), maxEntries: this.config.maxEntries, maxBytes: this.config.maxBytes, maxStaleMs: this.config.maxStaleMs, ...this.store.describe?.() }
   }
 }

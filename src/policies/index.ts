@@ -28,6 +28,9 @@ import { createLogger, type Logger } from '../log.js'
 import { inPipelineOrder } from './order.js'
 import type { FleetRedis } from '../fleet/redis.js'
 import { FleetBreakerLink, breakerId } from '../fleet/breaker.js'
+import { RedisCacheStore, cacheNamespace } from '../fleet/redis-cache-store.js'
+import { FleetCacheStore } from '../fleet/fleet-cache-store.js'
+import type { CacheStore } from './cache-store.js'
 
 export interface PolicyDeps {
   /** State that survives reloads (breakers, caches, bulkheads, budgets). */
@@ -90,10 +93,21 @@ export function buildPolicies (route: PolicyRoute, deps: PolicyDeps): Policy[] {
   }
 
   if (r.fallback.length > 0) {
-    const lease = cacheConfig !== undefined
-      ? registry.acquire(`cache|${route.name}|${origin}|${route.match.rewritePrefix ?? ''}|${optionsKey(cacheConfig)}`,
-        () => new MemoryCacheStore(cacheConfig))
+    const cacheFleet = cacheConfig?.store === 'redis' ? deps.fleet : undefined
+    const cacheId = `${route.name}|${origin}|${route.match.rewritePrefix ?? ''}|${optionsKey(cacheConfig)}`
+    const lease = cacheConfig === undefined
+      ? undefined
+      : cacheFleet === undefined
+        ? registry.acquire<CacheStore>(`cache|${cacheId}`, () => new MemoryCacheStore(cacheConfig))
+        : registry.acquire<CacheStore>(`cache|${cacheId}|fleet${cacheFleet.serial}`, () => {
+          // One namespace per route and cache identity: two routes never share entries, replicas with one config do.
+          const namespace = cacheNamespace(route.name, cacheId)
+          return new FleetCacheStore(new MemoryCacheStore(cacheConfig), new RedisCacheStore(cacheFleet, namespace, cacheConfig), { redis: cacheFleet, namespace })
+        }, (store) => { if (store instanceof FleetCacheStore) store.stop() })
+    const cacheSharing = lease !== undefined && lease.value instanceof FleetCacheStore
+      ? { route: route.name, feature: 'cache' as const, shared: () => (lease.value as FleetCacheStore).shared }
       : undefined
+    if (cacheSharing !== undefined) deps.metrics.fleetSharing.add(cacheSharing)
     // An alternate gets the primary's rules: its own breaker (per alternate origin, plus this route's own for
     // injected failures) and the route's fault stage inside the attempt timeout.
     const leases: Array<{ release: () => void }> = []
@@ -126,6 +140,7 @@ export function buildPolicies (route: PolicyRoute, deps: PolicyDeps): Policy[] {
       origin: new URL(origin),
       release: () => {
         lease?.release()
+        if (cacheSharing !== undefined) deps.metrics.fleetSharing.delete(cacheSharing)
         for (const l of leases) l.release()
       }
     }))

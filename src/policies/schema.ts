@@ -107,7 +107,13 @@ export const cacheSchema = z.strictObject({
    * treats the route's data as public and ignores credentials (risk: one
    * user's answer can reach another). See docs/POLICIES.md.
    */
-  credentials: z.enum(['bypass', 'perCredential', 'shared']).default('bypass')
+  credentials: z.enum(['bypass', 'perCredential', 'shared']).default('bypass'),
+  /**
+   * Where entries are kept: `memory` (this replica's own) or `redis` (the
+   * fleet's, needs `fleet`, with this replica's own copy for when Redis is
+   * away; docs/FLEET.md). Limits apply to each.
+   */
+  store: z.enum(['memory', 'redis']).default('memory')
 })
 
 export const staticSchema = z.strictObject({
