@@ -6,7 +6,7 @@ import { startProxy, startUpstream, fetchText, route } from './helpers.js'
 import { ConfigError } from '../src/config/errors.js'
 import { TriggerError } from '../src/faults/trigger.js'
 import { ClientCut, ClientGone } from '../src/faults/io.js'
-import { DuplicateFault, EndedFault } from '../src/faults/route-faults.js'
+import { DuplicateFaultError, EndedFaultError } from '../src/faults/fault-set.js'
 import { GlobError } from '../src/faults/glob.js'
 import { ExperimentBusy } from '../src/intent/experiment.js'
 import { BadPath } from '../src/core/path.js'
@@ -21,8 +21,8 @@ t.test('every faultline error has its stable code', async (t) => {
     [new TriggerError('bad'), 'invalid_fault_trigger'],
     [new ClientCut('reset', 'cut'), 'client_cut'],
     [new ClientGone(), 'client_gone'],
-    [new DuplicateFault('a'), 'duplicate_fault'],
-    [new EndedFault('2000-01-01T00:00:00Z'), 'invalid_fault'],
+    [new DuplicateFaultError('a'), 'duplicate_fault'],
+    [new EndedFaultError('2000-01-01T00:00:00Z'), 'invalid_fault'],
     [new GlobError('bad'), 'invalid_glob'],
     [new ExperimentBusy('uniform'), 'experiment_running'],
     [new BadPath('bad'), 'bad_path'],

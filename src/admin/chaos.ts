@@ -24,7 +24,8 @@ import { adminError, audit, type AdminExtension } from './server.js'
 import { problemsFromZod } from '../config/errors.js'
 import { faultSchema, type FaultConfig } from '../faults/schema.js'
 import type { ArmedFault } from '../faults/armed.js'
-import { DuplicateFault, EndedFault, type RouteFaults } from '../faults/route-faults.js'
+import { DuplicateFaultError, EndedFaultError, type FaultSet } from '../faults/fault-set.js'
+import type { RouteRuntime } from '../proxy/route.js'
 import type { ChaosSwitch } from '../faults/switch.js'
 
 const RUNTIME_NOTE = 'runtime change: a config reload replaces this route\'s chaos with the config file\'s'
@@ -55,18 +56,15 @@ async function fleetScope (chaosSwitch: ChaosSwitch): Promise<'told' | 'pending'
 
 export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
   return (app, control) => {
-    const faultsOf = (request: FastifyRequest<{ Params: RouteParams }>, reply: FastifyReply): RouteFaults | undefined => {
+    const routeOf = (request: FastifyRequest<{ Params: RouteParams }>, reply: FastifyReply): RouteRuntime | undefined => {
       const route = control.table().get(request.params.route)
-      if (route === undefined) {
-        void adminError(reply, 404, 'no_route', `no route named ${JSON.stringify(request.params.route)}`)
-        return undefined
-      }
-      return route.faults
+      if (route === undefined) void adminError(reply, 404, 'no_route', `no route named ${JSON.stringify(request.params.route)}`)
+      return route
     }
 
     app.get('/chaos', async () => ({
       killSwitch: chaosSwitch.enabled ? 'on' : 'off',
-      routes: control.table().routes.map((r) => ({ route: r.name, ...r.faults.state() }))
+      routes: control.table().routes.map((r) => ({ route: r.name, ...r.faultStage.snapshot() }))
     }))
 
     app.post('/chaos/off', async (request) => {
@@ -84,24 +82,24 @@ export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
     })
 
     app.get<{ Params: RouteParams }>('/chaos/routes/:route', async (request, reply) => {
-      const faults = faultsOf(request, reply)
-      return faults === undefined ? reply : { route: faults.route, ...faults.state() }
+      const route = routeOf(request, reply)
+      return route === undefined ? reply : { route: route.name, ...route.faultStage.snapshot() }
     })
 
     app.patch<{ Params: RouteParams }>('/chaos/routes/:route', async (request, reply) => {
-      const faults = faultsOf(request, reply)
-      if (faults === undefined) return reply
+      const route = routeOf(request, reply)
+      if (route === undefined) return reply
       const body = routePatch.safeParse(request.body ?? {}, { reportInput: true })
       if (!body.success) return invalid(reply, body.error)
-      if (body.data.enabled !== undefined) faults.setEnabled(body.data.enabled)
-      if (body.data.seed !== undefined) faults.reseed(body.data.seed)
-      audit(request, 'chaos.route', { route: faults.route, ...body.data })
-      return { route: faults.route, ...faults.state(), note: RUNTIME_NOTE }
+      if (body.data.enabled !== undefined) route.faultSet.setEnabled(body.data.enabled)
+      if (body.data.seed !== undefined) route.faultSet.reseed(body.data.seed)
+      audit(request, 'chaos.route', { route: route.name, ...body.data })
+      return { route: route.name, ...route.faultStage.snapshot(), note: RUNTIME_NOTE }
     })
 
     app.get<{ Params: RouteParams }>('/chaos/routes/:route/faults', async (request, reply) => {
-      const faults = faultsOf(request, reply)
-      return faults === undefined ? reply : { route: faults.route, faults: faults.list() }
+      const route = routeOf(request, reply)
+      return route === undefined ? reply : { route: route.name, faults: route.faultSet.list() }
     })
 
     /**
@@ -113,55 +111,55 @@ export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
       request: FastifyRequest<{ Params: RouteParams & { id?: string } }>,
       reply: FastifyReply,
       action: string,
-      change: (faults: RouteFaults, config: FaultConfig) => ArmedFault | undefined
+      change: (set: FaultSet, config: FaultConfig) => ArmedFault | undefined
     ): Promise<FastifyReply> => {
-      const faults = faultsOf(request, reply)
-      if (faults === undefined) return reply
+      const route = routeOf(request, reply)
+      if (route === undefined) return reply
       const body = faultSchema.safeParse(request.body, { reportInput: true })
       if (!body.success) return invalid(reply, body.error)
       let armed
       try {
-        armed = change(faults, body.data)
+        armed = change(route.faultSet, body.data)
       } catch (err) {
-        if (err instanceof DuplicateFault) return adminError(reply, 409, 'duplicate_fault', err.message)
-        if (err instanceof EndedFault) return adminError(reply, 400, 'invalid_fault', err.message)
+        if (err instanceof DuplicateFaultError) return adminError(reply, 409, 'duplicate_fault', err.message)
+        if (err instanceof EndedFaultError) return adminError(reply, 400, 'invalid_fault', err.message)
         throw err
       }
-      if (armed === undefined) return adminError(reply, 404, 'no_fault', `route ${faults.route} has no fault ${JSON.stringify(request.params.id)}`)
-      audit(request, action, { route: faults.route, id: armed.id, replaced: request.params.id, fault: armed.config })
+      if (armed === undefined) return adminError(reply, 404, 'no_fault', `route ${route.name} has no fault ${JSON.stringify(request.params.id)}`)
+      audit(request, action, { route: route.name, id: armed.id, replaced: request.params.id, fault: armed.config })
       return await reply.code(request.params.id === undefined ? 201 : 200)
-        .send({ route: faults.route, fault: { id: armed.id, ...armed.config }, enabled: faults.isEnabled, note: RUNTIME_NOTE })
+        .send({ route: route.name, fault: { id: armed.id, ...armed.config }, enabled: route.faultSet.isEnabled, note: RUNTIME_NOTE })
     }
 
     app.post<{ Params: RouteParams }>('/chaos/routes/:route/faults', async (request, reply) =>
-      await changeFault(request, reply, 'chaos.fault.add', (faults, config) => faults.add(config)))
+      await changeFault(request, reply, 'chaos.fault.add', (set, config) => set.add(config)))
 
     app.put<{ Params: FaultParams }>('/chaos/routes/:route/faults/:id', async (request, reply) =>
-      await changeFault(request, reply, 'chaos.fault.replace', (faults, config) => faults.replace(request.params.id, config)))
+      await changeFault(request, reply, 'chaos.fault.replace', (set, config) => set.replace(request.params.id, config)))
 
     app.delete<{ Params: FaultParams }>('/chaos/routes/:route/faults/:id', async (request, reply) => {
-      const faults = faultsOf(request, reply)
-      if (faults === undefined) return reply
-      if (!faults.remove(request.params.id)) return adminError(reply, 404, 'no_fault', `route ${faults.route} has no fault ${JSON.stringify(request.params.id)}`)
-      audit(request, 'chaos.fault.remove', { route: faults.route, id: request.params.id })
-      return { route: faults.route, removed: request.params.id, note: RUNTIME_NOTE }
+      const route = routeOf(request, reply)
+      if (route === undefined) return reply
+      if (!route.faultSet.remove(request.params.id)) return adminError(reply, 404, 'no_fault', `route ${route.name} has no fault ${JSON.stringify(request.params.id)}`)
+      audit(request, 'chaos.fault.remove', { route: route.name, id: request.params.id })
+      return { route: route.name, removed: request.params.id, note: RUNTIME_NOTE }
     })
 
     app.post<{ Params: FaultParams }>('/chaos/routes/:route/faults/:id/reset', async (request, reply) => {
-      const faults = faultsOf(request, reply)
-      if (faults === undefined) return reply
-      if (!faults.resetSchedule(request.params.id)) return adminError(reply, 404, 'no_fault', `route ${faults.route} has no fault ${JSON.stringify(request.params.id)}`)
-      audit(request, 'chaos.fault.reset', { route: faults.route, id: request.params.id })
-      const fault = faults.list().find((f) => f.id === request.params.id)
-      return { route: faults.route, fault, note: RUNTIME_NOTE }
+      const route = routeOf(request, reply)
+      if (route === undefined) return reply
+      if (!route.faultSet.resetSchedule(request.params.id)) return adminError(reply, 404, 'no_fault', `route ${route.name} has no fault ${JSON.stringify(request.params.id)}`)
+      audit(request, 'chaos.fault.reset', { route: route.name, id: request.params.id })
+      const fault = route.faultSet.list().find((f) => f.id === request.params.id)
+      return { route: route.name, fault, note: RUNTIME_NOTE }
     })
 
     app.post<{ Params: RouteParams }>('/chaos/routes/:route/reset', async (request, reply) => {
-      const faults = faultsOf(request, reply)
-      if (faults === undefined) return reply
-      faults.resetSchedule()
-      audit(request, 'chaos.route.reset', { route: faults.route })
-      return { route: faults.route, ...faults.state(), note: RUNTIME_NOTE }
+      const route = routeOf(request, reply)
+      if (route === undefined) return reply
+      route.faultSet.resetSchedule()
+      audit(request, 'chaos.route.reset', { route: route.name })
+      return { route: route.name, ...route.faultStage.snapshot(), note: RUNTIME_NOTE }
     })
   }
 }

@@ -21,9 +21,8 @@ import { Readable, type Transform } from 'node:stream'
 import type { RequestContext } from '../core/context.js'
 import type { UpstreamResponse } from '../core/pipeline.js'
 import { ClientCancelled, ClientFault, FaultlineError, UpstreamError, classifyError, type ErrorClass } from '../core/errors.js'
-import { countAttemptError, responseErrorClass } from '../core/attempt.js'
+import { responseErrorClass } from '../core/attempt.js'
 import { MAX_TIMER_MS } from '../util/timer.js'
-import type { RouteMetrics } from '../metrics/route-metrics.js'
 import type { ChaosSwitch } from './switch.js'
 
 /** How a connection is ended: `reset` sends a TCP RST, `close` a FIN. */
@@ -61,7 +60,6 @@ export interface ChaosLink {
   /** Aborted when chaos is switched off on the route. */
   readonly routeRelease: () => AbortSignal
   readonly chaosSwitch: ChaosSwitch
-  readonly metrics: RouteMetrics
 }
 
 export type WaitResult = 'elapsed' | 'released'
@@ -179,7 +177,7 @@ export class UpstreamSideIO extends FaultIO {
   hangLimitMs (): number { return Infinity }
 
   fail (ctx: RequestContext, errorClass: ErrorClass, message: string): Error {
-    countAttemptError(ctx, this.link.metrics, errorClass, true)
+    ctx.route.attemptFailed(ctx, errorClass, true)
     return new UpstreamError(errorClass, message, { code: INJECTED_CODE })
   }
 
@@ -195,13 +193,13 @@ export class UpstreamSideIO extends FaultIO {
     if (reason instanceof ClientFault) return reason
     // The attempt timed out while the fault held it: a failed attempt, as if the upstream were that slow.
     const failure = classifyError(reason)
-    countAttemptError(ctx, this.link.metrics, failure.errorClass, true)
+    ctx.route.attemptFailed(ctx, failure.errorClass, true)
     return failure
   }
 
   protected answered (ctx: RequestContext, status: number): void {
     const failed = responseErrorClass(status)
-    if (failed !== undefined) countAttemptError(ctx, this.link.metrics, failed, true)
+    if (failed !== undefined) ctx.route.attemptFailed(ctx, failed, true)
   }
 }
 

@@ -15,7 +15,7 @@
  * milliseconds; `at` and `probability` work as in the config, `name` and
  * `match` do not (names are metric labels: a client must not mint them).
  * The count schedules (`first`, `every`, `after`, `per`, `key`, `maxKeys`)
- * work as in the config, counted per route and header value (route-faults.ts);
+ * work as in the config, counted per route and header value (fault-set.ts);
  * the time ones (`window`, `until`, `ttl`) do not: a header lives for one request.
  * Every fault is validated by the same schema as the config. Parsed
  * headers are cached (bounded), so a repeated trigger costs a lookup.

@@ -8,7 +8,7 @@
  * kind equally likely at a fixed severity and the full budget: what most
  * chaos tools do; no guardrail, so its collateral shows) and `off`.
  */
-import type { RouteFaults } from '../faults/route-faults.js'
+import type { PlannedFaults } from '../faults/planned.js'
 import type { FaultConfig } from '../faults/schema.js'
 import { faultSchema } from '../faults/registry.js'
 import type { Metrics } from '../metrics/metrics.js'
@@ -83,7 +83,7 @@ export class IntentEngine {
   readonly budget: number
   readonly plan: FaultPlan
   private readonly uniform: FaultPlan
-  private readonly faults: RouteFaults
+  private readonly faults: PlannedFaults
   private readonly metrics: Metrics
   private controller: IntensityController
   private readonly settings: ControllerConfig
@@ -114,7 +114,7 @@ export class IntentEngine {
   /** The Prometheus scrape the controller last judged: a window with no newer one judges nothing. */
   private judgedScrape: number | undefined
 
-  constructor (route: string, intent: Intent, declared: boolean, budget: number, faults: RouteFaults, metrics: Metrics, settings: ControllerConfig, mode: ChaosMode) {
+  constructor (route: string, intent: Intent, declared: boolean, budget: number, faults: PlannedFaults, metrics: Metrics, settings: ControllerConfig, mode: ChaosMode) {
     this.route = route
     this.intent = intent
     this.declared = declared

@@ -18,6 +18,7 @@ export class RouteMetrics {
   private readonly requestSlots = new Map<string, PendingRequests>()
   private readonly durationChildren = new Map<Outcome, Observe>()
   private readonly errorChildren = new Map<string, Inc>()
+  private readonly faultChildren = new Map<string, Inc>()
 
   constructor (metrics: Metrics, route: string) {
     this.metrics = metrics
@@ -56,6 +57,25 @@ export class RouteMetrics {
   /** A response cut because its client did not read it for bodyIdleTimeoutMs. */
   slowReader (): void {
     this.metrics.edgeRejections.labels('slow_reader').inc()
+  }
+
+  /**
+   * A fault acted on a request (faultline_faults_injected_total); `by` 0
+   * binds the series so dashboards show it at 0 before the first injection
+   * (prom-client creates a series on its first inc).
+   */
+  faultInjected (label: string, by = 1): void {
+    let counter = this.faultChildren.get(label)
+    if (counter === undefined) {
+      counter = this.metrics.faultsInjected.labels(this.route, label)
+      this.faultChildren.set(label, counter)
+    }
+    counter.inc(by)
+  }
+
+  /** A fault with `until` or `ttl` reached its end and was removed. */
+  faultExpired (label: string): void {
+    this.metrics.faultsExpired.labels(this.route, label).inc()
   }
 
   /** One failed upstream attempt; `injected` when a fault made the failure, not the upstream. */

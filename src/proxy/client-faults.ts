@@ -4,7 +4,7 @@
  * included) and act on what goes back to the client, so no policy can
  * absorb them. A fault that ends the exchange without an answer resets or
  * closes the client's connection. The listener takes this path only while
- * `route.faults.clientSide` is true; otherwise it never runs.
+ * `route.faultStage.clientSide` is true; otherwise it never runs.
  */
 import type { ServerResponse } from 'node:http'
 import type { RequestContext } from '../core/context.js'
@@ -16,13 +16,13 @@ import type { RouteRuntime } from './route.js'
 export function serveWithClientFaults (route: RouteRuntime, ctx: RequestContext, res: ServerResponse): void {
   let chosen
   try {
-    chosen = route.faults.choose(ctx, 'client')
+    chosen = route.faultStage.choose(ctx, 'client')
   } catch (err) {
     if (!(err instanceof TriggerError)) throw err
     sendJson(res, 400, { error: 'invalid_fault_trigger', message: err.message, route: route.name, requestId: ctx.requestId }, { 'x-request-id': ctx.requestId })
     return
   }
-  const answer = chosen === undefined ? route.call(ctx) : route.faults.inject(ctx, chosen, route.call, route.faults.clientIO)
+  const answer = chosen === undefined ? route.call(ctx) : route.faultStage.inject(ctx, chosen, route.call, route.faultStage.clientIO)
   answer.then(
     (upstream) => { sendUpstreamResponse(ctx, res, upstream) },
     (err: unknown) => {

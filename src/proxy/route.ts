@@ -18,7 +18,9 @@ import type { PolicyEvents } from '../policies/events.js'
 import { inPipelineOrder } from '../policies/order.js'
 import { validateResponse } from '../policies/validate.js'
 import type { PolicyRegistry } from '../policies/registry.js'
-import { RouteFaults, type RouteFaultsOptions } from '../faults/route-faults.js'
+import { FaultSet, type FaultSetOptions } from '../faults/fault-set.js'
+import { PlannedFaults } from '../faults/planned.js'
+import { FaultStage } from '../faults/stage.js'
 import { ChaosSwitch } from '../faults/switch.js'
 import { IntentEngine } from '../intent/engine.js'
 import { controllerSchema, intentSchema, type ControllerConfig } from '../intent/schema.js'
@@ -39,7 +41,7 @@ export interface RouteDeps {
   /** How intent engines evaluate (the config's top-level `controller`). */
   controller?: ControllerConfig
   /** What fault schedules read the time from (windows, until, ttl) and where expiries are logged. */
-  chaosOptions?: RouteFaultsOptions
+  chaosOptions?: FaultSetOptions
   /** The fleet's Redis (config `fleet`): shared breaker transitions, cache, deferral; undefined when the instance works alone. */
   fleet?: FleetRedis
   /** The deferral store and deliverers, for routes whose fallback has `defer`. */
@@ -81,7 +83,10 @@ export class RouteRuntime implements RouteView {
   /** This route's failure-pattern record (GET /report), when the proxy keeps one. */
   readonly report: RouteRecord | undefined
   readonly policies: readonly Policy[]
-  readonly faults: RouteFaults
+  /** The route's hand-written faults (the admin API's), its planned faults (the intent engine's) and the stage that applies both. */
+  readonly faultSet: FaultSet
+  readonly planned: PlannedFaults
+  readonly faultStage: FaultStage
   /** Present when the route declares an intent or has chaos enabled (uniform experiments need one). */
   readonly intent: IntentEngine | undefined
   /** The whole pipeline: policies around one upstream attempt. Recomposed when chaos is switched on or off here. */
@@ -122,11 +127,15 @@ export class RouteRuntime implements RouteView {
       : []
     this.pools = [this.pool, ...alternates.map((a) => a.pool)]
     this.releasePools = () => { for (const pool of this.pools) deps.pools.release(pool) }
-    this.faults = new RouteFaults(config.name, config.chaos, this.metrics, deps.chaos ?? new ChaosSwitch(), deps.chaosOptions)
-    this.exposeFaultHeaders = this.faults.exposeHeaders
+    const chaosSwitch = deps.chaos ?? new ChaosSwitch()
+    this.faultSet = new FaultSet(config.name, config.chaos, this.metrics, deps.chaosOptions)
+    const faultSet = this.faultSet
+    this.planned = new PlannedFaults({ arm: (fault) => faultSet.arm(fault, undefined, false), injecting: () => faultSet.isEnabled && chaosSwitch.enabled })
+    this.faultStage = new FaultStage(this.faultSet, this.planned, config.chaos, chaosSwitch, this.metrics)
+    this.exposeFaultHeaders = this.faultStage.exposeHeaders
     if (config.chaos.fleetBudget !== undefined) {
       this.fleetBudget = new FleetBudget(config.name, config.chaos.fleetBudget, { redis: deps.fleet, metrics: deps.metrics, logger: deps.chaosOptions?.logger })
-      this.faults.fleetBudget = this.fleetBudget
+      this.faultStage.fleetBudget = this.fleetBudget
     }
     const policies = buildPolicies(config, {
       registry: deps.policyState,
@@ -136,7 +145,7 @@ export class RouteRuntime implements RouteView {
       alternates,
       attemptOptions,
       watch: (name, upstream, events) => quietWhenRetired(deps.watchPolicies?.(name, upstream, events) ?? events, () => this.retired),
-      faultStage: this.faults.stage,
+      faultStage: this.faultStage.policy,
       deferrals: deps.deferrals,
       logger: deps.logger,
       fleet: deps.fleet
@@ -144,15 +153,15 @@ export class RouteRuntime implements RouteView {
     // In PIPELINE_ORDER (src/policies/order.ts): faults innermost, just inside the attempt timeout (every
     // attempt re-rolls, an injected hang is cut by the attempt timeout, the policies see an injected failure
     // exactly like a real one); validation just outside the faults, judging the body a fault produced.
-    this.policies = inPipelineOrder([...policies, validate, this.faults.stage])
+    this.policies = inPipelineOrder([...policies, validate, this.faultStage.policy])
     // With nothing to inject upstream-side the stage is left out of the chain: it costs nothing per request.
-    const withoutFaults = this.policies.filter((p) => p !== this.faults.stage)
-    const compose = (): UpstreamCall => composePipeline(this.faults.active ? this.policies : withoutFaults, attempt)
+    const withoutFaults = this.policies.filter((p) => p !== this.faultStage.policy)
+    const compose = (): UpstreamCall => composePipeline(this.faultStage.active ? this.policies : withoutFaults, attempt)
     this.call = compose()
-    this.faults.onActiveChange(() => { this.call = compose() })
+    this.faultStage.onActiveChange(() => { this.call = compose() })
     this.intent = config.intent !== undefined || config.chaos.enabled
       ? new IntentEngine(config.name, config.intent ?? intentSchema.parse({}), config.intent !== undefined, config.chaos.budget,
-        this.faults, deps.metrics, deps.controller ?? controllerSchema.parse({}), config.intent !== undefined && config.chaos.enabled ? 'intent' : 'off')
+        this.planned, deps.metrics, deps.controller ?? controllerSchema.parse({}), config.intent !== undefined && config.chaos.enabled ? 'intent' : 'off')
       : undefined
   }
 
@@ -177,7 +186,7 @@ export class RouteRuntime implements RouteView {
 
   /** For faultline_chaos_active: is chaos injecting here, and why (not). */
   chaosStatus (now: number): ChaosStatus {
-    const status = this.faults.status(this.intent?.controllerReport(now).halted ?? false)
+    const status = this.faultStage.status(this.intent?.controllerReport(now).halted ?? false)
     // Planned injection stopped for want of fleet figures: say so rather than "idle".
     if (status.reason === 'idle' && this.intent?.sourceDown !== undefined) return { active: false, reason: 'source_down' }
     return status

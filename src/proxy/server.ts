@@ -252,7 +252,7 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     // From the start, so a client that leaves before any answer is still counted and logged.
     settleOnClose(ctx, res, requestLog)
     // Client-side faults and trigger headers wrap the whole exchange; without them this is one property read.
-    if (route.faults.clientSide) {
+    if (route.faultStage.clientSide) {
       serveWithClientFaults(route, ctx, res)
       return
     }

@@ -56,7 +56,7 @@ function answer (socket: Socket, status: number, body: Record<string, unknown>):
 
 /** The faults of `kind` that fire for this connection (each rolls its own probability). */
 function chosen (route: RouteRuntime, kind: UpgradeFault['kind']): UpgradeFault | undefined {
-  return route.config.upgrades.faults.find((f) => f.kind === kind && route.faults.rollConnectionFault(f.probability))
+  return route.config.upgrades.faults.find((f) => f.kind === kind && route.faultStage.rollConnectionFault(f.probability))
 }
 
 export class UpgradeProxy {
@@ -116,7 +116,7 @@ export class UpgradeProxy {
     }
     const refuse = chosen(route, 'refuse')
     if (refuse !== undefined && refuse.kind === 'refuse') {
-      route.metrics.metrics.faultsInjected.labels(route.name, 'upgrade_refuse').inc()
+      route.metrics.faultInjected('upgrade_refuse')
       this.count(route, 'refused', true)
       answer(client, refuse.status, { error: 'injected', message: `injected fault: the WebSocket handshake was refused with ${refuse.status}`, route: route.name, requestId })
       log({ status: refuse.status, fault: 'upgrade_refuse' })
@@ -124,9 +124,9 @@ export class UpgradeProxy {
     }
     const delay = chosen(route, 'delay')
     if (delay !== undefined && delay.kind === 'delay') {
-      route.metrics.metrics.faultsInjected.labels(route.name, 'upgrade_delay').inc()
+      route.metrics.faultInjected('upgrade_delay')
       // Cut short by the kill switch (or chaos switched off on the route): the handshake goes on at once.
-      const releases = route.faults.releaseSignals
+      const releases = route.faultStage.releaseSignals
       const waited = releases.some((s) => s.aborted) || await new Promise<boolean>((resolve) => {
         const settle = (): void => {
           clearTimeout(timer)
@@ -254,7 +254,7 @@ export class UpgradeProxy {
       return
     }
     // A close fault: both directions go through frame trackers so the close frame lands between frames.
-    route.metrics.metrics.faultsInjected.labels(route.name, 'upgrade_close').inc()
+    route.metrics.faultInjected('upgrade_close')
     const toClient = new FrameTracker()
     const toUpstream = new FrameTracker()
     let messages = 0
@@ -262,7 +262,7 @@ export class UpgradeProxy {
     const shut = (): void => {
       if (closing || client.destroyed) return
       // The kill switch went off (or chaos was switched off) since the handshake: the fault does not fire.
-      if (!route.faults.rollConnectionFault(1)) return
+      if (!route.faultStage.rollConnectionFault(1)) return
       closing = true
       injected = 'upgrade_close'
       closedBy = 'fault'
@@ -275,7 +275,7 @@ export class UpgradeProxy {
       setTimeout(() => { client.destroy(); upstream.destroy() }, 1_000).unref()
     }
     const limit = close.afterMessages
-    const onMessage = limit === undefined ? () => false : (): boolean => ++messages >= limit && route.faults.rollConnectionFault(1)
+    const onMessage = limit === undefined ? () => false : (): boolean => ++messages >= limit && route.faultStage.rollConnectionFault(1)
     const relay = (from: Socket, to: Socket, tracker: FrameTracker, chunk: Buffer): void => {
       if (closing) return
       const upTo = tracker.feed(chunk, onMessage)
