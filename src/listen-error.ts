@@ -1,12 +1,15 @@
 /**
  * A listener that could not bind, said in config terms: which key to
  * change (`listen.port`, `admin.port` or `probes.port`) and which address clashed,
- * instead of a bare `listen EADDRINUSE` stack.
+ * instead of a bare `listen EADDRINUSE` stack. Its `code` is `listen_failed`;
+ * the system's (`EADDRINUSE`, `EACCES`, ...) is `causeCode`.
  */
-export class ListenError extends Error {
+import { FaultlineError } from './core/errors.js'
+
+export class ListenError extends FaultlineError {
   readonly key: string
   readonly address: string
-  readonly code: string | undefined
+  readonly causeCode: string | undefined
 
   constructor (key: 'listen' | 'admin' | 'probes', host: string, port: number, cause: unknown) {
     const code = (cause as { code?: string } | undefined)?.code
@@ -19,10 +22,10 @@ export class ListenError extends Error {
           ? `${address} is not an address of this machine: change ${key}.host`
           : `cannot listen on ${address}: ${(cause as Error | undefined)?.message ?? String(cause)}`
     const field = code === 'EADDRNOTAVAIL' ? `${key}.host` : `${key}.port`
-    super(`${field}: ${why}`, { cause })
+    super('listen_failed', `${field}: ${why}`, { cause })
     this.name = 'ListenError'
     this.key = field
     this.address = address
-    this.code = code
+    this.causeCode = code
   }
 }

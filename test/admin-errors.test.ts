@@ -5,12 +5,12 @@ import t from 'tap'
 import { startProxy, startUpstream, fetchText, route } from './helpers.js'
 import { ConfigError } from '../src/config/errors.js'
 import { TriggerError } from '../src/faults/trigger.js'
-import { ClientCut, ClientGone } from '../src/faults/io.js'
+import { ClientCutError } from '../src/faults/io.js'
 import { DuplicateFaultError, EndedFaultError } from '../src/faults/fault-set.js'
 import { GlobError } from '../src/faults/glob.js'
-import { ExperimentBusy } from '../src/intent/experiment.js'
-import { BadPath } from '../src/core/path.js'
-import { ClientCancelled, FaultlineError, PolicyRejection, RequestBodyTooLarge, UpstreamError } from '../src/core/errors.js'
+import { ExperimentBusyError } from '../src/intent/experiment.js'
+import { BadPathError } from '../src/core/path.js'
+import { ClientCancelledError, FaultlineError, PolicyRejectionError, RequestBodyTooLargeError, UpstreamError } from '../src/core/errors.js'
 import { ADMIN_ERRORS } from '../src/admin/server.js'
 
 const TOKEN = 'test-admin-token-0123456789'
@@ -19,16 +19,15 @@ t.test('every faultline error has its stable code', async (t) => {
   const errors: Array<[FaultlineError, string]> = [
     [new ConfigError('f.yaml', [{ path: 'x', message: 'bad' }]), 'invalid_config'],
     [new TriggerError('bad'), 'invalid_fault_trigger'],
-    [new ClientCut('reset', 'cut'), 'client_cut'],
-    [new ClientGone(), 'client_gone'],
+    [new ClientCutError('reset', 'cut'), 'client_cut'],
     [new DuplicateFaultError('a'), 'duplicate_fault'],
     [new EndedFaultError('2000-01-01T00:00:00Z'), 'invalid_fault'],
     [new GlobError('bad'), 'invalid_glob'],
-    [new ExperimentBusy('uniform'), 'experiment_running'],
-    [new BadPath('bad'), 'bad_path'],
-    [new ClientCancelled(), 'client_cancelled'],
-    [new RequestBodyTooLarge(10), 'request_body_too_large'],
-    [new PolicyRejection('short_circuited', 'open', 1), 'short_circuited'],
+    [new ExperimentBusyError('uniform'), 'experiment_running'],
+    [new BadPathError('bad'), 'bad_path'],
+    [new ClientCancelledError(), 'client_cancelled'],
+    [new RequestBodyTooLargeError(10), 'request_body_too_large'],
+    [new PolicyRejectionError('short_circuited', 'open', 1), 'short_circuited'],
     [new UpstreamError('timeout', 'slow', { code: 'UND_ERR_HEADERS_TIMEOUT' }), 'upstream_timeout']
   ]
   for (const [err, code] of errors) {

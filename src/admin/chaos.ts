@@ -40,7 +40,7 @@ interface FaultParams { route: string, id: string }
 
 function invalid (reply: FastifyReply, error: z.ZodError): FastifyReply {
   const problems = problemsFromZod(error)
-  return adminError(reply, 400, 'invalid_fault', problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; '), { problems })
+  return adminError(reply, 'invalid_fault', problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; '), { problems })
 }
 
 /**
@@ -58,7 +58,7 @@ export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
   return (app, control) => {
     const routeOf = (request: FastifyRequest<{ Params: RouteParams }>, reply: FastifyReply): RouteRuntime | undefined => {
       const route = control.table().get(request.params.route)
-      if (route === undefined) void adminError(reply, 404, 'no_route', `no route named ${JSON.stringify(request.params.route)}`)
+      if (route === undefined) void adminError(reply, 'no_route', `no route named ${JSON.stringify(request.params.route)}`)
       return route
     }
 
@@ -121,11 +121,11 @@ export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
       try {
         armed = change(route.faultSet, body.data)
       } catch (err) {
-        if (err instanceof DuplicateFaultError) return adminError(reply, 409, 'duplicate_fault', err.message)
-        if (err instanceof EndedFaultError) return adminError(reply, 400, 'invalid_fault', err.message)
+        if (err instanceof DuplicateFaultError) return adminError(reply, 'duplicate_fault', err.message)
+        if (err instanceof EndedFaultError) return adminError(reply, 'invalid_fault', err.message)
         throw err
       }
-      if (armed === undefined) return adminError(reply, 404, 'no_fault', `route ${route.name} has no fault ${JSON.stringify(request.params.id)}`)
+      if (armed === undefined) return adminError(reply, 'no_fault', `route ${route.name} has no fault ${JSON.stringify(request.params.id)}`)
       audit(request, action, { route: route.name, id: armed.id, replaced: request.params.id, fault: armed.config })
       return await reply.code(request.params.id === undefined ? 201 : 200)
         .send({ route: route.name, fault: { id: armed.id, ...armed.config }, enabled: route.faultSet.isEnabled, note: RUNTIME_NOTE })
@@ -140,7 +140,7 @@ export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
     app.delete<{ Params: FaultParams }>('/chaos/routes/:route/faults/:id', async (request, reply) => {
       const route = routeOf(request, reply)
       if (route === undefined) return reply
-      if (!route.faultSet.remove(request.params.id)) return adminError(reply, 404, 'no_fault', `route ${route.name} has no fault ${JSON.stringify(request.params.id)}`)
+      if (!route.faultSet.remove(request.params.id)) return adminError(reply, 'no_fault', `route ${route.name} has no fault ${JSON.stringify(request.params.id)}`)
       audit(request, 'chaos.fault.remove', { route: route.name, id: request.params.id })
       return { route: route.name, removed: request.params.id, note: RUNTIME_NOTE }
     })
@@ -148,7 +148,7 @@ export function chaosAdmin (chaosSwitch: ChaosSwitch): AdminExtension {
     app.post<{ Params: FaultParams }>('/chaos/routes/:route/faults/:id/reset', async (request, reply) => {
       const route = routeOf(request, reply)
       if (route === undefined) return reply
-      if (!route.faultSet.resetSchedule(request.params.id)) return adminError(reply, 404, 'no_fault', `route ${route.name} has no fault ${JSON.stringify(request.params.id)}`)
+      if (!route.faultSet.resetSchedule(request.params.id)) return adminError(reply, 'no_fault', `route ${route.name} has no fault ${JSON.stringify(request.params.id)}`)
       audit(request, 'chaos.fault.reset', { route: route.name, id: request.params.id })
       const fault = route.faultSet.list().find((f) => f.id === request.params.id)
       return { route: route.name, fault, note: RUNTIME_NOTE }

@@ -72,29 +72,29 @@ export function deferralsAdmin (deferrals: Deferrals): AdminExtension {
   return (app) => {
     app.get<{ Querystring: { route?: string, state?: string, limit?: string } }>('/deferrals', async (request, reply) => {
       const store = deferrals.store
-      if (store === undefined) return adminError(reply, 409, 'deferral_not_configured', 'no route defers writes (a `defer` fallback step) and no deferral store is open')
+      if (store === undefined) return adminError(reply, 'deferral_not_configured', 'no route defers writes (a `defer` fallback step) and no deferral store is open')
       const { route, state, limit } = request.query
       if (state !== undefined && !(DEFERRAL_STATES as readonly string[]).includes(state)) {
-        return adminError(reply, 400, 'bad_request', `unknown state "${state}": expected one of ${DEFERRAL_STATES.join(', ')}`)
+        return adminError(reply, 'bad_request', `unknown state "${state}": expected one of ${DEFERRAL_STATES.join(', ')}`)
       }
       const n = limit === undefined ? 100 : Number(limit)
-      if (!Number.isInteger(n) || n < 1 || n > 500) return adminError(reply, 400, 'bad_request', 'expected limit to be an integer from 1 to 500')
+      if (!Number.isInteger(n) || n < 1 || n > 500) return adminError(reply, 'bad_request', 'expected limit to be an integer from 1 to 500')
       const entries = await store.list({ route, state: state as DeferralState | undefined, limit: n })
       return { deferrals: entries.map(summary) }
     })
 
     app.get<{ Params: { id: string } }>('/deferrals/:id', async (request, reply) => {
       const entry = await deferrals.store?.get(request.params.id)
-      if (entry === undefined) return adminError(reply, 404, 'no_such_deferral', `no deferral with id "${request.params.id}"`)
+      if (entry === undefined) return adminError(reply, 'no_deferral', `no deferral with id "${request.params.id}"`)
       return detail(entry)
     })
 
     app.post<{ Params: { id: string } }>('/deferrals/:id/retry', async (request, reply) => {
       const store = deferrals.store
       const entry = await store?.get(request.params.id)
-      if (store === undefined || entry === undefined) return adminError(reply, 404, 'no_such_deferral', `no deferral with id "${request.params.id}"`)
+      if (store === undefined || entry === undefined) return adminError(reply, 'no_deferral', `no deferral with id "${request.params.id}"`)
       if (!await store.retryNow(entry.id, Date.now())) {
-        return adminError(reply, 409, 'not_retryable', `deferral ${entry.id} is ${entry.state}${entry.state === 'dead' ? ' and its Idempotency-Key was deferred again since' : ''}: only a pending entry or a dead letter can be retried`)
+        return adminError(reply, 'not_retryable', `deferral ${entry.id} is ${entry.state}${entry.state === 'dead' ? ' and its Idempotency-Key was deferred again since' : ''}: only a pending entry or a dead letter can be retried`)
       }
       deferrals.deliverer(entry.route)?.recovered()
       audit(request, 'deferral retry', { id: entry.id, route: entry.route, from: entry.state })
@@ -104,15 +104,15 @@ export function deferralsAdmin (deferrals: Deferrals): AdminExtension {
     app.post<{ Params: { id: string } }>('/deferrals/:id/cancel', async (request, reply) => {
       const store = deferrals.store
       const entry = await store?.get(request.params.id)
-      if (store === undefined || entry === undefined) return adminError(reply, 404, 'no_such_deferral', `no deferral with id "${request.params.id}"`)
-      if (!await store.cancel(entry.id, Date.now())) return adminError(reply, 409, 'not_cancellable', `deferral ${entry.id} is ${entry.state}: only a pending entry or a dead letter can be cancelled`)
+      if (store === undefined || entry === undefined) return adminError(reply, 'no_deferral', `no deferral with id "${request.params.id}"`)
+      if (!await store.cancel(entry.id, Date.now())) return adminError(reply, 'not_cancellable', `deferral ${entry.id} is ${entry.state}: only a pending entry or a dead letter can be cancelled`)
       audit(request, 'deferral cancel', { id: entry.id, route: entry.route, from: entry.state })
       return summary((await store.get(entry.id))!)
     })
 
     app.delete<{ Querystring: { route?: string } }>('/deferrals/dead', async (request, reply) => {
       const store = deferrals.store
-      if (store === undefined) return adminError(reply, 409, 'deferral_not_configured', 'no deferral store is open')
+      if (store === undefined) return adminError(reply, 'deferral_not_configured', 'no deferral store is open')
       const purged = await store.purgeDead(request.query.route)
       audit(request, 'deferral purge dead letters', { route: request.query.route ?? '*', purged })
       return { purged }

@@ -14,7 +14,7 @@ import { z } from 'zod'
 import { duration } from '../config/units.js'
 import { adminError, audit, type AdminExtension } from './server.js'
 import { problemsFromZod } from '../config/errors.js'
-import { ExperimentBusy, type ExperimentRunner } from '../intent/experiment.js'
+import { ExperimentBusyError, type ExperimentRunner } from '../intent/experiment.js'
 import { reportMarkdown } from '../intent/report.js'
 import { reportHtml } from '../intent/report-html.js'
 
@@ -30,12 +30,12 @@ export function experimentsAdmin (runner: ExperimentRunner): AdminExtension {
       const parsed = startBody.safeParse(request.body ?? {}, { reportInput: true })
       if (!parsed.success) {
         const problems = problemsFromZod(parsed.error)
-        return await adminError(reply, 400, 'invalid_experiment', problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; '), { problems })
+        return await adminError(reply, 'invalid_experiment', problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; '), { problems })
       }
       try {
         await runner.start(parsed.data.mode, parsed.data.durationMs)
       } catch (err) {
-        if (err instanceof ExperimentBusy) return await adminError(reply, 409, 'experiment_running', err.message)
+        if (err instanceof ExperimentBusyError) return await adminError(reply, 'experiment_running', err.message)
         throw err
       }
       audit(request, 'experiment.start', parsed.data)
@@ -49,14 +49,14 @@ export function experimentsAdmin (runner: ExperimentRunner): AdminExtension {
 
     app.post('/experiments/stop', async (request, reply) => {
       const report = await runner.stop()
-      if (report === undefined) return await adminError(reply, 404, 'no_experiment', 'no experiment is running')
+      if (report === undefined) return await adminError(reply, 'no_experiment', 'no experiment is running')
       audit(request, 'experiment.stop', { mode: report.mode })
       return report
     })
 
     app.get<{ Querystring: { format?: string } }>('/experiments/report', async (request, reply) => {
       const report = runner.lastReport
-      if (report === undefined) return await adminError(reply, 404, 'no_report', 'no experiment has finished yet')
+      if (report === undefined) return await adminError(reply, 'no_report', 'no experiment has finished yet')
       if (request.query.format === 'markdown') return await reply.type('text/markdown; charset=utf-8').send(reportMarkdown(report))
       if (request.query.format === 'html') {
         // Self-contained and script-free: a CSP that allows nothing else says so to the browser too.
@@ -70,7 +70,7 @@ export function experimentsAdmin (runner: ExperimentRunner): AdminExtension {
 
     app.post<{ Params: { route: string } }>('/routes/:route/intent/resume', async (request, reply) => {
       const route = control.table().get(request.params.route)
-      if (route?.intent === undefined) return await adminError(reply, 404, 'no_intent', `no route named ${JSON.stringify(request.params.route)} with an intent engine`)
+      if (route?.intent === undefined) return await adminError(reply, 'no_intent', `no route named ${JSON.stringify(request.params.route)} with an intent engine`)
       route.intent.resume()
       audit(request, 'intent.resume', { route: route.name })
       return { route: route.name, level: route.intent.level }

@@ -26,13 +26,13 @@ export const policyAdmin: AdminExtension = (app, control) => {
     const { route: name, action } = request.params
     const apply = ACTIONS.get(action)
     if (apply === undefined) {
-      return adminError(reply, 404, 'not_found', `unknown breaker action "${action}": expected force-open, force-close or reset`)
+      return adminError(reply, 'not_found', `unknown breaker action "${action}": expected force-open, force-close or reset`)
     }
     const table = control.table()
     const route = table.get(name)
-    if (route === undefined) return adminError(reply, 404, 'no_route', `no route named "${name}"`)
+    if (route === undefined) return adminError(reply, 'no_route', `no route named "${name}"`)
     const policy = route.policies.find(isBreakerPolicy)
-    if (policy === undefined) return adminError(reply, 409, 'no_breaker', `route "${name}" has no circuit breaker (resilience.breaker)`)
+    if (policy === undefined) return adminError(reply, 'no_breaker', `route "${name}" has no circuit breaker (resilience.breaker)`)
     const breaker = policy.breaker
     const before = breaker.state.name
     apply(breaker)

@@ -13,9 +13,9 @@ export function reportAdmin (recorder: FailureRecorder): AdminExtension {
     app.get<{ Querystring: { route?: string, top?: string } }>('/report', async (request, reply) => {
       const names = control.table().routes.map((r) => r.name)
       const { route, top } = request.query
-      if (route !== undefined && !names.includes(route)) return adminError(reply, 404, 'no_route', `no route named "${route}"`)
+      if (route !== undefined && !names.includes(route)) return adminError(reply, 'no_route', `no route named "${route}"`)
       const n = top === undefined ? 10 : Number(top)
-      if (!Number.isInteger(n) || n < 1 || n > 50) return adminError(reply, 400, 'bad_request', 'top: expected an integer from 1 to 50')
+      if (!Number.isInteger(n) || n < 1 || n > 50) return adminError(reply, 'bad_request', 'top: expected an integer from 1 to 50')
       reply.header('cache-control', 'no-store')
       return buildReport(recorder, route === undefined ? names : [route], { worst: n })
     })

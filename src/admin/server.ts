@@ -146,7 +146,7 @@ export const ADMIN_ERRORS = {
   no_experiment: 404,
   no_intent: 404,
   no_report: 404,
-  no_such_deferral: 404,
+  no_deferral: 404,
   deferral_not_configured: 409,
   duplicate_fault: 409,
   experiment_running: 409,
@@ -159,8 +159,12 @@ export const ADMIN_ERRORS = {
 
 export type AdminErrorCode = keyof typeof ADMIN_ERRORS
 
-/** The single error funnel for the admin API; `error` is a code of ADMIN_ERRORS. */
-export function adminError (reply: FastifyReply, status: number, error: AdminErrorCode, message: string, extra: Record<string, unknown> = {}): FastifyReply {
+/**
+ * The single error funnel for the admin API; `error` is a code of
+ * ADMIN_ERRORS, which gives the status. `status` only for fastify's own
+ * refusals answered as `bad_request` (413, 415, ...).
+ */
+export function adminError (reply: FastifyReply, error: AdminErrorCode, message: string, extra: Record<string, unknown> = {}, status: number = ADMIN_ERRORS[error]): FastifyReply {
   return reply.code(status).header('cache-control', 'no-store').send({ error, message, ...extra })
 }
 
@@ -187,18 +191,18 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
   app.addHook('onRequest', async (request, reply) => {
     if (!hostAllowed(request.headers.host, options.allowedHosts?.() ?? [])) {
       request.log.warn({ method: request.method, url: request.url, remote: request.ip, host: request.headers.host }, 'admin call refused: Host not allowed')
-      return adminError(reply, 403, 'host_not_allowed', 'the admin API answers only to its own address, localhost or a name in admin.allowedHosts')
+      return adminError(reply, 'host_not_allowed', 'the admin API answers only to its own address, localhost or a name in admin.allowedHosts')
     }
     // No CORS, and no browser at all: a page (including one that rebinds its
     // DNS name to 127.0.0.1) sends Origin; Prometheus, probes and curl do not.
     if (request.headers.origin !== undefined) {
       request.log.warn({ method: request.method, url: request.url, remote: request.ip, origin: request.headers.origin }, 'admin call refused: browser origin')
-      return adminError(reply, 403, 'cross_origin_refused', 'the admin API does not serve browsers (a request with an Origin header)')
+      return adminError(reply, 'cross_origin_refused', 'the admin API does not serve browsers (a request with an Origin header)')
     }
     if (READ_METHODS.has(request.method) && !privateRead(request.url)) return
     const expected = options.token()
     if (expected === undefined) {
-      return adminError(reply, 403, 'admin_token_not_configured', 'state-changing admin calls are disabled until admin.token or admin.tokenFile is set')
+      return adminError(reply, 'admin_token_not_configured', 'state-changing admin calls are disabled until admin.token or admin.tokenFile is set')
     }
     const remote = request.ip
     const header = request.headers.authorization
@@ -212,11 +216,11 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
       const waitMs = throttle.blockedFor(remote)
       if (waitMs > 0) {
         request.log.warn({ method: request.method, url: request.url, remote }, 'admin call refused: too many failed token attempts')
-        return adminError(reply.header('retry-after', String(Math.ceil(waitMs / 1000))), 429, 'too_many_auth_failures', 'too many failed token attempts from this address; try again later')
+        return adminError(reply.header('retry-after', String(Math.ceil(waitMs / 1000))), 'too_many_auth_failures', 'too many failed token attempts from this address; try again later')
       }
       const failures = throttle.fail(remote)
       request.log.warn({ method: request.method, url: request.url, remote, failures }, 'admin call refused: missing or wrong bearer token')
-      return adminError(reply.header('www-authenticate', 'Bearer realm="faultline-admin"'), 401, 'unauthorized', 'a valid "Authorization: Bearer <token>" header is required')
+      return adminError(reply.header('www-authenticate', 'Bearer realm="faultline-admin"'), 'unauthorized', 'a valid "Authorization: Bearer <token>" header is required')
     }
     throttle.succeed(remote)
   })
@@ -228,9 +232,9 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
   app.setErrorHandler((err: { statusCode?: number, message: string }, request, reply) => {
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
     if (status === 500) request.log.error({ err }, 'admin call failed')
-    return adminError(reply, status, status === 500 ? 'internal_error' : 'bad_request', err.message)
+    return adminError(reply, status === 500 ? 'internal_error' : 'bad_request', err.message, {}, status)
   })
-  app.setNotFoundHandler((request, reply) => adminError(reply, 404, 'not_found', `no admin endpoint ${request.method} ${request.url.split('?')[0]}`))
+  app.setNotFoundHandler((request, reply) => adminError(reply, 'not_found', `no admin endpoint ${request.method} ${request.url.split('?')[0]}`))
 
   app.get('/healthz', async () => ({ status: 'ok' }))
 
@@ -254,7 +258,7 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
     } catch (err) {
       if (err instanceof ConfigError) {
         request.log.warn({ audit: 'reload', problems: err.problems }, 'admin: reload refused, the old config stays live')
-        return adminError(reply, 400, 'invalid_config', err.message, { problems: err.problems.map((p) => ({ file: err.file, ...p })) })
+        return adminError(reply, 'invalid_config', err.message, { problems: err.problems.map((p) => ({ file: err.file, ...p })) })
       }
       throw err
     }

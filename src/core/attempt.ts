@@ -5,8 +5,8 @@
  * (thrown, or a 401/403/429/5xx answer) is counted once (countAttemptError).
  */
 import type { Dispatcher, Pool } from 'undici'
-import type { ClientFault, ErrorClass } from './errors.js'
-import { ClientCancelled, classifyError } from './errors.js'
+import type { ClientFaultError, ErrorClass } from './errors.js'
+import { ClientCancelledError, classifyError } from './errors.js'
 import type { AttemptAbort, RequestContext } from './context.js'
 import type { UpstreamCall, UpstreamResponse } from './pipeline.js'
 import type { AttemptCounters } from './context.js'
@@ -42,12 +42,12 @@ export function countAttemptError (ctx: RequestContext, metrics: AttemptCounters
 }
 
 /** The request-side problem that ended this request, if any: the client left, or its body broke a limit. */
-export function clientFaultOf (ctx: RequestContext): ClientFault | undefined {
+export function clientFaultOf (ctx: RequestContext): ClientFaultError | undefined {
   if (ctx.clientFault !== undefined) return ctx.clientFault
-  if (ctx.clientGone) return new ClientCancelled()
+  if (ctx.clientGone) return new ClientCancelledError()
   // The client's own body stream died mid-upload (seen here before the response's 'close').
   const req = ctx.req
-  if (ctx.body === req && req.destroyed && !req.complete) return new ClientCancelled()
+  if (ctx.body === req && req.destroyed && !req.complete) return new ClientCancelledError()
   return undefined
 }
 

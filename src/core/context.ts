@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream'
-import { ClientCancelled, type ClientFault, type ErrorClass } from './errors.js'
+import { ClientCancelledError, type ClientFaultError, type ErrorClass } from './errors.js'
 import type { FallbackKind, Outcome } from './outcome.js'
 
 export type { FallbackKind } from './outcome.js'
@@ -147,9 +147,9 @@ export class RequestContext {
   /** The client left before its answer: no new attempt starts, and the one in flight was aborted. */
   clientGone = false
   /** A request-side problem (client gone, body over the limit): ends the request, never counted against the upstream. */
-  clientFault: ClientFault | undefined = undefined
+  clientFault: ClientFaultError | undefined = undefined
   /** Waits outside an attempt (a bulkhead queue) that end on a client fault; made on first use. */
-  #faultListeners: Array<(err: ClientFault) => void> | undefined = undefined
+  #faultListeners: Array<(err: ClientFaultError) => void> | undefined = undefined
   /** The body being streamed to the client, once the status line is out (the responder's, so it can abandon it). */
   responseBody: Readable | undefined = undefined
   /** Passes a 1xx answer (102, 103) on to the client before the final one; set by the listener. */
@@ -208,7 +208,7 @@ export class RequestContext {
   abandon (): void {
     if (this.clientGone) return
     this.clientGone = true
-    this.failClient(new ClientCancelled())
+    this.failClient(new ClientCancelledError())
   }
 
   /**
@@ -216,7 +216,7 @@ export class RequestContext {
    * flight (or still queued in the pool) is aborted with it, any wait
    * outside an attempt ends, and no new attempt starts.
    */
-  failClient (err: ClientFault): void {
+  failClient (err: ClientFaultError): void {
     if (this.clientFault !== undefined) return
     this.clientFault = err
     this.attemptAbort?.abort(err)
@@ -226,7 +226,7 @@ export class RequestContext {
   }
 
   /** Calls `listener` once if a client fault ends this request; returns the unsubscribe. */
-  onClientFault (listener: (err: ClientFault) => void): () => void {
+  onClientFault (listener: (err: ClientFaultError) => void): () => void {
     const listeners = (this.#faultListeners ??= [])
     listeners.push(listener)
     return () => {

@@ -58,7 +58,7 @@ export class UpstreamError extends FaultlineError {
  * counted by the breaker or the upstream error metrics, and it ends only
  * its own request.
  */
-export class ClientFault extends FaultlineError {}
+export class ClientFaultError extends FaultlineError {}
 
 /**
  * The client closed its connection before its answer was sent. The request
@@ -66,19 +66,19 @@ export class ClientFault extends FaultlineError {}
  * served from a fallback, and nothing counts against the upstream (its
  * breaker, its error metrics). Envoy resets the upstream stream the same way.
  */
-export class ClientCancelled extends ClientFault {
-  constructor () {
-    super('client_cancelled', 'the client closed the connection before its answer was sent')
-    this.name = 'ClientCancelled'
+export class ClientCancelledError extends ClientFaultError {
+  constructor (message = 'the client closed the connection before its answer was sent') {
+    super('client_cancelled', message)
+    this.name = 'ClientCancelledError'
   }
 }
 
 /** The client's streamed (chunked) body passed the route's limit: answered 413 wherever the request was. */
-export class RequestBodyTooLarge extends ClientFault {
+export class RequestBodyTooLargeError extends ClientFaultError {
   readonly limit: number
   constructor (limit: number) {
     super('request_body_too_large', `the request body is larger than ${limit} bytes`)
-    this.name = 'RequestBodyTooLarge'
+    this.name = 'RequestBodyTooLargeError'
     this.limit = limit
   }
 }
@@ -152,14 +152,14 @@ export function classifyBodyError (err: unknown, declaredLength: boolean): Upstr
  */
 export type RejectionReason = 'short_circuited' | 'rejected_bulkhead' | 'auth_blocked'
 
-export class PolicyRejection extends FaultlineError {
+export class PolicyRejectionError extends FaultlineError {
   readonly reason: RejectionReason
   /** Seconds a client should wait before trying again (the Retry-After header). */
   readonly retryAfterS: number
 
   constructor (reason: RejectionReason, message: string, retryAfterS: number) {
     super(reason, message)
-    this.name = 'PolicyRejection'
+    this.name = 'PolicyRejectionError'
     this.reason = reason
     this.retryAfterS = retryAfterS
   }

@@ -13,10 +13,10 @@
 
 import { FaultlineError } from './errors.js'
 
-export class BadPath extends FaultlineError {
+export class BadPathError extends FaultlineError {
   constructor (message: string) {
     super('bad_path', message)
-    this.name = 'BadPath'
+    this.name = 'BadPathError'
   }
 }
 
@@ -44,7 +44,7 @@ const HEX = /^[0-9a-fA-F]{2}$/
 
 /**
  * The normalised target (path, then the query untouched), or throws
- * BadPath. A target without "%", "\" or "/." is returned as it is: the
+ * BadPathError. A target without "%", "\" or "/." is returned as it is: the
  * common case costs three indexOf calls.
  */
 export function normalizeTarget (url: string): string {
@@ -53,16 +53,16 @@ export function normalizeTarget (url: string): string {
   if (path.indexOf('%') === -1 && path.indexOf('/.') === -1 && path.indexOf('\\') === -1) return url
   // Absolute-form and asterisk-form targets match no route; leave them to the router's 404.
   if (path[0] !== '/') return url
-  if (path.indexOf('\\') !== -1) throw new BadPath('a backslash in the path is refused (some upstreams read it as "/")')
+  if (path.indexOf('\\') !== -1) throw new BadPathError('a backslash in the path is refused (some upstreams read it as "/")')
   let decoded = path
   if (path.indexOf('%') !== -1) {
     decoded = path.replace(/%(..?)/g, (match: string, hex: string) => {
-      if (!HEX.test(hex)) throw new BadPath(`malformed percent-escape "${match}" in the path`)
+      if (!HEX.test(hex)) throw new BadPathError(`malformed percent-escape "${match}" in the path`)
       const code = parseInt(hex, 16)
       // "." is unreserved: %2e and "." are the same character (RFC 3986 §2.3, §6.2.2.2).
       if (code === 0x2e) return '.'
-      if (code === 0x2f || code === 0x5c) throw new BadPath('an encoded "/" or "\\" in the path is refused (upstreams disagree on whether it separates segments)')
-      if (code === 0) throw new BadPath('an encoded NUL in the path is refused')
+      if (code === 0x2f || code === 0x5c) throw new BadPathError('an encoded "/" or "\\" in the path is refused (upstreams disagree on whether it separates segments)')
+      if (code === 0) throw new BadPathError('an encoded NUL in the path is refused')
       return match
     })
   }
@@ -70,7 +70,7 @@ export function normalizeTarget (url: string): string {
     const semi = segment.indexOf(';')
     if (semi !== -1) {
       const bare = segment.slice(0, semi)
-      if (bare === '.' || bare === '..') throw new BadPath('a dot-segment with path parameters (";") is refused')
+      if (bare === '.' || bare === '..') throw new BadPathError('a dot-segment with path parameters (";") is refused')
     }
   }
   const resolved = removeDotSegments(decoded)

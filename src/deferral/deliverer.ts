@@ -24,7 +24,7 @@ import type { Dispatcher } from 'undici'
 import type { Policy } from '../core/pipeline.js'
 import { isBreakerPolicy } from '../policies/breaker.js'
 import type { CircuitBreaker } from '../policies/breaker.js'
-import { PolicyRejection, classifyError } from '../core/errors.js'
+import { PolicyRejectionError, classifyError } from '../core/errors.js'
 import type { DeferStepConfig, ResilienceConfig } from '../policies/schema.js'
 import type { DeferralEntry, DeferralStore, DeliveryResult } from './store.js'
 import { RESULT_HEADERS } from './defer-step.js'
@@ -226,7 +226,7 @@ export class Deliverer {
       ticket = breaker?.admit()
     } catch (err) {
       // Open: wait it out (a live request or this deliverer will be its trial once it half-opens).
-      const s = err instanceof PolicyRejection ? err.retryAfterS : 1
+      const s = err instanceof PolicyRejectionError ? err.retryAfterS : 1
       this.#notBefore = Date.now() + Math.min(s * 1000, this.#config.backoff.maxMs)
       return
     }

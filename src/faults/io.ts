@@ -20,7 +20,7 @@ import type { Socket } from 'node:net'
 import { Readable, type Transform } from 'node:stream'
 import type { RequestContext } from '../core/context.js'
 import type { UpstreamResponse } from '../core/pipeline.js'
-import { ClientCancelled, ClientFault, FaultlineError, UpstreamError, classifyError, type ErrorClass } from '../core/errors.js'
+import { ClientCancelledError, ClientFaultError, FaultlineError, UpstreamError, classifyError, type ErrorClass } from '../core/errors.js'
 import { responseErrorClass } from '../core/attempt.js'
 import { MAX_TIMER_MS } from '../util/timer.js'
 import type { ChaosSwitch } from './switch.js'
@@ -36,20 +36,12 @@ export type CutHow = 'reset' | 'close'
 export const INJECTED_CODE = 'FAULTLINE_INJECTED'
 
 /** Thrown by a client-side fault that ends the exchange without an answer; the client seam cuts the connection. */
-export class ClientCut extends FaultlineError {
+export class ClientCutError extends FaultlineError {
   readonly how: CutHow
   constructor (how: CutHow, message: string) {
     super('client_cut', message)
-    this.name = 'ClientCut'
+    this.name = 'ClientCutError'
     this.how = how
-  }
-}
-
-/** The client went away during an injected wait at the client side: nothing is left to answer. */
-export class ClientGone extends FaultlineError {
-  constructor () {
-    super('client_gone', 'the client closed the connection during an injected fault')
-    this.name = 'ClientGone'
   }
 }
 
@@ -189,8 +181,8 @@ export class UpstreamSideIO extends FaultIO {
 
   protected abandoned (ctx: RequestContext, reason: unknown): Error {
     // The client left or broke a limit during the wait: its fault, not the upstream's.
-    if (reason === undefined) return ctx.clientFault ?? new ClientCancelled()
-    if (reason instanceof ClientFault) return reason
+    if (reason === undefined) return ctx.clientFault ?? new ClientCancelledError()
+    if (reason instanceof ClientFaultError) return reason
     // The attempt timed out while the fault held it: a failed attempt, as if the upstream were that slow.
     const failure = classifyError(reason)
     ctx.route.attemptFailed(ctx, failure.errorClass, true)
@@ -210,7 +202,7 @@ export class ClientSideIO extends FaultIO {
   hangLimitMs (ctx: RequestContext): number { return ctx.route.timeoutMs }
 
   fail (_ctx: RequestContext, _errorClass: ErrorClass, message: string, how: CutHow): Error {
-    return new ClientCut(how, message)
+    return new ClientCutError(how, message)
   }
 
   cut (ctx: RequestContext, _stream: Transform, _errorClass: ErrorClass, _message: string, how: CutHow): void {
@@ -219,7 +211,7 @@ export class ClientSideIO extends FaultIO {
   }
 
   protected abandoned (): Error {
-    return new ClientGone()
+    return new ClientCancelledError('the client closed the connection during an injected fault')
   }
 
   protected answered (): void {}

@@ -93,7 +93,7 @@ export class ExperimentRunner {
 
   /** Starts an experiment; throws if one is running. Resolves `done` with the report when it ends. */
   async start (mode: ExperimentMode, durationMs: number): Promise<{ done: Promise<ExperimentReport> }> {
-    if (this.running !== undefined) throw new ExperimentBusy(this.running.mode)
+    if (this.running !== undefined) throw new ExperimentBusyError(this.running.mode)
     const engines = this.engines()
     const [injected, outcomes] = await Promise.all([
       counterValues(this.metrics, 'faultline_faults_injected_total', ['route', 'fault']),
@@ -155,9 +155,9 @@ export class ExperimentRunner {
   }
 }
 
-export class ExperimentBusy extends FaultlineError {
+export class ExperimentBusyError extends FaultlineError {
   constructor (mode: string) {
     super('experiment_running', `an experiment (${mode}) is already running; stop it first`)
-    this.name = 'ExperimentBusy'
+    this.name = 'ExperimentBusyError'
   }
 }

@@ -27,7 +27,7 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { LRUCache } from 'lru-cache'
-import { PolicyRejection } from '../core/errors.js'
+import { PolicyRejectionError } from '../core/errors.js'
 import type { Policy } from '../core/pipeline.js'
 import type { AuthGuardConfig } from './schema.js'
 import type { PolicyEvents } from './events.js'
@@ -95,7 +95,7 @@ export class AuthGuard {
   }
 
   /**
-   * Admits a request (its ticket for record()) or throws a PolicyRejection
+   * Admits a request (its ticket for record()) or throws a PolicyRejectionError
    * (auth_blocked) while this credential, or the whole origin, is blocked,
    * and while the one trial request after a credential's block is in flight.
    */
@@ -104,13 +104,13 @@ export class AuthGuard {
     const originLeft = this.originBlockedUntil - now
     if (originLeft > 0) {
       const seconds = Math.ceil(originLeft / 1000)
-      throw new PolicyRejection('auth_blocked',
+      throw new PolicyRejectionError('auth_blocked',
         `${this.upstream} answered ${this.lastStatus} for ${this.config.originAfter} different credentials that had worked before, so faultline is holding every request to it back for ${seconds} s ` +
         'instead of risking lockouts; check the credentials the services send (a rotation gone wrong?)', seconds)
     }
     if (this.originBlockedUntil !== 0) {
       if (this.originTrial !== undefined) {
-        throw new PolicyRejection('auth_blocked',
+        throw new PolicyRejectionError('auth_blocked',
           `${this.upstream} refused ${this.config.originAfter} different credentials that had worked before; one trial request is checking whether it accepts credentials again`, 1)
       }
       // The block is over: this request (if its own credential may pass) is the trial.
@@ -128,14 +128,14 @@ export class AuthGuard {
     const left = state.blockedUntil - now
     if (left <= 0) {
       if (state.probing) {
-        throw new PolicyRejection('auth_blocked',
+        throw new PolicyRejectionError('auth_blocked',
           `${this.upstream} answered ${state.lastStatus} to ${state.inARow} requests in a row with these credentials; one trial request is checking whether they work again`, 1)
       }
       state.probing = true
       return state.period
     }
     const seconds = Math.ceil(left / 1000)
-    throw new PolicyRejection('auth_blocked',
+    throw new PolicyRejectionError('auth_blocked',
       `${this.upstream} answered ${state.lastStatus} to ${state.inARow} requests in a row with these credentials, so faultline is holding requests with them back for ${seconds} s ` +
       'instead of risking a credentials lockout; check the credentials the service sends', seconds)
   }

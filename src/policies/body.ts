@@ -4,7 +4,7 @@
  */
 import { Readable } from 'node:stream'
 import type { RequestContext } from '../core/context.js'
-import { ClientCancelled, ClientFault, UpstreamError } from '../core/errors.js'
+import { ClientCancelledError, ClientFaultError, UpstreamError } from '../core/errors.js'
 
 /** True when ctx.body can be sent again: no body, or one already buffered. */
 export function replayable (ctx: RequestContext): boolean {
@@ -42,8 +42,8 @@ export async function makeReplayable (ctx: RequestContext, limit: number): Promi
 function noop (): void {}
 
 /** A client body that failed while being read is the client's fault, never the upstream's. */
-function clientFaultOf (ctx: RequestContext, err?: unknown): ClientFault {
-  return ctx.clientFault ?? (err instanceof ClientFault ? err : new ClientCancelled())
+function clientFaultOf (ctx: RequestContext, err?: unknown): ClientFaultError {
+  return ctx.clientFault ?? (err instanceof ClientFaultError ? err : new ClientCancelledError())
 }
 
 function readUpTo (ctx: RequestContext, stream: Readable, limit: number): Promise<{ chunks: Buffer[], size: number, complete: boolean }> {

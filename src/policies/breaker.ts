@@ -10,7 +10,7 @@
  *   forced_open / forced_closed: held by an operator until reset
  *
  * The breaker sits inside retry, so it sees every attempt, and an open
- * breaker throws a PolicyRejection that retry does not retry.
+ * breaker throws a PolicyRejectionError that retry does not retry.
  *
  * With `fleet: true` a BreakerPeer (src/fleet/breaker.ts) shares its
  * transitions with the other replicas: it tells them when this breaker
@@ -18,7 +18,7 @@
  * and lets only one replica send the half-open trial (mayProbe). Counting
  * stays local.
  */
-import { ClientFault, FailureRule, PolicyRejection, UpstreamError } from '../core/errors.js'
+import { ClientFaultError, FailureRule, PolicyRejectionError, UpstreamError } from '../core/errors.js'
 import { responseErrorClass } from '../core/attempt.js'
 import type { Policy } from '../core/pipeline.js'
 import type { RequestContext } from '../core/context.js'
@@ -115,7 +115,7 @@ export class CircuitBreaker {
 
   /**
    * Asks to send one request. Returns a ticket to hand back to record(), or
-   * throws a PolicyRejection (short_circuited) when the breaker is open.
+   * throws a PolicyRejectionError (short_circuited) when the breaker is open.
    */
   admit (): BreakerTicket {
     const state = this.current
@@ -137,13 +137,13 @@ export class CircuitBreaker {
         state.admitted++
         return this.generation
       case 'forced_open':
-        throw new PolicyRejection('short_circuited', `the circuit breaker for ${this.upstream} is held open by an operator`, 5)
+        throw new PolicyRejectionError('short_circuited', `the circuit breaker for ${this.upstream} is held open by an operator`, 5)
     }
   }
 
-  private rejection (retryAfterS: number): PolicyRejection {
+  private rejection (retryAfterS: number): PolicyRejectionError {
     const probing = this.current.name === 'half_open'
-    return new PolicyRejection('short_circuited', probing
+    return new PolicyRejectionError('short_circuited', probing
       ? `the circuit breaker for ${this.upstream} is half-open and its trial requests are in flight`
       : `the circuit breaker for ${this.upstream} is open after repeated failures; the next trial request goes through in about ${retryAfterS} s`,
     Math.max(1, retryAfterS))
@@ -307,7 +307,7 @@ export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, e
         response = await next(ctx)
       } catch (err) {
         // The client left or broke a limit: the upstream's answer was never judged, so it is not a failure (nor a success).
-        if (err instanceof ClientFault) {
+        if (err instanceof ClientFaultError) {
           breaker.abandon(ticket)
           if (shadowTicket !== undefined) shadow!.abandon(shadowTicket)
         } else {

@@ -9,7 +9,7 @@
  * removes itself from the queue, and a freed slot is handed only to a
  * waiter still waiting, so no caller is ever stranded.
  */
-import { PolicyRejection, UpstreamError } from '../core/errors.js'
+import { PolicyRejectionError, UpstreamError } from '../core/errors.js'
 import type { Policy } from '../core/pipeline.js'
 import type { RequestContext } from '../core/context.js'
 import type { BulkheadConfig } from './schema.js'
@@ -60,7 +60,7 @@ export class Bulkhead {
   async acquire (deadline: number, ctx?: RequestContext): Promise<void> {
     if (this.tryAcquire()) return
     if (this.queue.length >= this.config.maxQueue) {
-      throw new PolicyRejection('rejected_bulkhead',
+      throw new PolicyRejectionError('rejected_bulkhead',
         `the route is at its limit of ${this.config.maxConcurrent} concurrent requests` + (this.config.maxQueue > 0 ? ` and ${this.config.maxQueue} queued` : ''),
         this.config.retryAfterS)
     }

@@ -16,7 +16,7 @@
 import { Readable } from 'node:stream'
 import type { Policy, UpstreamCall, UpstreamResponse } from '../core/pipeline.js'
 import type { FallbackKind, RequestContext } from '../core/context.js'
-import { PolicyRejection, UpstreamError, neverSent, safeToResend } from '../core/errors.js'
+import { PolicyRejectionError, UpstreamError, neverSent, safeToResend } from '../core/errors.js'
 import type { FallbackConfig, StaticConfig } from './schema.js'
 import type { LastKnownGood } from './cache.js'
 import { discardBody, makeReplayable, replayable } from './body.js'
@@ -51,7 +51,7 @@ function failedStatus (status: number): boolean {
 
 function absorbable (err: unknown): boolean {
   if (err instanceof UpstreamError) return err.errorClass !== 'auth'
-  if (err instanceof PolicyRejection) return err.reason !== 'auth_blocked'
+  if (err instanceof PolicyRejectionError) return err.reason !== 'auth_blocked'
   return false
 }
 
@@ -88,7 +88,7 @@ export function fallback (options: FallbackOptions): Policy {
   async function serve (kind: FallbackKind, ctx: RequestContext, error: unknown, response: UpstreamResponse | undefined): Promise<UpstreamResponse | undefined> {
     switch (kind) {
       case 'defer': {
-        const reason = response !== undefined ? `HTTP ${response.statusCode}` : error instanceof UpstreamError ? error.errorClass : error instanceof PolicyRejection ? error.reason : 'failed'
+        const reason = response !== undefined ? `HTTP ${response.statusCode}` : error instanceof UpstreamError ? error.errorClass : error instanceof PolicyRejectionError ? error.reason : 'failed'
         // Not stored (the disk refused it): not accepted, so the original failure goes out.
         return await defer?.defer(ctx, reason).catch(() => undefined)
       }
@@ -96,7 +96,7 @@ export function fallback (options: FallbackOptions): Policy {
       case 'static': return canned?.()
       case 'alternate': {
         const mayResend = safeToResend(ctx.method, ctx.req.headers['idempotency-key'], nonIdempotent) ||
-          (error instanceof UpstreamError && neverSent(error)) || error instanceof PolicyRejection
+          (error instanceof UpstreamError && neverSent(error)) || error instanceof PolicyRejectionError
         return await viaAlternate(ctx, mayResend)
       }
     }

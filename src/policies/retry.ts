@@ -3,7 +3,7 @@
  * and full jitter, honouring Retry-After, within the request's deadline
  * and the route's retry budget. A thrown UpstreamError or a failed
  * response (5xx/429/401/403, returned with ctx.errorClass) can trigger a
- * retry; a PolicyRejection (open breaker, auth guard) never does, so an
+ * retry; a PolicyRejectionError (open breaker, auth guard) never does, so an
  * open breaker stops the retries at once. A discarded response body is
  * drained so its pooled connection is not leaked.
  *

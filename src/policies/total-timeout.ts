@@ -8,7 +8,7 @@
  * it refuses to start past the deadline and turns whatever failed after
  * it into a `timeout` (504) that says so.
  */
-import { ClientFault, PolicyRejection, UpstreamError } from '../core/errors.js'
+import { ClientFaultError, PolicyRejectionError, UpstreamError } from '../core/errors.js'
 import type { RequestContext } from '../core/context.js'
 import type { Policy } from '../core/pipeline.js'
 
@@ -25,7 +25,7 @@ export function totalTimeout (): Policy {
       try {
         return await next(ctx)
       } catch (err) {
-        if (err instanceof PolicyRejection || err instanceof ClientFault) throw err
+        if (err instanceof PolicyRejectionError || err instanceof ClientFaultError) throw err
         if (performance.now() >= ctx.deadline || (err instanceof UpstreamError && err.timeoutPhase === 'total')) throw expired(ctx, err)
         throw err
       }

@@ -13,7 +13,7 @@
 import { Readable } from 'node:stream'
 import { Ajv, type ValidateFunction } from 'ajv'
 import type { Policy, UpstreamResponse } from '../core/pipeline.js'
-import { ClientCancelled, UpstreamError, classifyBodyError } from '../core/errors.js'
+import { ClientCancelledError, UpstreamError, classifyBodyError } from '../core/errors.js'
 import type { ValidateConfig } from './schema.js'
 import { discardBody } from './body.js'
 
@@ -49,7 +49,7 @@ export function validateResponse (config: ValidateConfig, routeName: string): Po
       try {
         raw = await readUpTo(res.body, config.maxBytes)
       } catch (err) {
-        if (ctx.clientGone) throw new ClientCancelled()
+        if (ctx.clientGone) throw new ClientCancelledError()
         // A failed attempt like any other: counted, and a body shorter than its Content-Length is invalid, not a reset.
         const failure = classifyBodyError(err, res.headers['content-length'] !== undefined)
         ctx.route.attemptFailed(ctx, failure.errorClass)

@@ -8,7 +8,7 @@
  */
 import type { ServerResponse } from 'node:http'
 import type { RequestContext } from '../core/context.js'
-import { ClientCut, ClientGone, cutSocket } from '../faults/io.js'
+import { ClientCutError, cutSocket } from '../faults/io.js'
 import { TriggerError } from '../faults/trigger.js'
 import { sendFailure, sendJson, sendUpstreamResponse } from './respond.js'
 import type { RouteRuntime } from './route.js'
@@ -26,10 +26,11 @@ export function serveWithClientFaults (route: RouteRuntime, ctx: RequestContext,
   answer.then(
     (upstream) => { sendUpstreamResponse(ctx, res, upstream) },
     (err: unknown) => {
-      if (err instanceof ClientCut) {
+      if (err instanceof ClientCutError) {
         ctx.outcome = 'failed'
         cutSocket(ctx.req.socket, err.how)
-      } else if (!(err instanceof ClientGone)) {
+      } else {
+        // A client that left (ClientCancelledError) gets nothing: sendFailure knows.
         sendFailure(ctx, res, err)
       }
     }

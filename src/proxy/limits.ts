@@ -5,9 +5,9 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { PassThrough, type Readable } from 'node:stream'
-import { ClientCancelled, RequestBodyTooLarge, type ClientFault } from '../core/errors.js'
+import { ClientCancelledError, RequestBodyTooLargeError, type ClientFaultError } from '../core/errors.js'
 
-export { RequestBodyTooLarge }
+export { RequestBodyTooLargeError }
 
 /** Requests whose streamed body passed its limit, with the limit: sendFailure answers them 413. */
 const exceeded = new WeakMap<IncomingMessage, number>()
@@ -37,8 +37,8 @@ export function declaredTooLarge (req: IncomingMessage, limit: number): boolean 
 export class BodyLimit {
   readonly body: Readable
   exceeded = false
-  #fault: ClientFault | undefined = undefined
-  #onFault: ((err: ClientFault) => void) | undefined = undefined
+  #fault: ClientFaultError | undefined = undefined
+  #onFault: ((err: ClientFaultError) => void) | undefined = undefined
   private readonly stopCoalescing: () => void
 
   constructor (req: IncomingMessage, limit: number) {
@@ -69,7 +69,7 @@ export class BodyLimit {
         exceeded.set(req, limit)
         req.off('data', onData)
         req.pause()
-        this.fail(new RequestBodyTooLarge(limit))
+        this.fail(new RequestBodyTooLargeError(limit))
         return
       }
       if (pendingBytes === 0 && chunk.length >= COALESCE_BYTES) {
@@ -87,18 +87,18 @@ export class BodyLimit {
       flush()
       body.end()
     })
-    req.once('error', () => { this.fail(new ClientCancelled()) })
-    req.once('close', () => { if (!req.complete) this.fail(new ClientCancelled()) })
+    req.once('error', () => { this.fail(new ClientCancelledError()) })
+    req.once('close', () => { if (!req.complete) this.fail(new ClientCancelledError()) })
   }
 
   /** Where a fault goes: the request's context, once it exists (a fault before that is delivered on attach). */
   // eslint-disable-next-line accessor-pairs -- write-only: the context hands its listener over once
-  set onFault (listener: (err: ClientFault) => void) {
+  set onFault (listener: (err: ClientFaultError) => void) {
     this.#onFault = listener
     if (this.#fault !== undefined) listener(this.#fault)
   }
 
-  private fail (err: ClientFault): void {
+  private fail (err: ClientFaultError): void {
     if (this.#fault !== undefined) return
     this.#fault = err
     this.stopCoalescing()

@@ -10,7 +10,7 @@ import type { RequestContext } from '../core/context.js'
 import type { UpstreamResponse } from '../core/pipeline.js'
 import type { RouteView } from '../core/context.js'
 import { clientResponseHeaders } from './headers.js'
-import { ClientCancelled, PolicyRejection, RequestBodyTooLarge, UpstreamError, classifyBodyError, classifyError, statusForError } from '../core/errors.js'
+import { ClientCancelledError, PolicyRejectionError, RequestBodyTooLargeError, UpstreamError, classifyBodyError, classifyError, statusForError } from '../core/errors.js'
 import { bodyLimitExceeded } from './limits.js'
 
 const LOG_PATH_MAX = 256
@@ -271,15 +271,15 @@ export function sendTooLarge (res: ServerResponse, limit: number, requestId: str
 /** The client-facing answer for a failure no policy absorbed. */
 export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unknown): void {
   // Abandoned because the client left (settleOnClose): nobody to answer, nothing to classify.
-  if (err instanceof ClientCancelled) return
+  if (err instanceof ClientCancelledError) return
   // The client's streamed body passed the route's limit (src/proxy/limits.ts), wherever the request was.
-  const bodyLimit = err instanceof RequestBodyTooLarge ? err.limit : bodyLimitExceeded(ctx.req)
+  const bodyLimit = err instanceof RequestBodyTooLargeError ? err.limit : bodyLimitExceeded(ctx.req)
   if (bodyLimit !== undefined) {
     ctx.outcome = 'failed'
     sendTooLarge(res, bodyLimit, ctx.requestId, ctx.route)
     return
   }
-  if (err instanceof PolicyRejection) {
+  if (err instanceof PolicyRejectionError) {
     // Refused by a policy (open breaker, full bulkhead, auth guard): a fast 503 that says why.
     ctx.outcome = err.reason === 'rejected_bulkhead' ? 'rejected_bulkhead' : err.reason === 'short_circuited' ? 'short_circuited' : 'failed'
     if (err.reason === 'auth_blocked') ctx.errorClass ??= 'auth'

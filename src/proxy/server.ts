@@ -18,7 +18,7 @@ import { RequestContext } from '../core/context.js'
 import { hasRequestBody, upstreamRequestHeaders } from './headers.js'
 import { sendFailure, sendInformational, sendJson, sendTooLarge, sendUpstreamResponse, settleOnClose } from './respond.js'
 import { BodyLimit, declaredTooLarge } from './limits.js'
-import { BadPath, normalizeTarget } from '../core/path.js'
+import { BadPathError, normalizeTarget } from '../core/path.js'
 import { ForwardingTrust } from './trust.js'
 import { UpgradeProxy } from './upgrade.js'
 import { serveWithClientFaults } from './client-faults.js'
@@ -216,7 +216,7 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     try {
       target = normalizeTarget(url)
     } catch (err) {
-      if (!(err instanceof BadPath)) throw err
+      if (!(err instanceof BadPathError)) throw err
       metrics.edgeRejections.labels('bad_request').inc()
       sendJson(res, 400, { error: 'bad_path', message: err.message }, { connection: 'close' })
       return

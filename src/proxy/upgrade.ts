@@ -21,7 +21,7 @@ import type { Metrics } from '../metrics/metrics.js'
 import type { RouteTable } from './router.js'
 import type { RouteRuntime } from './route.js'
 import { hostOf } from './router.js'
-import { BadPath, normalizeTarget } from '../core/path.js'
+import { BadPathError, normalizeTarget } from '../core/path.js'
 import { upstreamRequestHeaders } from './headers.js'
 import type { ForwardingTrust } from './trust.js'
 import { tlsConnect } from './upstreams.js'
@@ -85,7 +85,7 @@ export class UpgradeProxy {
     try {
       target = normalizeTarget(url)
     } catch (err) {
-      if (!(err instanceof BadPath)) throw err
+      if (!(err instanceof BadPathError)) throw err
       this.options.metrics.edgeRejections.labels('bad_request').inc()
       answer(socket, 400, { error: 'bad_path', message: err.message })
       return

@@ -221,7 +221,9 @@ t.test('admin: every deferral endpoint needs the token, and stored secrets are n
   const list = await admin(proxy.adminUrl, '/deferrals')
   t.notMatch(list.body, /SECRET/)
   for (const line of proxy.logs.lines) t.notMatch(JSON.stringify(line), /SECRET/, 'nor in the logs')
-  t.equal((await admin(proxy.adminUrl, '/deferrals/nope')).status, 404)
+  const unknown = await admin(proxy.adminUrl, '/deferrals/nope')
+  t.equal(unknown.status, 404)
+  t.equal(unknown.json().error, 'no_deferral', 'an unknown id has the admin table\'s code')
   // The stored request still carries them: the delivery needs its credentials.
   await upstream.up()
   t.ok(await until(() => upstream.received.length === 1))

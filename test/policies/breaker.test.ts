@@ -6,7 +6,7 @@ import { request } from 'undici'
 import { fetchText, route, scrape, startProxy, startUpstream, sumOf } from '../helpers.js'
 import { ADMIN_TOKEN, scriptedUpstream } from './fixtures.js'
 import { CircuitBreaker } from '../../src/policies/breaker.js'
-import { PolicyRejection } from '../../src/core/errors.js'
+import { PolicyRejectionError } from '../../src/core/errors.js'
 
 /** The rejection reason admit() throws, or 'admitted'. */
 function admitResult (b: CircuitBreaker): string {
@@ -14,7 +14,7 @@ function admitResult (b: CircuitBreaker): string {
     b.admit()
     return 'admitted'
   } catch (err) {
-    return err instanceof PolicyRejection ? err.reason : String(err)
+    return err instanceof PolicyRejectionError ? err.reason : String(err)
   }
 }
 import { breakerSchema } from '../../src/policies/schema.js'

@@ -8,7 +8,7 @@ import { fetchText, route, scrape, startProxy, startUpstream, sumOf } from '../h
 import { CircuitBreaker } from '../../src/policies/breaker.js'
 import { AuthGuard } from '../../src/policies/auth-guard.js'
 import { authGuardSchema, breakerSchema } from '../../src/policies/schema.js'
-import { PolicyRejection } from '../../src/core/errors.js'
+import { PolicyRejectionError } from '../../src/core/errors.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -17,7 +17,7 @@ function rejected (fn: () => unknown): string {
     fn()
     return 'admitted'
   } catch (err) {
-    return err instanceof PolicyRejection ? err.reason : String(err)
+    return err instanceof PolicyRejectionError ? err.reason : String(err)
   }
 }
 
