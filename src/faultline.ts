@@ -281,19 +281,7 @@ export class Faultline {
       },
       extensions: [policyAdmin, chaosAdmin(this.chaos), experimentsAdmin(this.experiments), reportAdmin(this.report), statusPage, deferralsAdmin(this.deferrals)]
     })
-    this.proxy = createProxyServer({
-      logger: this.logger,
-      metrics: this.metrics,
-      routes: () => this.table,
-      keepAliveTimeoutMs: listen.keepAliveTimeoutMs,
-      maxConnections: listen.maxConnections,
-      maxUrlLength: listen.maxUrlLength,
-      maxHeaderBytes: listen.maxHeaderBytes,
-      maxHeaders: listen.maxHeaders,
-      headersTimeoutMs: listen.headersTimeoutMs,
-      requestTimeoutMs: listen.requestTimeoutMs,
-      trustedProxies: listen.trustedProxies
-    })
+    this.proxy = createProxyServer({ logger: this.logger, metrics: this.metrics, routes: () => this.table, listen })
     // Known connections, for the drain (shutdown): one that never sent a byte is closed there.
     this.proxy.server.on('connection', (socket: Socket) => {
       this.connections.add(socket)

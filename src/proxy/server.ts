@@ -24,6 +24,9 @@ import { UpgradeProxy } from './upgrade.js'
 import { serveWithClientFaults } from './client-faults.js'
 import { clientErrorReason, type Metrics } from '../metrics/metrics.js'
 import { requestLogger } from '../log.js'
+import type { Config } from '../config/schema.js'
+
+type ListenConfig = Config['listen']
 
 /**
  * Every method Node's parser accepts is proxied (WebDAV's PROPFIND and
@@ -44,16 +47,8 @@ export interface ProxyServerOptions {
   metrics: Metrics
   /** Returns the live route table; read once per request. */
   routes: () => RouteTable
-  keepAliveTimeoutMs: number
-  maxConnections: number
-  /** Edge limits (docs/SECURITY.md); defaults come from the config schema. */
-  maxUrlLength?: number
-  maxHeaderBytes?: number
-  maxHeaders?: number
-  headersTimeoutMs?: number
-  requestTimeoutMs?: number
-  /** Peers (CIDRs) whose X-Forwarded-* headers are believed (listen.trustedProxies). */
-  trustedProxies?: readonly string[]
+  /** The `listen` block as the config schema parsed it: its defaults are the only ones (docs/SECURITY.md, edge limits). */
+  listen: ListenConfig
 }
 
 /** Sends the one line fastify itself logs on this listener (503 while closing) to our logger. */
@@ -97,22 +92,33 @@ function routeForContinue (routes: RouteTable, req: IncomingMessage): RouteRunti
   }
 }
 
+/**
+ * The listener, in the order it is put together: fastify with the edge
+ * limits, the refusals Node leaves to us (Expect, CONNECT), upgrades, then
+ * the one catch-all route.
+ */
 export function createProxyServer (options: ProxyServerOptions): FastifyInstance {
-  const { logger, metrics } = options
-  const requestLog = requestLogger(logger)
-  const maxUrlLength = options.maxUrlLength ?? 8_192
-  const trust = new ForwardingTrust(options.trustedProxies)
-  const maxHeaders = options.maxHeaders ?? 100
-  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000
+  const trust = new ForwardingTrust(options.listen.trustedProxies)
+  const app = newListener(options)
+  countClientErrors(app, options.metrics)
+  answerExpectContinue(app, options.routes)
+  refuseConnect(app, options.metrics)
+  proxyUpgrades(app, options, trust)
+  routeEveryRequest(app, options, trust)
+  return app
+}
+
+/** fastify on a node:http server with the edge limits of `listen` (docs/SECURITY.md). */
+function newListener ({ listen, logger }: ProxyServerOptions): FastifyInstance {
   const app = Fastify({
     http: {
       // Request line + headers; llhttp stops parsing past it and fastify answers 431.
-      maxHeaderSize: options.maxHeaderBytes ?? 16_384,
+      maxHeaderSize: listen.maxHeaderBytes,
       // Node checks header/request timeouts on this interval (30 s by default,
       // which would let a slowloris client hold a socket 4x the configured time).
-      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeoutMs / 4)))
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(listen.headersTimeoutMs / 4)))
     },
-    requestTimeout: options.requestTimeoutMs ?? 300_000,
+    requestTimeout: listen.requestTimeoutMs,
     // No logger for fastify itself on this listener. With one, fastify adds
     // per-request work we never use (a child logger, 'finish' and 'error'
     // listeners and timestamps for its disabled request-completed line):
@@ -121,32 +127,44 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     // written by us, unchanged.
     logger: false,
     logController: new ProxyLogController(logger),
-    keepAliveTimeout: options.keepAliveTimeoutMs,
+    keepAliveTimeout: listen.keepAliveTimeoutMs,
     // Request ids are ours (x-request-id); fastify's own counter is never shown.
     genReqId: () => '',
     return503OnClosing: true,
     forceCloseConnections: 'idle'
   })
-  if (options.maxConnections > 0) app.server.maxConnections = options.maxConnections
+  if (listen.maxConnections > 0) app.server.maxConnections = listen.maxConnections
   app.addHook('onListen', (done) => {
     for (const address of listeningAt(app.server.address())) logger.info(`Server listening at ${address}`)
     done()
   })
-  app.server.headersTimeout = headersTimeoutMs
-  // Counted only: fastify's own clientError handler answers (400, 408, 431) and closes.
+  app.server.headersTimeout = listen.headersTimeoutMs
+  // Node silently drops headers past maxHeadersCount; keep one more than the
+  // limit so an over-limit request is seen (rawHeaders) and refused, not truncated.
+  app.server.maxHeadersCount = listen.maxHeaders + 1
+  for (const method of METHODS) if (!FASTIFY_METHODS.has(method)) app.addHttpMethod(method, { hasBody: true })
+  // Bodies stream through untouched: accept every content type, read nothing.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_req, _payload, done) => { done(null) })
+  return app
+}
+
+/** Counted only: fastify's own clientError handler answers (400, 408, 431) and closes. */
+function countClientErrors (app: FastifyInstance, metrics: Metrics): void {
   app.server.on('clientError', (err: NodeJS.ErrnoException) => {
     const reason = clientErrorReason(err.code)
     if (reason !== undefined) metrics.edgeRejections.labels(reason).inc()
   })
-  // Node silently drops headers past maxHeadersCount; keep one more than the
-  // limit so an over-limit request is seen (rawHeaders) and refused, not truncated.
-  app.server.maxHeadersCount = maxHeaders + 1
+}
 
-  // Node answers `Expect: 100-continue` itself unless someone listens. A
-  // declared body over the route's limit is refused before the client is
-  // told to send it; anything else is told to go on and handled as usual.
+/**
+ * Node answers `Expect: 100-continue` itself unless someone listens. A
+ * declared body over the route's limit is refused before the client is
+ * told to send it; anything else is told to go on and handled as usual.
+ */
+function answerExpectContinue (app: FastifyInstance, routes: () => RouteTable): void {
   app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    const route = routeForContinue(options.routes(), req)
+    const route = routeForContinue(routes(), req)
     if (route !== undefined) {
       const maxBody = route.config.limits.maxRequestBodyBytes
       if (maxBody > 0 && declaredTooLarge(req, maxBody)) {
@@ -158,27 +176,32 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
     // No route or a bad path: no 100, the handler's 404 or 400 comes without the body being sent.
     app.server.emit('request', req, res)
   })
+}
 
-  for (const method of METHODS) if (!FASTIFY_METHODS.has(method)) app.addHttpMethod(method, { hasBody: true })
-  // CONNECT asks for a tunnel, which a reverse proxy does not offer: a counted 501, not a silently closed socket.
+/** CONNECT asks for a tunnel, which a reverse proxy does not offer: a counted 501, not a silently closed socket. */
+function refuseConnect (app: FastifyInstance, metrics: Metrics): void {
   app.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
     metrics.edgeRejections.labels('method_not_supported').inc()
     const body = JSON.stringify({ error: 'method_not_supported', message: 'CONNECT is not supported: faultline is a reverse proxy, not a tunnel' })
     socket.on('error', () => {})
     socket.end(`HTTP/1.1 501 Not Implemented\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
   })
+}
 
-  // HTTP/1.1 upgrades (src/proxy/upgrade.ts). With an 'upgrade' listener Node
-  // hands over every request that asks for one; one for anything but
-  // WebSocket (h2c, say) is served as a plain request with the Upgrade
-  // ignored (RFC 9110 §7.8), on a connection that closes after the answer.
+/**
+ * HTTP/1.1 upgrades (src/proxy/upgrade.ts). With an 'upgrade' listener Node
+ * hands over every request that asks for one; one for anything but
+ * WebSocket (h2c, say) is served as a plain request with the Upgrade
+ * ignored (RFC 9110 §7.8), on a connection that closes after the answer.
+ */
+function proxyUpgrades (app: FastifyInstance, { routes, metrics, logger, listen }: ProxyServerOptions, trust: ForwardingTrust): void {
   const upgrades = new UpgradeProxy({
-    routes: options.routes,
+    routes,
     metrics,
     logger,
     trust,
     requestId: requestIdFor,
-    maxUrlLength,
+    maxUrlLength: listen.maxUrlLength,
     plain: (req, socket, head) => {
       if (head.length > 0) socket.unshift(head)
       const res = new ServerResponse(req)
@@ -191,11 +214,14 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
   app.server.on('upgrade', upgrades.handle)
   // Open tunnels would hold the listener's close forever: they end first.
   app.addHook('preClose', (done) => { upgrades.closeAll(); done() })
+}
 
-  // Bodies stream through untouched: accept every content type, read nothing.
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', (_req, _payload, done) => { done(null) })
-
+/** The one catch-all route: every request goes to the live route table, its body unread. */
+function routeEveryRequest (app: FastifyInstance, options: ProxyServerOptions, trust: ForwardingTrust): void {
+  const { logger, metrics } = options
+  const requestLog = requestLogger(logger)
+  const maxUrlLength = options.listen.maxUrlLength
+  const maxHeaders = options.listen.maxHeaders
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const startedAt = performance.now()
     const url = req.url ?? '/'
@@ -278,5 +304,4 @@ export function createProxyServer (options: ProxyServerOptions): FastifyInstance
       }
     }
   })
-  return app
 }
