@@ -9,6 +9,7 @@ import { userHeaders } from '../config/headers.js'
 
 export const abort = defineFault({
   summary: 'answers with an error status instead of the upstream',
+  example: 'abort',
   schema: faultObject('abort', {
     status: z.number().int().min(200).max(599).default(503),
     /** The body; a small JSON error naming the fault when absent. */

@@ -18,6 +18,7 @@ const VARIANTS = {
 
 export const auth = defineFault({
   summary: 'answers 401 (missing or expired token) or 403 (insufficient scope)',
+  example: 'auth',
   schema: faultObject('auth', {
     variant: z.enum(['unauthorized', 'expired', 'forbidden']).default('unauthorized'),
     realm: quotedHeaderText.default('faultline')

@@ -61,6 +61,7 @@ class FlipBits extends Transform {
 
 export const corrupt = defineFault({
   summary: 'damages the body: invalid JSON, or flipped bits',
+  example: 'corrupt',
   schema: faultObject('corrupt', {
     mode: z.enum(['json', 'bytes']).default('json'),
     /** mode: bytes: the probability that each byte gets a bit flipped. */

@@ -65,6 +65,13 @@ export interface FaultKind<S extends z.ZodObject = z.ZodObject> {
   readonly header?: HeaderForm
   /** What the fault does, one line, for docs and error messages. */
   readonly summary: string
+  /**
+   * The shortest trigger header value that injects this kind (`latency=5ms`).
+   * Required, so a new kind cannot be registered without one: the fault
+   * contract test (test/faults/contract.test.ts) runs every registered
+   * kind through it, at both sides, with no list to keep.
+   */
+  readonly example: string
 }
 
 /** A kind file is `export const x = defineFault({ ... })`; the kind's name is read from its schema. */

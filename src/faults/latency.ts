@@ -12,6 +12,7 @@ import { holdResponse } from './slow-headers.js'
 
 export const latency = defineFault({
   summary: 'delays the request (fixed, jittered, or drawn from a distribution)',
+  example: 'latency=5ms',
   schema: faultObject('latency', delayParams).superRefine(checkDelay),
   header: { value: 'ms' },
   create: (config) => {

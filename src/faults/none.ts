@@ -7,6 +7,7 @@ import { defineFault, faultObject } from './fault.js'
 
 export const none = defineFault({
   summary: 'nothing: the request goes on untouched',
+  example: 'none',
   schema: faultObject('none', {}),
   create: () => ({ apply: async (ctx, next) => await next(ctx) })
 })

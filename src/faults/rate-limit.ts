@@ -9,6 +9,7 @@ import { defineFault, faultObject } from './fault.js'
 
 export const rateLimit = defineFault({
   summary: 'answers 429 Too Many Requests with Retry-After',
+  example: 'rateLimit',
   schema: faultObject('rateLimit', {
     retryAfterSeconds: z.number().int().min(0).default(1),
     /** The limit to advertise in RateLimit-Limit. */

@@ -14,6 +14,7 @@ import { CutAfter, throughBody } from './body.js'
 
 export const reset = defineFault({
   summary: 'resets the connection, before the response or mid-body',
+  example: 'reset',
   schema: faultObject('reset', {
     phase: z.enum(['headers', 'body']).default('headers'),
     /** Body bytes that get through before the reset (phase: body). */

@@ -99,6 +99,7 @@ class DriftJson extends Transform {
 
 export const schemaDrift = defineFault({
   summary: 'drops, renames or retypes JSON fields, like another API version',
+  example: 'schemaDrift; drop=name',
   schema: faultObject('schemaDrift', {
     drop: z.array(fieldPath).default([]),
     /** Field path → its new name (same level). */

@@ -23,6 +23,7 @@ export async function holdResponse (ctx: RequestContext, response: UpstreamRespo
 
 export const slowHeaders = defineFault({
   summary: 'the upstream answers, but its status line arrives late',
+  example: 'slowHeaders=5ms',
   schema: faultObject('slowHeaders', delayParams).superRefine(checkDelay),
   header: { value: 'ms' },
   create: (config) => {

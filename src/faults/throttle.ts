@@ -76,6 +76,7 @@ class Throttle extends Transform {
 
 export const throttle = defineFault({
   summary: 'limits a body to bytesPerSecond (the response, or the request upload)',
+  example: 'throttle=100000',
   schema: faultObject('throttle', {
     bytesPerSecond: z.number().int().positive(),
     direction: z.enum(['response', 'request']).default('response')

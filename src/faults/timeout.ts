@@ -15,6 +15,7 @@ import { MAX_TIMER_MS } from '../util/timer.js'
 
 export const timeout = defineFault({
   summary: 'never answers: hangs until a timeout gives up, or closes the connection after closeAfterMs',
+  example: 'timeout',
   schema: faultObject('timeout', {
     closeAfterMs: duration(z.number().int().positive().max(MAX_TIMER_MS).optional())
   }),

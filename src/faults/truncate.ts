@@ -31,6 +31,7 @@ class Take extends Transform {
 
 export const truncate = defineFault({
   summary: 'lets only the first bytes of the body through',
+  example: 'truncate=10',
   schema: faultObject('truncate', {
     bytes: z.number().int().min(0),
     clean: z.boolean().default(false)
