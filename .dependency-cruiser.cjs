@@ -15,7 +15,7 @@ const KERNEL = [
   '^src/(log|version)\\.ts$',
 ]
 // The features: each builds on the kernel alone (and on other features).
-const FEATURES = ['^src/(faults|policies|intent|report|metrics|alerts|deferral|fleet)/']
+const FEATURES = ['^src/(faults|policies|intent|failure-report|metrics|alerts|deferral|fleet)/']
 // The assembly: the proxy listener and route runtime, the admin API, the
 // config file (its schema composes every feature's schema).
 const ASSEMBLY = ['^src/(proxy|admin|config)/', '^src/listen-error\\.ts$']
@@ -40,7 +40,7 @@ module.exports = {
     },
     {
       name: 'features-below-assembly',
-      comment: 'Faults, policies, intent, report, metrics, alerts, deferral and fleet sit below the assembly (src/proxy/ outside the kernel, src/admin/, src/config/ outside its leaf vocabulary) and the entry points: they may import the kernel and each other, never upward.',
+      comment: 'Faults, policies, intent, the failure report, metrics, alerts, deferral and fleet sit below the assembly (src/proxy/ outside the kernel, src/admin/, src/config/ outside its leaf vocabulary) and the entry points: they may import the kernel and each other, never upward.',
       severity: 'error',
       from: { path: FEATURES },
       to: { path: [...ASSEMBLY, ...TOP], pathNot: KERNEL },

@@ -12,7 +12,7 @@ import neostandard, { resolveIgnoresFromGitignore } from 'neostandard'
 const LONG_LINES = [
   'src/faultline.ts',
   'src/intent/engine.ts',
-  'src/intent/report.ts',
+  'src/intent/experiment-report.ts',
   'test/hardening/fuzz.test.ts',
   'test/intent/engine.test.ts',
   'test/kubernetes-fields.test.ts',

@@ -15,7 +15,7 @@ import { duration } from '../config/units.js'
 import { adminError, audit, type AdminExtension } from './server.js'
 import { problemsFromZod } from '../config/errors.js'
 import { ExperimentBusyError, type ExperimentRunner } from '../intent/experiment.js'
-import { reportMarkdown } from '../intent/report.js'
+import { reportMarkdown } from '../intent/experiment-report.js'
 import { reportHtml } from '../intent/report-html.js'
 
 const startBody = z.strictObject({

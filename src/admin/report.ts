@@ -1,12 +1,12 @@
 /**
- * GET /report: the failure-pattern report (src/report/report.ts), read-only.
+ * GET /report: the failure-pattern report (src/failure-report/report.ts), read-only.
  * `?route=<name>` narrows it to one route; `?top=<n>` sets how many worst
  * endpoints to list (1..50, default 10).
  */
 import type { AdminExtension } from './server.js'
 import { adminError } from './server.js'
-import { buildReport } from '../report/report.js'
-import type { FailureRecorder } from '../report/recorder.js'
+import { buildReport } from '../failure-report/report.js'
+import type { FailureRecorder } from '../failure-report/recorder.js'
 
 export function reportAdmin (recorder: FailureRecorder): AdminExtension {
   return (app, control) => {

@@ -17,7 +17,7 @@ import { OUTCOMES } from '../metrics/metrics.js'
 import { ERROR_CLASSES } from '../core/errors.js'
 import { startDemoUpstream, type DemoUpstream } from './upstream.js'
 import { DEMO_CALLS, type DemoCall } from './client.js'
-import { reportMarkdown, type ExperimentReport } from '../intent/report.js'
+import { reportMarkdown, type ExperimentReport } from '../intent/experiment-report.js'
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url))
 

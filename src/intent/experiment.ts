@@ -10,7 +10,7 @@
  */
 import type { Metrics } from '../metrics/metrics.js'
 import type { IntentEngine } from './engine.js'
-import { buildReport, type ExperimentReport } from './report.js'
+import { buildReport, type ExperimentReport } from './experiment-report.js'
 import { FaultlineError } from '../core/errors.js'
 
 import type { ExperimentMode } from './schema.js'

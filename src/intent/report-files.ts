@@ -1,7 +1,7 @@
 /** Writes an experiment report as JSON, Markdown and a self-contained HTML page side by side. */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { reportMarkdown, type ExperimentReport } from './report.js'
+import { reportMarkdown, type ExperimentReport } from './experiment-report.js'
 import { reportHtml } from './report-html.js'
 
 export async function writeReport (report: ExperimentReport, dir: string): Promise<{ json: string, markdown: string, html: string }> {

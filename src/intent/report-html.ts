@@ -7,7 +7,7 @@
  * shows them side by side. Every string from config or traffic is escaped.
  */
 import type { WindowPoint } from './engine.js'
-import type { ExperimentReport, RouteReport } from './report.js'
+import type { ExperimentReport, RouteReport } from './experiment-report.js'
 
 const escape = (text: unknown): string => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 const pct = (x: number | null): string => (x === null ? 'n/a' : `${(x * 100).toFixed(1)}%`)

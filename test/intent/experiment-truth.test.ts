@@ -8,7 +8,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { reportMarkdown } from '../../src/intent/report.js'
+import { reportMarkdown } from '../../src/intent/experiment-report.js'
 import { closedPort, fetchText, route, startProxy, startUpstream, type Teardown } from '../helpers.js'
 
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'cli.ts')]

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { reportHtml } from '../../src/intent/report-html.js'
-import type { ExperimentReport } from '../../src/intent/report.js'
+import type { ExperimentReport } from '../../src/intent/experiment-report.js'
 import { fetchText, needTool, route, startProxy, startUpstream, type StartedProxy } from '../helpers.js'
 import { run } from '../observability/tools.js'
 

@@ -5,8 +5,8 @@
  */
 import t from 'tap'
 import { fetchText, route, startProxy, startUpstream } from '../helpers.js'
-import { normalisePath, TopFailures } from '../../src/report/endpoints.js'
-import { RouteRecord, SLOT_MS, SLOTS } from '../../src/report/recorder.js'
+import { normalisePath, TopFailures } from '../../src/failure-report/endpoints.js'
+import { RouteRecord, SLOT_MS, SLOTS } from '../../src/failure-report/recorder.js'
 import { startBusyProxy } from './workload.js'
 
 interface Summary {
