@@ -127,7 +127,7 @@ export class CircuitBreaker {
         const now = this.now()
         if (now < state.until) throw this.rejection(Math.ceil((state.until - now) / 1000))
         if (this.peer !== undefined && !this.peer.mayProbe()) {
-          throw new PolicyRejection('short_circuited', `the circuit breaker for ${this.upstream} is open; one replica of the fleet sends the trial request`, 1)
+          throw new PolicyRejectionError('short_circuited', `the circuit breaker for ${this.upstream} is open; one replica of the fleet sends the trial request`, 1)
         }
         this.moveTo({ name: 'half_open', trips: state.trips, admitted: 1, succeeded: 0 })
         return this.generation
