@@ -55,6 +55,9 @@ export function redisOptions (config: FleetRedisConfig, password: string | undef
     // Fail a command at once while disconnected: the caller has a local fallback, never a queue.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
+    // FleetRedis.subscribe re-subscribes on 'ready' itself, with its failure handled; ioredis's own
+    // re-subscription leaves a rejected promise unhandled when the connection drops again at once.
+    autoResubscribe: false,
     retryStrategy: (times: number) => Math.min(MIN_RECONNECT_MS * 2 ** Math.min(times - 1, 10), config.maxReconnectDelayMs)
   }
 }
