@@ -491,7 +491,7 @@ export class Faultline {
         // Upstream URLs never carry credentials: the schema refuses them.
         upstream: route.config.upstream,
         resilience: route.config.resilience,
-        state: route.state()
+        state: route.snapshot()
       }))
     }
   }

@@ -23,7 +23,7 @@ export interface Policy {
   readonly name: string
   execute: (ctx: RequestContext, next: UpstreamCall) => Promise<UpstreamResponse>
   /** Live state for GET /routes (breaker state, in-flight count, ...). */
-  state?: () => Record<string, unknown>
+  snapshot?: () => Record<string, unknown>
   /** Releases timers or handles when the route is replaced by a reload. */
   dispose?: () => void
 }

@@ -21,7 +21,7 @@ import type { ChaosConfig, FaultConfig } from './schema.js'
 import { createFault } from './registry.js'
 import { compileMatch } from './match.js'
 import { checkTriggerCaps, parseTrigger, type TriggerCaps } from './trigger.js'
-import { releaser } from './switch.js'
+import { chaosOffController } from './switch.js'
 import { Schedule, isScheduled, systemClock, type Clock } from './schedule.js'
 
 export interface FaultSetOptions {
@@ -47,7 +47,7 @@ export class FaultSet {
   private enabled: boolean
   private seed: number
   private randomSource: () => number
-  private release = releaser()
+  private chaosOff = chaosOffController()
   private readonly metrics: RouteMetrics
   private readonly logger: Logger | undefined
   private readonly triggerCaps: TriggerCaps
@@ -83,14 +83,14 @@ export class FaultSet {
   get isEnabled (): boolean { return this.enabled }
 
   /** Aborted when chaos is switched off on this route: a fault still waiting ends at once. */
-  get releaseSignal (): AbortSignal { return this.release.signal }
+  get chaosOffSignal (): AbortSignal { return this.chaosOff.signal }
 
   /** Switches chaos on or off here; off releases this route's in-flight delays and hangs. */
   setEnabled (enabled: boolean): void {
     if (enabled === this.enabled) return
     this.enabled = enabled
-    if (enabled) this.release = releaser()
-    else this.release.abort()
+    if (enabled) this.chaosOff = chaosOffController()
+    else this.chaosOff.abort()
     this.changed()
   }
 

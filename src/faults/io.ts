@@ -50,7 +50,7 @@ export interface ChaosLink {
   /** The route's seeded source: every random choice a fault makes comes from here, so a seed replays. */
   readonly random: () => number
   /** Aborted when chaos is switched off on the route. */
-  readonly routeRelease: () => AbortSignal
+  readonly routeChaosOff: () => AbortSignal
   readonly chaosSwitch: ChaosSwitch
 }
 
@@ -95,9 +95,9 @@ export abstract class FaultIO {
    * times out (upstream side) or the client leaves.
    */
   async wait (ctx: RequestContext, ms: number): Promise<WaitResult> {
-    const routeRelease = this.link.routeRelease()
-    const globalRelease = this.link.chaosSwitch.releaseSignal
-    if (routeRelease.aborted || globalRelease.aborted) return 'released'
+    const routeChaosOff = this.link.routeChaosOff()
+    const globalRelease = this.link.chaosSwitch.chaosOffSignal
+    if (routeChaosOff.aborted || globalRelease.aborted) return 'released'
     const attempt = this.at === 'upstream' ? ctx.attemptSignal : undefined
     if (attempt?.aborted === true) throw this.abandoned(ctx, attempt.reason)
     const socket = ctx.req.socket
@@ -108,7 +108,7 @@ export abstract class FaultIO {
         clearTimeout(timer)
         attempt?.removeEventListener('abort', onAbort)
         socket.off('close', onGone)
-        routeRelease.removeEventListener('abort', onRelease)
+        routeChaosOff.removeEventListener('abort', onRelease)
         globalRelease.removeEventListener('abort', onRelease)
       }
       const onAbort = (): void => { settle(); reject(this.abandoned(ctx, attempt?.reason)) }
@@ -125,25 +125,25 @@ export abstract class FaultIO {
       if (Number.isFinite(ms)) arm(ms)
       attempt?.addEventListener('abort', onAbort)
       socket.once('close', onGone)
-      routeRelease.addEventListener('abort', onRelease)
+      routeChaosOff.addEventListener('abort', onRelease)
       globalRelease.addEventListener('abort', onRelease)
     })
   }
 
   /** Calls `fn` once when chaos is switched off (route or global); returns the unsubscribe. */
   onRelease (fn: () => void): () => void {
-    const routeRelease = this.link.routeRelease()
-    const globalRelease = this.link.chaosSwitch.releaseSignal
-    if (routeRelease.aborted || globalRelease.aborted) {
+    const routeChaosOff = this.link.routeChaosOff()
+    const globalRelease = this.link.chaosSwitch.chaosOffSignal
+    if (routeChaosOff.aborted || globalRelease.aborted) {
       fn()
       return noop
     }
     const once = (): void => { off(); fn() }
     const off = (): void => {
-      routeRelease.removeEventListener('abort', once)
+      routeChaosOff.removeEventListener('abort', once)
       globalRelease.removeEventListener('abort', once)
     }
-    routeRelease.addEventListener('abort', once)
+    routeChaosOff.addEventListener('abort', once)
     globalRelease.addEventListener('abort', once)
     return off
   }

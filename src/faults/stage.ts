@@ -62,7 +62,7 @@ export class FaultStage {
     this.maxShare = config.maxShare
     this.allowHeaderTriggers = config.allowHeaderTriggers
     this.exposeHeaders = config.exposeHeaders
-    const link: ChaosLink = { random: set.random, routeRelease: () => set.releaseSignal, chaosSwitch }
+    const link: ChaosLink = { random: set.random, routeChaosOff: () => set.chaosOffSignal, chaosSwitch }
     this.upstreamIO = new UpstreamSideIO(link)
     this.clientIO = new ClientSideIO(link)
     this.policy = {
@@ -72,7 +72,7 @@ export class FaultStage {
         const chosen = this.choose(ctx, 'upstream')
         return chosen === undefined ? next(ctx) : this.inject(ctx, chosen, next, this.upstreamIO)
       },
-      state: () => this.snapshot(),
+      snapshot: () => this.snapshot(),
       dispose: () => { this.set.dispose() }
     }
     set.onChange(() => { this.refresh() })
@@ -158,7 +158,7 @@ export class FaultStage {
   }
 
   /** Abort when chaos is switched off here or by the kill switch: a fault still waiting ends at once. */
-  get releaseSignals (): readonly AbortSignal[] { return [this.set.releaseSignal, this.chaosSwitch.releaseSignal] }
+  get chaosOffSignals (): readonly AbortSignal[] { return [this.set.chaosOffSignal, this.chaosSwitch.chaosOffSignal] }
 
   /** Whether this route injects now and why (faultline_chaos_active); `halted`: its intent engine's guardrail holds planned chaos. */
   status (halted: boolean): ChaosStatus {

@@ -1,7 +1,7 @@
 /**
  * The process-wide kill switch. Off stops every injection at once: the
  * fault stages check `enabled` per attempt, and every injected delay, hang
- * and throttle in flight listens to `releaseSignal`, which aborts when the
+ * and throttle in flight listens to `chaosOffSignal`, which aborts when the
  * switch goes off, so those requests go on to the upstream at once.
  *
  * It belongs to the Faultline instance, not to a config generation: a
@@ -13,7 +13,7 @@ import { setMaxListeners } from 'node:events'
  * An AbortController whose signal takes any number of listeners: every
  * in-flight injected delay listens, and Node would warn past ten.
  */
-export function releaser (): AbortController {
+export function chaosOffController (): AbortController {
   const controller = new AbortController()
   setMaxListeners(0, controller.signal)
   return controller
@@ -27,7 +27,7 @@ export interface FleetSwitchLink {
 
 export class ChaosSwitch {
   private isOn = true
-  private release = releaser()
+  private chaosOff = chaosOffController()
   /** Set while fleet control runs; a local change (admin API, signal) is told to the other replicas. */
   fleet: FleetSwitchLink | undefined
   /** Whether the fleet got the latest local change; undefined without fleet control. */
@@ -36,7 +36,7 @@ export class ChaosSwitch {
   get enabled (): boolean { return this.isOn }
 
   /** Aborted while the switch is off; a fresh signal after it is turned on again. */
-  get releaseSignal (): AbortSignal { return this.release.signal }
+  get chaosOffSignal (): AbortSignal { return this.chaosOff.signal }
 
   /** Returns false when it was already off. Told to the fleet either way: pressing stop again re-broadcasts it. */
   turnOff (): boolean {
@@ -54,8 +54,8 @@ export class ChaosSwitch {
   setLocal (on: boolean): boolean {
     if (this.isOn === on) return false
     this.isOn = on
-    if (on) this.release = releaser()
-    else this.release.abort()
+    if (on) this.chaosOff = chaosOffController()
+    else this.chaosOff.abort()
     return true
   }
 }

@@ -135,7 +135,7 @@ export class FleetBudget {
       .finally(() => { this.leasing = false })
   }
 
-  state (): Record<string, unknown> {
+  snapshot (): Record<string, unknown> {
     return { perMinute: this.perMinute, scope: this.redis === undefined ? 'local' : 'fleet', leased: this.redis === undefined ? Math.floor(this.localTokens) : this.tokens, batch: this.batch }
   }
 

@@ -320,7 +320,7 @@ export class IntentEngine {
     this.metrics.chaosProbability.labels(this.route).set(probability)
   }
 
-  state (now: number): Record<string, unknown> {
+  snapshot (now: number): Record<string, unknown> {
     return {
       mode: this.modeValue,
       declared: this.declared,

@@ -19,7 +19,7 @@ function abortOnTimeout (abort: AttemptAbort, ms: number, total: boolean): void 
     : new UpstreamError('timeout', `the upstream did not send response headers within ${Math.round(ms)} ms`, { timeoutPhase: 'headers' }))
 }
 
-export function attemptTimeout (attemptTimeoutMs: number): Policy {
+export function attemptTimeoutPolicy (attemptTimeoutMs: number): Policy {
   return {
     name: 'attemptTimeout',
     async execute (ctx, next) {

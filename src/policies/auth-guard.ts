@@ -276,7 +276,7 @@ export function authGuardPolicy (guard: AuthGuard, events: PolicyEvents, release
       }
       return response
     },
-    state: () => shadow === undefined ? guard.snapshot() : { ...guard.snapshot(), injected: shadow.snapshot() },
+    snapshot: () => shadow === undefined ? guard.snapshot() : { ...guard.snapshot(), injected: shadow.snapshot() },
     dispose () {
       unsubscribe()
       release()

@@ -319,7 +319,7 @@ export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, e
       settle(ctx, ticket, shadowTicket, cls === undefined || !rule.matchesResponse(response.statusCode, cls))
       return response
     },
-    state: () => shadow === undefined ? breaker.snapshot() : { ...breaker.snapshot(), injected: shadow.snapshot() },
+    snapshot: () => shadow === undefined ? breaker.snapshot() : { ...breaker.snapshot(), injected: shadow.snapshot() },
     dispose () {
       unsubscribe()
       for (const off of unlog) off?.()

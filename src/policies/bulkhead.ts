@@ -124,7 +124,7 @@ export function bulkheadPolicy (bulkhead: Bulkhead, events: PolicyEvents, releas
       else response.body.once('close', () => { bulkhead.release() })
       return response
     },
-    state: () => bulkhead.snapshot(),
+    snapshot: () => bulkhead.snapshot(),
     dispose () {
       unsubscribe()
       release()

@@ -61,7 +61,7 @@ function staticAnswer (config: StaticConfig): () => UpstreamResponse {
   return () => ({ statusCode: config.status, headers: { ...headers }, body: Readable.from(body.length > 0 ? [body] : []) })
 }
 
-export function fallback (options: FallbackOptions): Policy {
+export function fallbackPolicy (options: FallbackOptions): Policy {
   const { steps, cache, alternates, maxReplayBytes, nonIdempotent, origin, defer } = options
   const usesAlternate = steps.some((s) => s.kind === 'alternate')
   const staticStep = steps.find((s): s is StaticConfig => s.kind === 'static')
@@ -136,7 +136,7 @@ export function fallback (options: FallbackOptions): Policy {
       if (response !== undefined) return response
       throw error
     },
-    state: () => ({ steps: steps.map((s) => s.kind), ...(cache !== undefined ? { cache: cache.snapshot() } : {}) }),
+    snapshot: () => ({ steps: steps.map((s) => s.kind), ...(cache !== undefined ? { cache: cache.snapshot() } : {}) }),
     dispose: options.release
   }
 }

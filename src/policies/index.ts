@@ -10,14 +10,14 @@ import type { RouteMetrics } from '../metrics/route-metrics.js'
 import { PolicyMetrics } from '../metrics/policy-metrics.js'
 import { composePipeline, type Policy } from '../core/pipeline.js'
 import { upstreamAttempt, type AttemptOptions } from '../core/attempt.js'
-import { attemptTimeout } from './attempt-timeout.js'
-import { totalTimeout } from './total-timeout.js'
-import { retry } from './retry.js'
+import { attemptTimeoutPolicy } from './attempt-timeout.js'
+import { totalTimeoutPolicy } from './total-timeout.js'
+import { retryPolicy } from './retry.js'
 import { RetryBudget } from './retry-budget.js'
 import { CircuitBreaker, breakerPolicy } from './breaker.js'
 import { AuthGuard, authGuardPolicy } from './auth-guard.js'
 import { Bulkhead, bulkheadPolicy } from './bulkhead.js'
-import { fallback, type Alternate } from './fallback.js'
+import { fallbackPolicy, type Alternate } from './fallback.js'
 import { LastKnownGood } from './cache.js'
 import { MemoryCacheStore } from './memory-cache-store.js'
 import { optionsKey, type Lease, type PolicyRegistry } from './registry.js'
@@ -75,7 +75,7 @@ export function buildPolicies (route: PolicyRoute, deps: PolicyDeps): Policy[] {
     cache: cacheConfig !== undefined
   })
   const events = deps.watch?.(route.name, deps.upstreamLabel, metricEvents) ?? metricEvents
-  const perAttempt = attemptTimeout(r.attemptTimeoutMs ?? r.timeoutMs)
+  const perAttempt = attemptTimeoutPolicy(r.attemptTimeoutMs ?? r.timeoutMs)
   const policies: Policy[] = []
   /**
    * An upstream's breaker (real outcomes of every route to it); with
@@ -130,7 +130,7 @@ export function buildPolicies (route: PolicyRoute, deps: PolicyDeps): Policy[] {
       return { label, call: composePipeline(inPipelineOrder(stages), upstreamAttempt(pool, deps.attemptOptions, deps.routeMetrics)) }
     })
     const deferConfig = r.fallback.find((f): f is DeferStepConfig => f.kind === 'defer')
-    policies.push(fallback({
+    policies.push(fallbackPolicy({
       steps: r.fallback,
       defer: deferConfig !== undefined && deps.deferrals !== undefined ? deferStep(route.name, deferConfig, deps.deferrals) : undefined,
       cache: lease !== undefined && cacheConfig !== undefined ? new LastKnownGood(lease.value, cacheConfig, events) : undefined,
@@ -156,8 +156,8 @@ export function buildPolicies (route: PolicyRoute, deps: PolicyDeps): Policy[] {
     const config = r.retry
     const budgetOptions = { ratio: config.budgetRatio, windowMs: config.budgetWindowMs, minRetries: config.budgetMinRetries }
     const lease = registry.acquire(`budget|${route.name}|${optionsKey(budgetOptions)}`, () => new RetryBudget(budgetOptions))
-    policies.push(totalTimeout())
-    policies.push({ ...retry({ config, budget: lease.value, maxReplayBytes: r.maxReplayBytes, events }), dispose: lease.release })
+    policies.push(totalTimeoutPolicy())
+    policies.push({ ...retryPolicy({ config, budget: lease.value, maxReplayBytes: r.maxReplayBytes, events }), dispose: lease.release })
   }
 
   if (r.authGuard !== undefined) {

@@ -71,7 +71,7 @@ export interface RetryOptions {
   events: PolicyEvents
 }
 
-export function retry (options: RetryOptions): Policy {
+export function retryPolicy (options: RetryOptions): Policy {
   const { config, budget, maxReplayBytes, events } = options
   const decide = retryDecision(config)
   return {
@@ -111,6 +111,6 @@ export function retry (options: RetryOptions): Policy {
         if (decision.delayMs > 0) await pause(ctx, decision.delayMs)
       }
     },
-    state: () => ({ budget: budget.snapshot() })
+    snapshot: () => ({ budget: budget.snapshot() })
   }
 }

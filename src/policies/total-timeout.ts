@@ -17,7 +17,7 @@ function expired (ctx: RequestContext, cause?: unknown): UpstreamError {
   return new UpstreamError('timeout', `no response within the route's timeoutMs (${ms} ms) after ${ctx.attempts} attempt(s)`, { timeoutPhase: 'total', cause })
 }
 
-export function totalTimeout (): Policy {
+export function totalTimeoutPolicy (): Policy {
   return {
     name: 'totalTimeout',
     async execute (ctx, next) {

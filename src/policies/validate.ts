@@ -37,7 +37,7 @@ export function compileSchema (schema: NonNullable<ValidateConfig['schema']>): V
   return new Ajv({ strict: false, allErrors: false }).compile(schema)
 }
 
-export function validateResponse (config: ValidateConfig, routeName: string): Policy {
+export function validatePolicy (config: ValidateConfig, routeName: string): Policy {
   // Compiled once per route and config generation (prepareConfig has compiled it once already, so this does not throw).
   const check = config.schema !== undefined ? compileSchema(config.schema) : undefined
   return {

@@ -16,7 +16,7 @@ import { composePipeline, type Policy, type UpstreamCall } from '../core/pipelin
 import { buildPolicies, type PolicyDeps } from '../policies/index.js'
 import type { PolicyEvents } from '../policies/events.js'
 import { inPipelineOrder } from '../policies/order.js'
-import { validateResponse } from '../policies/validate.js'
+import { validatePolicy } from '../policies/validate.js'
 import type { PolicyRegistry } from '../policies/registry.js'
 import { FaultSet, type FaultSetOptions } from '../faults/fault-set.js'
 import { PlannedFaults } from '../faults/planned.js'
@@ -101,7 +101,7 @@ export class RouteRuntime implements RouteView {
 
   constructor (config: RouteConfig, deps: RouteDeps) {
     // Built first: it can fail (a schema that does not compile) before anything is acquired.
-    const validate = config.validate !== undefined ? validateResponse(config.validate, config.name) : undefined
+    const validate = config.validate !== undefined ? validatePolicy(config.validate, config.name) : undefined
     this.name = config.name
     this.config = config
     this.prefix = config.match.pathPrefix
@@ -176,11 +176,11 @@ export class RouteRuntime implements RouteView {
     return joined[0] === '/' ? joined : '/' + joined
   }
 
-  state (): Record<string, unknown> {
+  snapshot (): Record<string, unknown> {
     const policies: Record<string, unknown> = {}
-    for (const p of this.policies) if (p.state) policies[p.name] = p.state()
-    if (this.intent !== undefined) policies.intent = this.intent.state(performance.now())
-    if (this.fleetBudget !== undefined) policies.fleetBudget = this.fleetBudget.state()
+    for (const p of this.policies) if (p.snapshot) policies[p.name] = p.snapshot()
+    if (this.intent !== undefined) policies.intent = this.intent.snapshot(performance.now())
+    if (this.fleetBudget !== undefined) policies.fleetBudget = this.fleetBudget.snapshot()
     return policies
   }
 

@@ -126,7 +126,7 @@ export class UpgradeProxy {
     if (delay !== undefined && delay.kind === 'delay') {
       route.metrics.faultInjected('upgrade_delay')
       // Cut short by the kill switch (or chaos switched off on the route): the handshake goes on at once.
-      const releases = route.faultStage.releaseSignals
+      const releases = route.faultStage.chaosOffSignals
       const waited = releases.some((s) => s.aborted) || await new Promise<boolean>((resolve) => {
         const settle = (): void => {
           clearTimeout(timer)
