@@ -5,7 +5,8 @@
  *
  * - Reads ask Redis while it is up (an answer any replica stored, and an
  *   invalidation any replica made, count); when Redis is down or does not
- *   answer within commandTimeoutMs, the local copy answers. A request
+ *   answer within commandTimeoutMs (one deadline for the lookup), the
+ *   local copy answers. A request
  *   never fails, nor waits longer than that, because of Redis.
  * - Writes go to both; the local one alone decides whether the write
  *   failed (Redis not taking it is not the request's problem).
@@ -50,7 +51,11 @@ export class FleetCacheStore implements CacheStore {
 
   async get (key: CacheKey): Promise<CachedResponse | undefined> {
     if (this.remote.available) {
-      const found = await this.remote.lookup(key)
+      // One deadline for the whole lookup (it takes two commands): a slow Redis costs the request at most commandTimeoutMs.
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<undefined>((resolve) => { timer = setTimeout(() => { resolve(undefined) }, this.redis.config.redis.commandTimeoutMs) })
+      const found = await Promise.race([this.remote.lookup(key), late])
+      clearTimeout(timer)
       if (found !== undefined) return found ?? undefined
     }
     return this.local.get(key)

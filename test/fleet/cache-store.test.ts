@@ -78,6 +78,24 @@ t.test('the Redis cache stores', { skip }, async (t) => {
     t.equal(await b.get({ method: 'GET', path: '/same', headers: {} }), undefined)
   })
 
+  await t.test('Redis slow: the fleet store answers from its local copy within commandTimeoutMs', async (t) => {
+    const slowFleet = new FleetRedis(fleetSchema.parse({ redis: { url: redis.url, commandTimeoutMs: 300 } }), { logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }) })
+    t.teardown(async () => { await slowFleet.close() })
+    const namespace = 'slow'
+    const store = new FleetCacheStore(new MemoryCacheStore(limits), new RedisCacheStore(slowFleet, namespace, limits), { redis: slowFleet, namespace })
+    t.ok(await until(() => slowFleet.isUp('cache'), 3000))
+    t.ok(await write(store, '/slow', {}, value(), 'slow'))
+    const raw = new Redis(redis.url)
+    t.teardown(() => { raw.disconnect() })
+    // Redis holds every client's commands for 2 s: up, connected, and not answering.
+    await raw.call('CLIENT', 'PAUSE', '2000', 'ALL')
+    const started = performance.now()
+    t.equal((await store.get({ method: 'GET', path: '/slow', headers: {} }))?.body.toString(), 'slow', 'the local copy answers')
+    const ms = performance.now() - started
+    t.ok(ms < 900, `within about commandTimeoutMs (${Math.round(ms)} ms, Redis paused for 2000)`)
+    await raw.call('CLIENT', 'UNPAUSE')
+  })
+
   await t.test('Redis down: the fleet store answers from its local copy at once, and writes still succeed', async (t) => {
     const namespace = 'down'
     const store = new FleetCacheStore(new MemoryCacheStore(limits), new RedisCacheStore(fleet, namespace, limits), { redis: fleet, namespace })
