@@ -1,9 +1,18 @@
 import t from 'tap'
-import { scrape, sumOf } from '../helpers.js'
-import { chaosProxy, jsonUpstream, see } from './fixtures.js'
+import { fetchText, scrape, sumOf, type StartedProxy } from '../helpers.js'
+import { TOKEN, chaosProxy, jsonUpstream, see } from './fixtures.js'
 import { parseTrigger, TriggerError } from '../../src/faults/trigger.js'
 
 const H = 'x-faultline-fault'
+
+async function setEnabled (proxy: StartedProxy, enabled: boolean): Promise<number> {
+  const res = await fetchText(`${proxy.adminUrl}/chaos/routes/svc`, {
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ enabled })
+  })
+  return res.status
+}
 
 t.test('header triggers are off by default: the header does nothing and never reaches the upstream', async (t) => {
   const upstream = await jsonUpstream(t)
@@ -39,6 +48,21 @@ t.test('header triggers on: the request gets the faults it names', async (t) => 
 
   const samples = await scrape(proxy)
   t.equal(sumOf(samples, 'faultline_faults_injected_total', { route: 'svc', fault: 'latency' }), 2, 'labelled by kind')
+})
+
+t.test('a route whose chaos is disabled ignores trigger headers, in its file and by PATCH', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const off = await chaosProxy(t, upstream.url, { enabled: false, allowHeaderTriggers: true })
+  const silenced = await see(`${off.url}/svc/x`, { headers: { [H]: 'abort=503' } })
+  t.equal(silenced.status, 200, 'enabled: false in the config: the trigger does nothing')
+  t.equal(upstream.lastHeaders()?.[H], undefined, 'and is not forwarded')
+
+  const on = await chaosProxy(t, upstream.url, { allowHeaderTriggers: true })
+  t.equal((await see(`${on.url}/svc/x`, { headers: { [H]: 'abort=503' } })).status, 503, 'enabled: the trigger injects')
+  t.equal(await setEnabled(on, false), 200)
+  t.equal((await see(`${on.url}/svc/x`, { headers: { [H]: 'abort=503' } })).status, 200, 'disabled by PATCH: the trigger does nothing')
+  t.equal(await setEnabled(on, true), 200)
+  t.equal((await see(`${on.url}/svc/x`, { headers: { [H]: 'abort=503' } })).status, 503, 'enabled again: it injects again')
 })
 
 t.test('a trigger header replaces the configured faults; none exempts a request', async (t) => {

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { UpstreamError, type ErrorClass, type TimeoutPhase } from '../../src/core/errors.js'
 import { retrySchema } from '../../src/policies/schema.js'
-import { failedClass, retryDecision, type FailedAttempt, type GiveUpReason, type RetryDecision, type RetryFacts } from '../../src/policies/retry-decision.js'
+import { backoffMs, failedClass, retryAfterMs, retryDecision, type FailedAttempt, type GiveUpReason, type RetryDecision, type RetryFacts } from '../../src/policies/retry-decision.js'
 
 const NOW = Date.parse('Wed, 02 Dec 2026 04:00:00 GMT')
 
@@ -110,4 +110,54 @@ t.test('retry.on: exact statuses and classes', async (t) => {
 t.test('failedClass: the class a retry is counted under', async (t) => {
   t.equal(failedClass(answered(429, 'rate_limited')), 'rate_limited')
   t.equal(failedClass(thrown('reset')), 'reset')
+})
+
+t.test('Retry-After: delay-seconds or one of the three HTTP-date forms, nothing else', async (t) => {
+  const now = Date.parse('Sun, 06 Nov 1994 08:49:00 GMT')
+  const rows: Array<[string | string[] | undefined, number | undefined, string]> = [
+    ['7', 7000, 'delay-seconds'],
+    ['0', 0, 'zero: go now'],
+    [' 12 ', 12_000, 'spaces around it'],
+    [['3', '9'], 3000, 'the first of repeated headers'],
+    ['Sun, 06 Nov 1994 08:49:37 GMT', 37_000, 'IMF-fixdate'],
+    ['Sunday, 06-Nov-94 08:49:37 GMT', 37_000, 'RFC 850 date'],
+    ['Sun Nov  6 08:49:37 1994', 37_000, 'asctime, one-digit day, read as GMT'],
+    ['Sun Nov 16 08:49:37 1994', 10 * 86_400_000 + 37_000, 'asctime, two-digit day'],
+    ['Sun, 06 Nov 1994 08:48:00 GMT', 0, 'a date in the past: go now, never a negative wait'],
+    [undefined, undefined, 'no header'],
+    ['', undefined, 'empty'],
+    ['1.5', undefined, 'a fraction'],
+    ['-1', undefined, 'negative'],
+    ['7s', undefined, 'a unit'],
+    ['x7', undefined, 'a prefix'],
+    ['soon', undefined, 'words'],
+    ['2099-01-01', undefined, 'ISO 8601, which Date.parse would guess at'],
+    ['Sun, 06 Nov 1994 08:49:37', undefined, 'IMF-fixdate without GMT'],
+    ['Sun, 06 Nov 1994 08:49:37 GMT junk', undefined, 'trailing text'],
+    ['junk Sun, 06 Nov 1994 08:49:37 GMT', undefined, 'leading text'],
+    ['Sun, 6 Nov 1994 08:49:37 GMT', undefined, 'IMF-fixdate with a one-digit day'],
+    ['Xyz, 06 Nov 1994 08:49:37 GMT', undefined, 'no such day'],
+    ['Sun, 06 Foo 1994 08:49:37 GMT', undefined, 'no such month'],
+    ['Sun, 06 Nov 1994 8:49:37 GMT', undefined, 'a one-digit hour'],
+    ['Funday, 06-Nov-94 08:49:37 GMT', undefined, 'RFC 850 with no such day'],
+    ['Sunday, 06-Nov-1994 08:49:37 GMT', undefined, 'RFC 850 with a four-digit year'],
+    ['Sunday, 06-Nov-94 08:49:37 GMT x', undefined, 'RFC 850 with trailing text'],
+    ['x Sunday, 06-Nov-94 08:49:37 GMT', undefined, 'RFC 850 with leading text'],
+    ['Sun Nov 6 08:49:37 1994', undefined, 'asctime with a single space before a one-digit day'],
+    ['Sun Nov  6 08:49:37 94', undefined, 'asctime with a two-digit year'],
+    ['Sun Nov  6 08:49:37 1994 GMT', undefined, 'asctime with a zone'],
+    ['x Sun Nov  6 08:49:37 1994', undefined, 'asctime with leading text'],
+    ['Sun, 06 Nov 1994 99:49:37 GMT', undefined, 'IMF-fixdate at an hour that does not exist'],
+    ['Sun Nov  6 25:49:37 1994', undefined, 'asctime at an hour that does not exist']
+  ]
+  for (const [value, want, name] of rows) t.equal(retryAfterMs(value, now), want, `${JSON.stringify(value)}: ${name}`)
+  t.ok(Math.abs((retryAfterMs(new Date(Date.now() + 5000).toUTCString()) ?? 0) - 5000) <= 1000, 'now defaults to the clock')
+})
+
+t.test('backoffMs: base x 2^(retry-1), capped; full jitter scales it', async (t) => {
+  const b = { baseMs: 100, maxMs: 350, jitter: 'none' as const }
+  t.same([1, 2, 3, 4].map((n) => backoffMs(b, n)), [100, 200, 350, 350])
+  t.equal(backoffMs({ ...b, jitter: 'full' }, 2, () => 0.5), 100)
+  const draw = backoffMs({ ...b, jitter: 'full' }, 3)
+  t.ok(draw >= 0 && draw < 350 && Number.isInteger(draw), `the default draw is Math.random's (${draw})`)
 })
