@@ -152,6 +152,12 @@ t.test('Retry-After: delay-seconds or one of the three HTTP-date forms, nothing 
   ]
   for (const [value, want, name] of rows) t.equal(retryAfterMs(value, now), want, `${JSON.stringify(value)}: ${name}`)
   t.ok(Math.abs((retryAfterMs(new Date(Date.now() + 5000).toUTCString()) ?? 0) - 5000) <= 1000, 'now defaults to the clock')
+  // An asctime date names no zone and means GMT: the same wait wherever the proxy runs.
+  const tz = process.env.TZ
+  process.env.TZ = 'America/New_York'
+  t.teardown(() => { if (tz === undefined) delete process.env.TZ; else process.env.TZ = tz })
+  t.equal(retryAfterMs('Sun Nov  6 08:49:37 1994', now), 37_000, 'asctime is GMT in any local time zone')
+  t.equal(retryAfterMs('Sun, 06 Nov 1994 08:49:37 GMT', now), 37_000, 'and so is an IMF-fixdate')
 })
 
 t.test('backoffMs: base x 2^(retry-1), capped; full jitter scales it', async (t) => {
