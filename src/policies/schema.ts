@@ -123,8 +123,20 @@ export const staticSchema = z.strictObject({
   body: z.string().default('')
 })
 
-/** `cache`, `alternate`, `defer`, `{ cache: {...} }`, `{ static: {...} }` or `{ defer: {...} }`, normalised to one tagged shape. */
-const fallbackItem = z.union([
+/**
+ * The tagged shape GET /routes shows (`{ kind: static, status: 503 }`) is
+ * accepted as written too, so a step copied from the admin API into a
+ * config file works: it becomes the keyed form before validation.
+ */
+function untag (step: unknown): unknown {
+  if (typeof step !== 'object' || step === null || Array.isArray(step) || !('kind' in step)) return step
+  const { kind, ...rest } = step as Record<string, unknown>
+  if (kind === 'alternate' && Object.keys(rest).length === 0) return 'alternate'
+  return kind === 'cache' || kind === 'static' || kind === 'defer' ? { [kind]: rest } : step
+}
+
+/** `cache`, `alternate`, `defer`, `{ cache: {...} }`, `{ static: {...} }` or `{ defer: {...} }` (or the tagged `{ kind: static, ... }`), normalised to one tagged shape. */
+const fallbackItem = z.preprocess(untag, z.union([
   z.literal('cache').transform(() => ({ kind: 'cache' as const, ...cacheSchema.parse({}) })),
   z.literal('alternate').transform(() => ({ kind: 'alternate' as const })),
   z.literal('defer').transform(() => ({ kind: 'defer' as const, ...deferSchema.parse({}) })),
@@ -143,7 +155,7 @@ const fallbackItem = z.union([
     .transform((v) => v.static !== undefined
       ? { kind: 'static' as const, ...v.static }
       : v.defer !== undefined ? { kind: 'defer' as const, ...v.defer } : { kind: 'cache' as const, ...v.cache! })
-])
+]))
 
 /** Opt-in response validation: see src/policies/validate.ts. */
 export const validateSchema = z.strictObject({

@@ -44,3 +44,16 @@ t.test('a fallback step with two kinds says which and how to write them', async 
   const empty = text.replace(/ {8}- cache: \{\}\n {10}static: \{ status: 200, body: x \}\n/, '        - {}\n')
   t.throws(() => parseConfigText(empty, 'f.yaml', {}), { message: /fallback\[0\]: expected one of cache, static or defer in a fallback step, got an empty object/ })
 })
+
+t.test('a fallback step in the tagged form GET /routes shows is accepted as written', async (t) => {
+  const text = 'routes:\n  - name: a\n    match: { pathPrefix: /a }\n    upstream: { url: "http://a:1", alternates: ["http://b:1"] }\n    resilience:\n      fallback:\n' +
+    '        - { kind: cache, maxEntries: 10 }\n        - { kind: alternate }\n        - { kind: static, status: 200, body: x }\n'
+  const steps = parseConfigText(text, 'f.yaml', {}).routes[0]!.resilience.fallback
+  t.same(steps.map((f) => f.kind), ['cache', 'alternate', 'static'])
+  t.match(steps[0], { kind: 'cache', maxEntries: 10 })
+  t.match(steps[2], { kind: 'static', status: 200, body: 'x' })
+  // What the admin API shows is what the config takes: the round trip is exact.
+  t.same(parseConfigText(text.replace('{ kind: static, status: 200, body: x }', JSON.stringify(steps[2])), 'f.yaml', {}).routes[0]!.resilience.fallback[2], steps[2])
+  // A mistake inside a tagged step is reported at its own path, as in the keyed form.
+  t.throws(() => parseConfigText(text.replace('status: 200', 'status: 99'), 'f.yaml', {}), { message: /fallback\[2\]\.static\.status/ })
+})
