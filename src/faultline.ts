@@ -24,6 +24,7 @@ import { createProbeServer } from './admin/probes.js'
 import { FileWatcher } from './config/watch.js'
 import { redactSecrets } from './admin/redact.js'
 import { PolicyRegistry } from './policies/registry.js'
+import { deferStepOf } from './policies/schema.js'
 import { policyAdmin } from './admin/policies.js'
 import { chaosAdmin } from './admin/chaos.js'
 import { ChaosSwitch } from './faults/switch.js'
@@ -574,7 +575,7 @@ export class Faultline {
 }
 
 function usesDefer (config: Config): boolean {
-  return config.routes.some((r) => r.resilience.fallback.some((f) => f.kind === 'defer'))
+  return config.routes.some((r) => deferStepOf(r.resilience) !== undefined)
 }
 
 function addressOf (app: FastifyInstance | undefined): string {

@@ -7,7 +7,7 @@
 import { z } from 'zod'
 import { duration, parseUrl } from './units.js'
 import { alertsSchema } from '../alerts/schema.js'
-import { checkRouteResilience, resilienceSchema, validateSchema } from '../policies/schema.js'
+import { checkRouteResilience, deferStepOf, resilienceSchema, validateSchema } from '../policies/schema.js'
 import { chaosSchema } from '../faults/schema.js'
 import { controllerSchema, intentSchema } from '../intent/schema.js'
 import { HTTP_METHODS } from './http-methods.js'
@@ -225,7 +225,7 @@ export const configSchema = z
     if (config.listen.port !== 0 && config.listen.port === config.admin.port) {
       ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: `expected a port different from listen.port (${config.listen.port})` })
     }
-    const defers = config.routes.findIndex((r) => r.resilience.fallback.some((f) => f.kind === 'defer'))
+    const defers = config.routes.findIndex((r) => deferStepOf(r.resilience) !== undefined)
     if (defers !== -1 && config.deferral.store === 'journal' && config.deferral.dir === undefined) {
       ctx.addIssue({ code: 'custom', path: ['deferral', 'dir'], message: `expected a directory for the deferral journal: routes[${defers}] defers writes, and they must outlive a restart (or set deferral.store: redis)` })
     }

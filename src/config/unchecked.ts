@@ -6,6 +6,7 @@
  * them over in silence.
  */
 import type { Config } from './schema.js'
+import { deferStepOf } from '../policies/schema.js'
 
 export function uncheckedConditions (config: Config): string[] {
   const lines: string[] = []
@@ -18,7 +19,7 @@ export function uncheckedConditions (config: Config): string[] {
   if (config.controller.source === 'prometheus' && config.controller.prometheus !== undefined) {
     lines.push(`Prometheus reachable and answering: controller.prometheus.url ${config.controller.prometheus.url}`)
   }
-  const defers = config.routes.some((r) => r.resilience.fallback.some((f) => f.kind === 'defer'))
+  const defers = config.routes.some((r) => deferStepOf(r.resilience) !== undefined)
   if (defers && config.deferral.store === 'journal' && config.deferral.dir !== undefined) {
     lines.push(`writable and not locked by another process: deferral.dir ${config.deferral.dir}`)
   }

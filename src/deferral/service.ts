@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino'
 import type { Metrics } from '../metrics/metrics.js'
-import type { DeferStepConfig } from '../policies/schema.js'
+import { deferStepOf, type DeferStepConfig } from '../policies/schema.js'
 import type { DeferralStoreConfig } from './schema.js'
 import type { DeferralStore } from './store.js'
 import type { DeferContext } from './defer-step.js'
@@ -27,7 +27,7 @@ export interface DeferralsDeps {
 }
 
 export function deferConfigOf (route: Pick<DeliveryRoute, 'config'>): DeferStepConfig | undefined {
-  return route.config.resilience.fallback.find((f): f is DeferStepConfig => f.kind === 'defer')
+  return deferStepOf(route.config.resilience)
 }
 
 export class Deferrals implements DeferContext {

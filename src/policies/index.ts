@@ -21,7 +21,7 @@ import { fallbackPolicy, type Alternate } from './fallback.js'
 import { LastKnownGood } from './cache.js'
 import { MemoryCacheStore } from './memory-cache-store.js'
 import { optionsKey, type Lease, type PolicyRegistry } from './registry.js'
-import type { BreakerConfig, CacheConfig, DeferStepConfig, ResilienceConfig } from './schema.js'
+import { deferStepOf, type BreakerConfig, type CacheConfig, type ResilienceConfig } from './schema.js'
 import { deferStep, type DeferContext } from '../deferral/defer-step.js'
 import type { PolicyEvents } from './events.js'
 import { createLogger, type Logger } from '../log.js'
@@ -129,7 +129,7 @@ export function buildPolicies (route: PolicyRoute, deps: PolicyDeps): Policy[] {
       if (deps.faultStage !== undefined) stages.push(deps.faultStage)
       return { label, call: composePipeline(inPipelineOrder(stages), upstreamAttempt(pool, deps.attemptOptions, deps.routeMetrics)) }
     })
-    const deferConfig = r.fallback.find((f): f is DeferStepConfig => f.kind === 'defer')
+    const deferConfig = deferStepOf(r)
     policies.push(fallbackPolicy({
       steps: r.fallback,
       defer: deferConfig !== undefined && deps.deferrals !== undefined ? deferStep(route.name, deferConfig, deps.deferrals) : undefined,

@@ -212,3 +212,8 @@ export function checkRouteResilience (route: { upstream: { alternates: string[] 
     ctx.addIssue({ code: 'custom', path: ['resilience', 'fallback', i], message: 'expected upstream.alternates to list at least one URL for the alternate fallback' })
   }
 }
+
+/** A route's `defer` fallback step, if it has one (the one place that asks "does this route defer"). */
+export function deferStepOf (resilience: { readonly fallback: readonly FallbackConfig[] }): DeferStepConfig | undefined {
+  return resilience.fallback.find((f): f is DeferStepConfig => f.kind === 'defer')
+}
