@@ -10,10 +10,11 @@ export function alertingEvents (inner: PolicyEvents, notifier: AlertNotifier, ro
   return {
     retry: (errorClass) => { inner.retry(errorClass) },
     retryBudgetExhausted: () => { inner.retryBudgetExhausted() },
-    breakerTransition: (from, to) => {
-      inner.breakerTransition(from, to)
-      // Not forced_open: that is an operator's own action, already audited.
-      if (to === 'open' && from !== 'open') notifier.emit({ type: 'breaker_opened', route, upstream, details: { from, to } })
+    breakerTransition: (from, to, by) => {
+      inner.breakerTransition(from, to, by)
+      // Not forced_open: that is an operator's own action, already audited. Not an opening taken from the
+      // fleet either: the replica whose counts opened it alerts, once for the fleet, not once per replica.
+      if (to === 'open' && from !== 'open' && by === undefined) notifier.emit({ type: 'breaker_opened', route, upstream, details: { from, to } })
     },
     authGuardTripped: () => {
       inner.authGuardTripped()

@@ -269,7 +269,7 @@ function breakerLogger (log: BreakerLog | undefined, acting: () => boolean, inje
 
 export function breakerPolicy (breaker: CircuitBreaker, config: BreakerConfig, events: PolicyEvents, release: () => void, shadow?: CircuitBreaker, log?: BreakerLog): BreakerPolicy {
   const rule = new FailureRule(config.on)
-  const unsubscribe = breaker.onTransition((from, to) => { events.breakerTransition(from, to) })
+  const unsubscribe = breaker.onTransition((from, to, change) => { events.breakerTransition(from, to, change?.by) })
   events.breakerTransition(breaker.state.name, breaker.state.name)
   /** True while this policy calls into a breaker (synchronously): a transition then is this route's to log. */
   let acting = false

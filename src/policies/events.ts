@@ -15,7 +15,8 @@ export interface PolicyEvents {
   retry: (errorClass: ErrorClass) => void
   /** A retry was wanted but the route's retry budget had none left. */
   retryBudgetExhausted: () => void
-  breakerTransition: (from: BreakerStateName, to: BreakerStateName) => void
+  /** `by`: the replica whose breaker decided it, for a transition taken from the fleet (breaker.fleet). */
+  breakerTransition: (from: BreakerStateName, to: BreakerStateName, by?: string) => void
   /** The auth guard started holding requests back. */
   authGuardTripped: () => void
   bulkheadChanged: (inFlight: number, queued: number) => void

@@ -58,7 +58,7 @@ export interface RouteDeps {
  */
 function quietWhenRetired (events: PolicyEvents, retired: () => boolean): PolicyEvents {
   const quiet = Object.create(events) as PolicyEvents
-  quiet.breakerTransition = (from, to) => { if (!retired()) events.breakerTransition(from, to) }
+  quiet.breakerTransition = (from, to, by) => { if (!retired()) events.breakerTransition(from, to, by) }
   quiet.authGuardTripped = () => { if (!retired()) events.authGuardTripped() }
   return quiet
 }

@@ -40,8 +40,16 @@ t.test('a breaker shared with the fleet', { skip }, async (t) => {
     res.end('ok')
   })
   const breaker = { consecutiveFailures: 3, openMs: 1000, fleet: true }
+  // Webhook alerts from all three replicas to one receiver.
+  const alerts: Array<{ type: string, route: string }> = []
+  const hook = await startUpstream(t, (req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => { alerts.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as { type: string, route: string }); res.end('ok') })
+  })
   const config = (id: string): Parameters<typeof startProxy>[1] => ({
     log: { level: 'info' },
+    alerts: { webhooks: [{ url: `${hook.url}/hook`, types: ['breaker_opened'] }] },
     fleet: { redis: { url: redis.url, maxReconnectDelayMs: 200 }, instanceId: id, pollMs: 100 },
     routes: [
       route('svc', '/svc', upstream.url, { resilience: { breaker } }),
@@ -74,6 +82,9 @@ t.test('a breaker shared with the fleet', { skip }, async (t) => {
     t.match(res.body, /short_circuited/, 'the others short-circuit')
   }
   t.equal(upstream.hits(), before, 'without asking the upstream')
+  await sleep(500)
+  const opened = alerts.filter((a) => a.type === 'breaker_opened').map((a) => a.route).sort()
+  t.same(opened, ['canary', 'svc'], 'breaker_opened is sent once per route by the replica whose counts opened it, not by each that followed')
   t.ok(r1.logs.lines.some((l) => String(l.msg).includes('opened for') && String(l.msg).includes('by the fleet (replica r0)')), 'r1 logs who opened it')
 
   // The open period ends: one trial for the fleet, whichever replicas get requests.
