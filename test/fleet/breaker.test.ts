@@ -4,6 +4,8 @@
 // own breaker, on the replica that saw them); Redis killed: requests keep flowing, each replica's breaker
 // works alone and faultline_fleet_shared says so. (Instances in one test process, as levels.test.ts.)
 import t from 'tap'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { fetchText, needTool, route, scrape, startProxy, startUpstream, sumOf, type StartedProxy } from '../helpers.js'
 import { startRedis } from '../redis-server.js'
@@ -125,4 +127,34 @@ t.test('a breaker shared with the fleet', { skip }, async (t) => {
   failing = false
   await redis.start()
   t.ok(await until(async () => (await Promise.all(fleet.map(shared))).every((v) => v === 1), 5000), 'Redis back: shared again')
+})
+
+t.test('a fleet breaker across reloads: kept with the same fleet, linked anew when fleet.redis changes', { skip }, async (t) => {
+  const redis = await startRedis(t, redisServer as string)
+  const upstream = await startUpstream(t, (_req, res) => { res.writeHead(503, { 'content-length': '4' }); res.end('down') })
+  const config = (keyPrefix: string): Record<string, unknown> => ({
+    log: { level: 'silent' },
+    fleet: { redis: { url: redis.url, keyPrefix, maxReconnectDelayMs: 200 }, instanceId: 'solo', pollMs: 100 },
+    routes: [route('svc', '/svc', upstream.url, { resilience: { breaker: { consecutiveFailures: 2, openMs: 60_000, fleet: true } } })]
+  })
+  const file = join(t.testdir({}), 'config.json')
+  await writeFile(file, JSON.stringify({ ...config('a:'), listen: { host: '127.0.0.1', port: 0 } }))
+  const proxy = await startProxy(t, config('a:'), { configFile: file })
+  t.ok(await until(async () => (await breakerOf(proxy, 'svc')).fleet?.scope === 'fleet', 3000), 'shared')
+  for (let i = 0; i < 2; i++) await fetchText(`${proxy.url}/svc/x`)
+  t.equal((await breakerOf(proxy, 'svc')).state, 'open')
+  const check = new Redis(redis.url)
+  t.teardown(() => { check.disconnect() })
+  t.ok(await until(async () => (await check.keys('a:breaker:*')).length > 0, 2000), 'the opening is in Redis')
+
+  await proxy.faultline.reload()
+  t.equal((await breakerOf(proxy, 'svc')).state, 'open', 'a reload with the same config keeps the breaker, open')
+  t.equal(sumOf(await scrape(proxy), 'faultline_fleet_shared', { route: 'svc', feature: 'breaker' }), 1, 'one series, shared')
+
+  await writeFile(file, JSON.stringify({ ...config('b:'), listen: { host: '127.0.0.1', port: 0 } }))
+  await proxy.faultline.reload()
+  t.ok(await until(async () => (await breakerOf(proxy, 'svc')).fleet?.scope === 'fleet', 3000), 'new connections: linked again')
+  t.equal((await breakerOf(proxy, 'svc')).state, 'closed', 'a breaker of the new fleet, which never opened')
+  for (let i = 0; i < 2; i++) await fetchText(`${proxy.url}/svc/x`)
+  t.ok(await until(async () => (await check.keys('b:breaker:*')).length > 0, 2000), 'its opening goes to the new prefix')
 })
