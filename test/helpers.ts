@@ -41,6 +41,24 @@ export async function startUpstream (t: Teardown, handler: (req: IncomingMessage
   return { server, url: `http://127.0.0.1:${port}`, port, hits: () => hits, close }
 }
 
+/**
+ * `promise`'s value, or `fallback` once `ms` passed, whichever comes first.
+ * The timer is cleared when the promise wins: a `Promise.race` against a
+ * bare sleep leaves its timer pending, and tap ends a test file only once
+ * nothing is pending, so each such race kept its process alive for the rest
+ * of its timeout after the last test (5 s per file for a Redis or
+ * Prometheus teardown; docs/TESTING.md, "CI time").
+ */
+export async function within<T, F = undefined> (promise: Promise<T>, ms: number, fallback?: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<F>((resolve) => { timer = setTimeout(() => { resolve(fallback as F) }, ms) })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** A port nothing listens on (bound, then released). */
 export async function closedPort (): Promise<number> {
   const server = createServer()

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { closedPort, type Teardown } from './helpers.js'
+import { closedPort, within, type Teardown } from './helpers.js'
 
 export interface RedisServer {
   url: string
@@ -67,7 +67,7 @@ export async function startRedis (t: Teardown, binary: string, options: { readyT
     const proc = child
     if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return
     proc.kill('SIGKILL')
-    await Promise.race([exited, sleep(5000)])
+    await within(exited, 5000)
   }
 
   t.teardown(async () => {

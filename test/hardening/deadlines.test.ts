@@ -6,7 +6,7 @@
  */
 import { connect, type Socket } from 'node:net'
 import t from 'tap'
-import { fetchText, route, scrape, startProxy, startUpstream, sumOf } from '../helpers.js'
+import { fetchText, route, scrape, startProxy, startUpstream, sumOf, within } from '../helpers.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -56,7 +56,7 @@ t.test('a client that never reads is cut after bodyIdleTimeoutMs and its upstrea
   t.equal(sumOf(m, 'faultline_upstream_errors_total', { route: 'big' }), 0, 'not an upstream error')
   // A paused socket sees its end only once it reads: what it gets is a cut response, then the close.
   reader.socket.resume()
-  await Promise.race([reader.closed, sleep(3_000)])
+  await within(reader.closed, 3_000)
   t.ok(reader.socket.destroyed, 'the non-reading client was cut')
 })
 

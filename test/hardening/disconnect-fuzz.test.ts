@@ -8,7 +8,7 @@
 import { connect } from 'node:net'
 import fc from 'fast-check'
 import t from 'tap'
-import { fetchText, route, startProxy, startUpstream } from '../helpers.js'
+import { fetchText, route, startProxy, startUpstream, within } from '../helpers.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -47,7 +47,7 @@ async function play (port: number, v: Visit): Promise<void> {
   }
   if (v.leave !== 'mid-body' && v.chunked) socket.write('0\r\n\r\n')
   if (v.leave === 'mid-response') {
-    await Promise.race([new Promise((resolve) => socket.once('data', resolve)), sleep(300)])
+    await within(new Promise((resolve) => socket.once('data', resolve)), 300)
   } else {
     await sleep(v.pauseMs)
   }

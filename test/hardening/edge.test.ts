@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { connect, type Socket } from 'node:net'
-import { fetchText, rawExchange, route, scrape, startProxy, startUpstream, sumOf, type Teardown } from '../helpers.js'
+import { fetchText, rawExchange, route, scrape, startProxy, startUpstream, sumOf, within, type Teardown } from '../helpers.js'
 
 /** An upstream that counts requests that arrived and requests whose body arrived whole. */
 async function countingUpstream (t: Teardown): Promise<{ url: string, hits: () => number, complete: () => number }> {
@@ -185,7 +185,7 @@ t.test('listen.maxConnections caps concurrent client connections', async (t) => 
   await sleep(100)
   const extra = openSocket(port)
   extra.socket.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n')
-  const extraMs = await Promise.race([extra.closed, sleep(2_000).then(() => -1)])
+  const extraMs = await within(extra.closed, 2_000, -1)
   t.not(extraMs, -1, 'the fourth connection is closed')
   t.equal(extra.received(), '', 'without being served')
   held[0]!.socket.destroy()

@@ -7,7 +7,7 @@
  */
 import { connect, type Socket } from 'node:net'
 import t from 'tap'
-import { fetchText, route, scrape, startProxy, startUpstream, sumOf, type Teardown } from '../helpers.js'
+import { fetchText, route, scrape, startProxy, startUpstream, sumOf, within, type Teardown } from '../helpers.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -96,7 +96,7 @@ for (const stage of STAGES) {
     await sleep(50)
     const t0 = performance.now()
     sendChunk(big.socket, 2_000)
-    await Promise.race([big.closed, sleep(5_000)])
+    await within(big.closed, 5_000)
     t.match(big.received(), /^HTTP\/1\.1 413 /, 'an oversized chunked body gets 413')
     t.ok(performance.now() - t0 < 2_000, 'answered while still waiting, not after the wait')
     big.socket.destroy()
@@ -137,7 +137,7 @@ t.test('chunked bodies over the limit, mid-upload to a reading upstream: 413, an
     sendChunk(post.socket, 600)
     await sleep(30)
     sendChunk(post.socket, 600)
-    await Promise.race([post.closed, sleep(3_000)])
+    await within(post.closed, 3_000)
     t.match(post.received(), /^HTTP\/1\.1 413 /, `upload ${i + 1}: 413`)
     post.socket.destroy()
   }

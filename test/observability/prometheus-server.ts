@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { closedPort, type Teardown } from '../helpers.js'
+import { closedPort, within, type Teardown } from '../helpers.js'
 
 export interface PrometheusServer {
   url: string
@@ -68,8 +68,8 @@ export async function startPrometheus (t: Teardown, binary: string, options: { t
   t.teardown(async () => {
     if (running()) {
       child.kill('SIGTERM')
-      const killed = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])
-      if (!killed) { child.kill('SIGKILL'); await Promise.race([exited, sleep(2000)]) }
+      const killed = await within(exited.then(() => true), 5000, false)
+      if (!killed) { child.kill('SIGKILL'); await within(exited, 2000) }
     }
     await rm(dir, { recursive: true, force: true })
   })
