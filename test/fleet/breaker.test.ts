@@ -132,7 +132,7 @@ t.test('a breaker shared with the fleet', { skip }, async (t) => {
 t.test('a fleet breaker across reloads: kept with the same fleet, linked anew when fleet.redis changes', { skip }, async (t) => {
   const redis = await startRedis(t, redisServer as string)
   const upstream = await startUpstream(t, (_req, res) => { res.writeHead(503, { 'content-length': '4' }); res.end('down') })
-  const config = (keyPrefix: string): Record<string, unknown> => ({
+  const config = (keyPrefix: string): Parameters<typeof startProxy>[1] => ({
     log: { level: 'silent' },
     fleet: { redis: { url: redis.url, keyPrefix, maxReconnectDelayMs: 200 }, instanceId: 'solo', pollMs: 100 },
     routes: [route('svc', '/svc', upstream.url, { resilience: { breaker: { consecutiveFailures: 2, openMs: 60_000, fleet: true } } })]
