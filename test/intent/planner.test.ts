@@ -1,12 +1,7 @@
 import t from 'tap'
-import { execFile } from 'node:child_process'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { faultSchema } from '../../src/faults/registry.js'
 import { controllerSettings, planFor, uniformPlan } from '../../src/intent/planner.js'
 import { intentSchema, PROTECTS } from '../../src/intent/schema.js'
-
-const run = promisify(execFile)
 
 const EXPECTED_KINDS: Record<string, string[]> = {
   latency: ['latency', 'slowHeaders', 'timeout', 'throttle'],
@@ -57,17 +52,4 @@ t.test('uniform plan: every kind once, equal weights, fixed severity', async (t)
   t.ok(kinds.length >= 10, `${kinds.length} kinds`)
   t.ok(plan.entries.every((e) => Math.abs(e.weight - 1 / kinds.length) < 1e-12))
   t.same(plan.entries[0]!.build(0), plan.entries[0]!.build(1), 'severity does not move with the level')
-})
-
-t.test('faultline plan prints the table, or JSON', async (t) => {
-  const cli = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'cli.ts')]
-  const file = join(import.meta.dirname, '..', '..', 'config', 'demo.yaml')
-  const text = await run(process.execPath, [...cli, 'plan', file])
-  t.match(text.stdout, /route catalog-protected: critical, protects availability; SLO p99 <= 250 ms/)
-  t.match(text.stdout, /fault probability 0\.\.12\.00%/)
-  t.match(text.stdout, /abort-503/)
-  const json = JSON.parse((await run(process.execPath, [...cli, 'plan', file, '--json'])).stdout) as Array<{ route: string, mix: unknown[], intensity: { maxProbability: number } }>
-  t.same(json.map((r) => r.route), ['catalog-protected', 'catalog-fragile'])
-  t.equal(json[0]!.intensity.maxProbability, 0.12)
-  t.equal(json[0]!.mix.length, 5)
 })

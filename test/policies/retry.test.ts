@@ -210,3 +210,31 @@ t.test('retry budget unit: ratio plus floor over the window, freed as the window
   fresh.tryRetry()
   t.same(fresh.snapshot(), { requests: 4, retries: 3, available: 0 })
 })
+
+t.test('a first-try success is ok, not retried_ok; attempts used up are not the budget', async (t) => {
+  const fine = await scriptedUpstream(t, [200])
+  const failing = await scriptedUpstream(t, [503])
+  const proxy = await startProxy(t, { routes: [route('fine', '/fine', fine.url, fastRetry()), route('failing', '/failing', failing.url, fastRetry())] })
+  const first = await fetchText(`${proxy.url}/fine`)
+  t.equal(first.status, 200)
+  t.equal(first.headers['x-faultline-outcome'], 'ok')
+  t.equal(first.headers['x-faultline-attempts'], '1')
+  const spent = await fetchText(`${proxy.url}/failing`)
+  t.equal(spent.status, 503)
+  t.equal(spent.headers['x-faultline-attempts'], '3')
+  const m = await scrape(proxy)
+  t.equal(sumOf(m, 'faultline_requests_total', { route: 'fine', outcome: 'ok' }), 1)
+  t.equal(sumOf(m, 'faultline_retry_budget_exhausted_total', {}), 0, 'the budget refused nothing')
+})
+
+t.test('a pause that would end past the deadline is not taken: the last answer goes out at once', async (t) => {
+  const upstream = await scriptedUpstream(t, [{ status: 503, headers: { 'retry-after': '2' } }])
+  const proxy = await startProxy(t, {
+    routes: [route('r', '/r', upstream.url, { resilience: { timeoutMs: 1000, retry: { attempts: 3, maxRetryAfterMs: 5000, backoff: { baseMs: 1, maxMs: 5 } } } })]
+  })
+  const res = await fetchText(`${proxy.url}/r`)
+  t.equal(res.status, 503, 'the upstream\'s answer, not a 504 after waiting the 2 s it asked for')
+  t.equal(res.headers['retry-after'], '2')
+  t.equal(upstream.hits(), 1)
+  t.equal(sumOf(await scrape(proxy), 'faultline_retry_budget_exhausted_total', { route: 'r' }), 0, 'no time left is not the budget')
+})
