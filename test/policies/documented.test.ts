@@ -106,3 +106,20 @@ t.test('retry: a connect failure is retried for any method, a POST with a body i
   t.equal(post.status, 502)
   t.equal(post.headers['x-faultline-attempts'], '3', 'a POST with a body')
 })
+
+t.test('retries: one the breaker refused is not counted, even when an alternate answers after it', async (t) => {
+  const primary = await scriptedUpstream(t, [503])
+  const alternate = await scriptedUpstream(t, [{ status: 200, body: 'from-alternate' }])
+  const proxy = await startProxy(t, {
+    routes: [route('r', '/r', primary.url, {
+      upstream: { url: primary.url, alternates: [alternate.url] },
+      resilience: { retry: { attempts: 2, backoff: { baseMs: 1, maxMs: 2 } }, breaker: { consecutiveFailures: 1, openMs: 60_000 }, fallback: ['alternate'] }
+    })]
+  })
+  const res = await fetchText(`${proxy.url}/r`)
+  t.equal(res.status, 200)
+  t.equal(res.headers['x-faultline-fallback'], 'alternate')
+  t.equal(primary.hits(), 1, 'the 503 opened the breaker, which refused the retry')
+  t.equal(alternate.hits(), 1)
+  t.equal(sumOf(await scrape(proxy), 'faultline_retries_total', { route: 'r' }), 0, 'no retry was sent, none is counted')
+})
