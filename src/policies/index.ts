@@ -46,6 +46,8 @@ export interface PolicyDeps {
   watch?: (route: string, upstream: string, events: PolicyEvents) => PolicyEvents
   /** The route's fault stage: alternates go through it too, as the primary does (containment). */
   faultStage?: Policy
+  /** The route's response validation, when it has `validate`: an alternate's answer must pass it too. */
+  validate?: Policy
   /** The process's deferral store and deliverers, for a `defer` step (src/deferral). */
   deferrals?: DeferContext
   /** Where breakers log opening and closing (none in unit tests). */
@@ -109,7 +111,7 @@ export function buildPolicies (route: PolicyRoute, deps: PolicyDeps): Policy[] {
       : undefined
     if (cacheSharing !== undefined) deps.metrics.fleetSharing.add(cacheSharing)
     // An alternate gets the primary's rules: its own breaker (per alternate origin, plus this route's own for
-    // injected failures) and the route's fault stage inside the attempt timeout.
+    // injected failures), the route's validation and its fault stage inside the attempt timeout.
     const leases: Array<{ release: () => void }> = []
     const alternates: Alternate[] = deps.alternates.map(({ label, pool, origin: altOrigin }) => {
       const stages: Policy[] = []
@@ -126,6 +128,8 @@ export function buildPolicies (route: PolicyRoute, deps: PolicyDeps): Policy[] {
         stages.push(policy)
       }
       stages.push(perAttempt)
+      // The route's response contract holds whichever upstream answers: an invalid alternate answer fails like the primary's.
+      if (deps.validate !== undefined) stages.push(deps.validate)
       if (deps.faultStage !== undefined) stages.push(deps.faultStage)
       return { label, call: composePipeline(inPipelineOrder(stages), upstreamAttempt(pool, deps.attemptOptions, deps.routeMetrics)) }
     })

@@ -146,6 +146,7 @@ export class RouteRuntime implements RouteView {
       attemptOptions,
       watch: (name, upstream, events) => quietWhenRetired(deps.watchPolicies?.(name, upstream, events) ?? events, () => this.retired),
       faultStage: this.faultStage.policy,
+      validate,
       deferrals: deps.deferrals,
       logger: deps.logger,
       fleet: deps.fleet

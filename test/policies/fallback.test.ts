@@ -210,3 +210,26 @@ t.test('cache refreshMs: a variant stored within refreshMs is not stored again; 
     t.equal(sumOf(await scrape(proxy), 'faultline_cache_stores_total', { route: 'c' }), stores)
   }
 })
+
+t.test('alternate: its answer is validated like the primary\'s; an invalid one falls through to the next step', async (t) => {
+  const primary = await startUpstream(t, (_req, res) => { res.statusCode = 503; res.end('down') })
+  const alt = await startUpstream(t, (req, res) => {
+    res.setHeader('content-type', 'application/json')
+    res.end(req.url === '/v/good' ? '{"id":1}' : '{"id":"not a number"}')
+  })
+  const proxy = await startProxy(t, {
+    routes: [route('v', '/v', primary.url, {
+      upstream: { url: primary.url, alternates: [alt.url] },
+      validate: { schema: { type: 'object', required: ['id'], properties: { id: { type: 'number' } } } },
+      resilience: { fallback: ['alternate', { static: { status: 200, body: 'static' } }] }
+    })]
+  })
+  const good = await fetchText(`${proxy.url}/v/good`)
+  t.equal(good.body, '{"id":1}', 'a valid alternate answer is served')
+  t.equal(good.headers['x-faultline-fallback'], 'alternate')
+  const bad = await fetchText(`${proxy.url}/v/bad`)
+  t.equal(bad.body, 'static', 'an alternate answer that fails validation never reaches the caller: the next step answers')
+  t.equal(bad.headers['x-faultline-fallback'], 'static')
+  const m = await scrape(proxy)
+  t.equal(sumOf(m, 'faultline_upstream_errors_total', { route: 'v', error_class: 'invalid_response' }), 1, 'counted as the alternate attempt\'s failure')
+})
