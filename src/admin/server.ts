@@ -7,6 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import FindMyWay, { type HTTPMethod } from 'find-my-way'
 import type { Logger } from 'pino'
 import type { Metrics } from '../metrics/metrics.js'
 import { ConfigError } from '../config/errors.js'
@@ -110,6 +111,8 @@ function privateRead (url: string): boolean {
   return PRIVATE_READS.some((prefix) => url === prefix || url.startsWith(prefix + '/') || url.startsWith(prefix + '?'))
 }
 
+function noop (): void {}
+
 function digest (value: string): Buffer {
   return createHash('sha256').update(value).digest()
 }
@@ -147,6 +150,7 @@ export const ADMIN_ERRORS = {
   no_intent: 404,
   no_report: 404,
   no_deferral: 404,
+  method_not_allowed: 405,
   deferral_not_configured: 409,
   duplicate_fault: 409,
   experiment_running: 409,
@@ -180,11 +184,35 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
 
   // Every GET path, as registered (tests scan each one for a planted secret).
   const readPaths: string[] = []
+  // The same paths in fastify's own router library, to tell "no such path" (404) from "not with
+  // this method" (405 with Allow): fastify answers both 404.
+  const known = FindMyWay()
+  const registered = new Set<string>()
+  const routedMethods = new Set<string>()
   app.addHook('onRoute', (r) => {
     const methods = Array.isArray(r.method) ? r.method : [r.method]
     if (methods.includes('GET')) readPaths.push(r.url)
+    for (const method of methods) {
+      if (registered.has(`${method} ${r.url}`)) continue
+      registered.add(`${method} ${r.url}`)
+      routedMethods.add(method)
+      known.on(method as HTTPMethod, r.url, noop)
+    }
   })
   app.decorate('readPaths', readPaths)
+  /** The methods some endpoint answers on this path, sorted; empty when no endpoint has the path. */
+  const allowedOn = (path: string): string[] =>
+    [...routedMethods].filter((method) => known.find(method as HTTPMethod, path) !== null).sort()
+
+  // Every answer counted, refusals too (by the pattern, never the raw path, so the label set stays bounded).
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.adminRequests.labels(request.is404 ? 'unmatched' : request.routeOptions.url ?? 'unmatched', request.method, String(reply.statusCode)).inc()
+  })
+  // A request Node's parser refused never reaches fastify's hooks (fastify answers 400/408/431 and closes).
+  app.server.on('clientError', (err: NodeJS.ErrnoException & { statusCode?: number }) => {
+    const code = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+    metrics.adminRequests.labels('malformed', 'unknown', String(code)).inc()
+  })
 
   const throttle = new AuthThrottle(options.authFailures?.max ?? 10, options.authFailures?.windowMs ?? 60_000)
 
@@ -223,6 +251,16 @@ export function createAdminServer (options: AdminServerOptions): FastifyInstance
       return adminError(reply.header('www-authenticate', 'Bearer realm="faultline-admin"'), 'unauthorized', 'a valid "Authorization: Bearer <token>" header is required')
     }
     throttle.succeed(remote)
+  })
+
+  // A path no endpoint has, or a method its endpoints do not take: answered here, before fastify
+  // reads a body (a QUERY without Content-Type got fastify's 400 even on a path that does not exist).
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.is404) return
+    const path = request.url.split('?')[0] ?? '/'
+    const allowed = allowedOn(path)
+    if (allowed.length === 0) return adminError(reply, 'not_found', `no admin endpoint ${request.method} ${path}`)
+    return adminError(reply.header('allow', allowed.join(', ')), 'method_not_allowed', `${path} answers ${allowed.join(', ')}, not ${request.method}`, { allowed })
   })
 
   // Every admin answer that shows config goes through the one redaction (a fault matching on

@@ -228,6 +228,13 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly adminRequests = new Counter({
+    name: 'faultline_admin_requests_total',
+    help: 'Requests to the admin port, by endpoint (the path pattern as registered, "unmatched" for a path no endpoint has, "malformed" for one the HTTP parser refused), method and status code: refusals (401, 403, 404, 405, 429) are counted like answers.',
+    labelNames: ['endpoint', 'method', 'code'] as const,
+    registers: [this.registry]
+  })
+
   readonly configReloads = new Counter({
     name: 'faultline_config_reloads_total',
     help: 'Config reload attempts, by result.',
