@@ -19,9 +19,9 @@
  * from Redis failing (undefined), so a caller can fall back to local state.
  */
 import { createHash } from 'node:crypto'
-import { Writable } from 'node:stream'
+import type { Writable } from 'node:stream'
 import type { CacheKey, CacheStore, CacheValue, CachedResponse } from '../policies/cache-store.js'
-import { primaryKey, variantKey, varyValue } from '../policies/cache-store.js'
+import { entryWriter, primaryKey, variantKey, varyValue } from '../policies/cache-store.js'
 import type { FleetRedis } from './redis.js'
 
 export interface RedisCacheLimits {
@@ -171,47 +171,33 @@ export class RedisCacheStore implements CacheStore {
   }
 
   createWriteStream (key: CacheKey, value: CacheValue): Writable | undefined {
-    const limit = this.limits.maxEntryBytes
-    const chunks: Buffer[] = []
-    let size = 0
-    return new Writable({
-      write: (chunk: Buffer, _enc, cb) => {
-        size += chunk.length
-        if (size > limit) {
-          cb(new Error(`cache entry larger than maxEntryBytes (${limit})`))
-          return
-        }
-        chunks.push(chunk)
-        cb()
-      },
-      final: (cb) => {
-        const bytes = sizeOf(value, size)
-        const ttl = Math.max(1, Math.round(value.deleteAt - Date.now()))
-        if (bytes > this.limits.maxBytes) {
-          cb(new Error(`cache entry larger than maxBytes (${this.limits.maxBytes})`))
-          return
-        }
-        const primary = primaryKey(key)
-        const path = digest(primary)
-        const names = value.vary === undefined ? [] : Object.keys(value.vary)
-        const variant = digest(variantKey(primary, names, key.headers))
-        const meta = Buffer.from(JSON.stringify({ ...value, vary: hashedVary(value.vary) }))
-        const head = Buffer.alloc(4)
-        head.writeUInt32BE(meta.length)
-        const blob = Buffer.concat([head, meta, ...chunks])
-        void this.redis.attempt(async (r) => await r.eval(PUT, 7, this.k('lru'), this.k('size'), this.k('bytes'), this.k('clock'),
-          this.k(`e:${variant}`), this.k(`names:${path}`), this.k(`variants:${path}`),
-          variant, blob, String(ttl), JSON.stringify(names), String(this.limits.maxEntries), String(this.limits.maxBytes), String(bytes),
-          this.k('e:'), path, this.k('variants:'), String(INDEX_TTL_MS)) as [number, number], CONNECTION)
-          .then((stats) => {
-            if (stats === undefined) {
-              cb(new Error('the fleet Redis did not take the cache entry'))
-              return
-            }
-            this.last = { entries: Number(stats[0]), bytes: Number(stats[1]) }
-            cb()
-          })
+    return entryWriter(this.limits.maxEntryBytes, (chunks, size, cb) => {
+      const bytes = sizeOf(value, size)
+      const ttl = Math.max(1, Math.round(value.deleteAt - Date.now()))
+      if (bytes > this.limits.maxBytes) {
+        cb(new Error(`cache entry larger than maxBytes (${this.limits.maxBytes})`))
+        return
       }
+      const primary = primaryKey(key)
+      const path = digest(primary)
+      const names = value.vary === undefined ? [] : Object.keys(value.vary)
+      const variant = digest(variantKey(primary, names, key.headers))
+      const meta = Buffer.from(JSON.stringify({ ...value, vary: hashedVary(value.vary) }))
+      const head = Buffer.alloc(4)
+      head.writeUInt32BE(meta.length)
+      const blob = Buffer.concat([head, meta, ...chunks])
+      void this.redis.attempt(async (r) => await r.eval(PUT, 7, this.k('lru'), this.k('size'), this.k('bytes'), this.k('clock'),
+        this.k(`e:${variant}`), this.k(`names:${path}`), this.k(`variants:${path}`),
+        variant, blob, String(ttl), JSON.stringify(names), String(this.limits.maxEntries), String(this.limits.maxBytes), String(bytes),
+        this.k('e:'), path, this.k('variants:'), String(INDEX_TTL_MS)) as [number, number], CONNECTION)
+        .then((stats) => {
+          if (stats === undefined) {
+            cb(new Error('the fleet Redis did not take the cache entry'))
+            return
+          }
+          this.last = { entries: Number(stats[0]), bytes: Number(stats[1]) }
+          cb()
+        })
     })
   }
 

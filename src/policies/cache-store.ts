@@ -5,7 +5,7 @@
  * (JSON-serialisable apart from the body) for that reason. Every store
  * must pass test/policies/cache-store-contract.ts.
  */
-import type { Writable } from 'node:stream'
+import { Writable } from 'node:stream'
 import type { CachePolicyObject } from 'http-cache-semantics'
 
 /** What a lookup is keyed by. `headers` are the request's, for Vary matching. */
@@ -71,4 +71,26 @@ export function varyMatches (vary: CacheValue['vary'], headers: CacheKey['header
   if (vary === undefined) return true
   for (const name in vary) if (vary[name] !== varyValue(headers, name)) return false
   return true
+}
+
+/**
+ * The write side every store shares: collects an entry's body, fails the
+ * write as soon as it passes `maxEntryBytes` (the entry is then not
+ * stored), and hands the whole body to `store` at the end.
+ */
+export function entryWriter (maxEntryBytes: number, store: (chunks: Buffer[], size: number, done: (err?: Error) => void) => void): Writable {
+  const chunks: Buffer[] = []
+  let size = 0
+  return new Writable({
+    write: (chunk: Buffer, _enc, cb) => {
+      size += chunk.length
+      if (size > maxEntryBytes) {
+        cb(new Error(`cache entry larger than maxEntryBytes (${maxEntryBytes})`))
+        return
+      }
+      chunks.push(chunk)
+      cb()
+    },
+    final: (cb) => { store(chunks, size, cb) }
+  })
 }

@@ -5,10 +5,10 @@
  * key before it has a response. Expired entries are dropped lazily (no
  * timers).
  */
-import { Writable } from 'node:stream'
+import type { Writable } from 'node:stream'
 import { LRUCache } from 'lru-cache'
 import type { CacheKey, CacheStore, CacheValue, CachedResponse } from './cache-store.js'
-import { primaryKey, variantKey, varyMatches } from './cache-store.js'
+import { entryWriter, primaryKey, variantKey, varyMatches } from './cache-store.js'
 
 export interface MemoryCacheStoreOptions {
   maxEntries: number
@@ -52,28 +52,14 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   createWriteStream (key: CacheKey, value: CacheValue): Writable | undefined {
-    const limit = this.options.maxEntryBytes
-    const chunks: Buffer[] = []
-    let size = 0
-    return new Writable({
-      write: (chunk: Buffer, _enc, cb) => {
-        size += chunk.length
-        if (size > limit) {
-          cb(new Error(`cache entry larger than maxEntryBytes (${limit})`))
-          return
-        }
-        chunks.push(chunk)
-        cb()
-      },
-      final: (cb) => {
-        const primary = primaryKey(key)
-        const names = value.vary === undefined ? [] : Object.keys(value.vary)
-        this.varyNames.set(primary, names)
-        const entry: CachedResponse = { ...value, body: Buffer.concat(chunks, size) }
-        const ttl = Math.max(1, value.deleteAt - Date.now())
-        this.entries.set(variantKey(primary, names, key.headers), entry, { ttl })
-        cb()
-      }
+    return entryWriter(this.options.maxEntryBytes, (chunks, size, done) => {
+      const primary = primaryKey(key)
+      const names = value.vary === undefined ? [] : Object.keys(value.vary)
+      this.varyNames.set(primary, names)
+      const entry: CachedResponse = { ...value, body: Buffer.concat(chunks, size) }
+      const ttl = Math.max(1, value.deleteAt - Date.now())
+      this.entries.set(variantKey(primary, names, key.headers), entry, { ttl })
+      done()
     })
   }
 
