@@ -1,7 +1,7 @@
 import t from 'tap'
 import { faultSchema } from '../../src/faults/registry.js'
 import { controllerSettings, planFor, uniformPlan } from '../../src/intent/planner.js'
-import { intentSchema, PROTECTS } from '../../src/intent/schema.js'
+import { controllerSchema, intentSchema, PROTECTS } from '../../src/intent/schema.js'
 
 const EXPECTED_KINDS: Record<string, string[]> = {
   latency: ['latency', 'slowHeaders', 'timeout', 'throttle'],
@@ -52,4 +52,52 @@ t.test('uniform plan: every kind once, equal weights, fixed severity', async (t)
   t.ok(kinds.length >= 10, `${kinds.length} kinds`)
   t.ok(plan.entries.every((e) => Math.abs(e.weight - 1 / kinds.length) < 1e-12))
   t.same(plan.entries[0]!.build(0), plan.entries[0]!.build(1), 'severity does not move with the level')
+})
+
+t.test('controller settings, exactly as docs/INTENT.md says: margin = base + 0.4 x sensitivity, step = 0.15 - 0.10 x sensitivity, back-off 0.5', async (t) => {
+  const rows: Array<[string, number | undefined, { ceiling: number, margin: number, step: number }]> = [
+    ['critical', undefined, { ceiling: 0.4, margin: 0.42, step: 0.07 }],
+    ['degradable', undefined, { ceiling: 0.8, margin: 0.25, step: 0.1 }],
+    ['optional', undefined, { ceiling: 1, margin: 0.08, step: 0.13 }],
+    ['degradable', 0, { ceiling: 0.8, margin: 0.05, step: 0.15 }],
+    ['degradable', 1, { ceiling: 0.8, margin: 0.45, step: 0.05 }],
+    ['optional', 0.3, { ceiling: 1, margin: 0.12, step: 0.12 }]
+  ]
+  for (const [criticality, sensitivity, want] of rows) {
+    const got = controllerSettings(intentSchema.parse({ criticality, sensitivity }))
+    t.same({ ceiling: got.ceiling, margin: got.margin, step: got.step, backoff: got.backoff }, { ...want, backoff: 0.5 }, `${criticality}, sensitivity ${sensitivity ?? 'default'}`)
+  }
+  const windows = { minRequests: 7, holdWindows: 4, cooldownMs: 1234 }
+  t.match(controllerSettings(intentSchema.parse({}), { ...controllerSchema.parse({}), ...windows }), windows, 'the windows come from the controller config')
+  t.match(controllerSettings(intentSchema.parse({})), { minRequests: controllerSchema.parse({}).minRequests, holdWindows: controllerSchema.parse({}).holdWindows, cooldownMs: controllerSchema.parse({}).cooldownMs }, 'or its defaults')
+  t.match(planFor(intentSchema.parse({ criticality: 'critical' }), { ...controllerSchema.parse({}), ...windows }).controller, { ...windows, ceiling: 0.4 }, 'planFor passes them on')
+})
+
+t.test('a level outside 0..1 is held to it; sizes are whole milliseconds', async (t) => {
+  const latency = planFor(intentSchema.parse({ protects: 'latency', slo: { p99Ms: 300 } })).entries.find((e) => e.kind === 'latency')!
+  t.equal(latency.build(2).ms, 600, 'above 1: as at 1')
+  t.equal(latency.build(-1).ms, 150, 'below 0: as at 0')
+  t.equal(latency.build(0.3).ms, 285, '300 x (0.5 + 1.5 x 0.3)')
+  t.ok(Number.isInteger(latency.build(0.123).ms), 'rounded')
+})
+
+t.test('schemaDrift drifts the route\'s declared fields, else id and data', async (t) => {
+  // driftFields is not in the intent schema: a caller building the intent in code may set it.
+  const drift = (extra: Record<string, unknown>): unknown =>
+    planFor({ ...intentSchema.parse({ protects: 'consistency' }), ...extra }).entries.find((e) => e.kind === 'schemaDrift')!.build(0.5)
+  t.match(drift({}), { kind: 'schemaDrift', drop: ['data'], retype: { id: 'string' } })
+  t.match(drift({ driftFields: ['sku', 'price', 'name'] }), { drop: ['price', 'name'], retype: { sku: 'string' } })
+})
+
+t.test('uniform plan: the full budget (ceiling 1) and no fail-closed mark, whatever the intent; each kind at its mid severity', async (t) => {
+  const intent = intentSchema.parse({ protects: 'security', criticality: 'critical', slo: { p99Ms: 300 } })
+  const plan = uniformPlan(intent)
+  t.equal(plan.controller.ceiling, 1, 'not the critical route\'s 0.4')
+  t.equal(plan.controller.margin, controllerSettings(intent).margin, 'the rest of the settings are the intent\'s')
+  t.equal(plan.failClosed, false)
+  t.equal(plan.protects, 'security')
+  t.ok(plan.entries.every((e) => e.why === 'uniform: every kind equally likely'))
+  const latency = plan.entries.find((e) => e.kind === 'latency')!
+  const planned = planFor(intentSchema.parse({ protects: 'latency', slo: { p99Ms: 300 } })).entries.find((e) => e.kind === 'latency')!
+  t.same(latency.build(0), planned.build(0.5), 'the first plan naming a kind gives its mid severity')
 })
