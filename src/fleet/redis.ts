@@ -151,7 +151,9 @@ export class FleetRedis {
   async attempt<T> (fn: (redis: Redis) => Promise<T>, name = 'commands'): Promise<T | undefined> {
     if (this.closed) return undefined
     const client = this.connection(name)
-    if (this.connections.get(name)?.up !== true) return undefined
+    // ioredis's own status as well as ours: between a dropped stream and the 'close' event that clears `up`,
+    // a command (a MULTI's parts above all) is refused inside ioredis, where a rejection can go unheard.
+    if (this.connections.get(name)?.up !== true || client.status !== 'ready') return undefined
     try {
       return await fn(client)
     } catch (err) {
