@@ -27,6 +27,24 @@ t.test('abort answers instead of the upstream, and counts as a failed upstream a
   t.equal(sumOf(samples, 'faultline_requests_total', { route: 'svc', outcome: 'failed' }), 2)
 })
 
+t.test('abort: a configured body is text/plain unless its headers say otherwise', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, {
+    faults: [
+      { kind: 'abort', status: 500, body: 'plain words', match: { path: '/svc/plain' } },
+      { kind: 'abort', status: 429, body: '{"title":"slow down"}', headers: { 'content-type': 'application/problem+json', 'retry-after': '3' }, match: { path: '/svc/typed' } }
+    ]
+  })
+  const plain = await see(`${proxy.url}/svc/plain`)
+  t.equal(plain.status, 500)
+  t.equal(plain.headers['content-type'], 'text/plain; charset=utf-8')
+  const typed = await see(`${proxy.url}/svc/typed`)
+  t.equal(typed.status, 429)
+  t.equal(typed.headers['content-type'], 'application/problem+json', 'the configured header wins')
+  t.equal(typed.headers['retry-after'], '3')
+  t.equal(typed.body.toString(), '{"title":"slow down"}')
+})
+
 t.test('auth: 401 with a Bearer challenge, the expired-token variant, and 403', async (t) => {
   const upstream = await jsonUpstream(t)
   const proxy = await chaosProxy(t, upstream.url, {
