@@ -170,8 +170,9 @@ ${intentRoute('stale', '{ criticality: optional, slo: { errorRate: 1, p99Ms: 500
       for (const replica of fleet) t.comment(replica.lines().join('\n'), (await metricsOf(replica)).filter((s) => s.labels.route === 'shop' && !s.name.includes('bucket')))
     }
     // Each replica judges the same fleet figures in its own window: they all halt within one window of each other
-    // (plus one 200 ms rule evaluation and the 50 ms polling here).
-    t.ok(Math.max(...halted) - Math.min(...halted) <= EVALUATION_MS + 250, `halts within one window of each other: ${halted.map((h) => h - Math.min(...halted)).join(', ')} ms`)
+    // (plus one 200 ms rule evaluation, the 50 ms polling here, and up to 250 ms more for a window timer a loaded
+    // 2-core machine runs late: 1325 ms was seen once in a full CI run, 140-180 ms alone).
+    t.ok(Math.max(...halted) - Math.min(...halted) <= EVALUATION_MS + 500, `halts within one window of each other: ${halted.map((h) => h - Math.min(...halted)).join(', ')} ms`)
     // Each replica's own share: far under minRequests per window. Judged locally, none would ever halt.
     const seconds = (Math.max(...halted) - started) / 1000
     for (const [k, n] of sent.entries()) t.ok(n / seconds * EVALUATION_MS / 1000 < MIN_REQUESTS * 0.75, `replica ${k}: ${n} shop requests in ${seconds.toFixed(1)} s, under ${MIN_REQUESTS * 0.75} a window`)
