@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { closedPort, fetchText, type Teardown } from '../helpers.js'
+import { closedPort, fetchText, type StartedProxy, type Teardown } from '../helpers.js'
 
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'cli.ts')]
 export const FLEET_TOKEN = 'fleet-test-token-0123456789'
@@ -118,4 +118,26 @@ export function roundRobin (replicas: Replica[]): (path: string) => Promise<{ re
     const res = await fetchText(replica.url + path, { timeoutMs: 5000 })
     return { replica, status: res.status, body: res.body }
   }
+}
+
+/** A route's intent engine as GET /routes shows it (the fields the fleet tests read). */
+export interface IntentView { level: number, scope: string, fleet?: { role: string, evaluatedBy?: string }, controller: { halted: boolean, breaches: number, disablingLevel?: number } }
+
+export async function intentOf (proxy: StartedProxy, name: string): Promise<IntentView> {
+  const body = JSON.parse((await fetchText(proxy.adminUrl + '/routes')).body) as { routes: Array<{ name: string, state: { intent: IntentView } }> }
+  const found = body.routes.find((r) => r.name === name)
+  if (found === undefined) throw new Error(`no route ${name}`)
+  return found.state.intent
+}
+
+/** Sends requests to one replica for `ms` (at most 400 requests, 4 at a time). */
+export async function traffic (proxy: StartedProxy, path: string, ms: number): Promise<void> {
+  const end = Date.now() + ms
+  let sent = 0
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    while (Date.now() < end && sent < 400) {
+      sent++
+      await fetchText(proxy.url + path, { timeoutMs: 3000 }).catch(() => {})
+    }
+  }))
 }

@@ -7,31 +7,10 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import { fetchText, needTool, route, startProxy, startUpstream, type StartedProxy } from '../helpers.js'
 import { startRedis } from '../redis-server.js'
-import { sleep, until } from './fleet.js'
+import { intentOf, sleep, traffic, until } from './fleet.js'
 
 const { path: redisServer, skip } = needTool('redis-server')
 const TOKEN = 'resume-token-0123456789abcdef'
-
-interface IntentView { level: number, fleet?: { role: string }, controller: { halted: boolean } }
-
-async function intentOf (proxy: StartedProxy, name: string): Promise<IntentView> {
-  const body = JSON.parse((await fetchText(proxy.adminUrl + '/routes')).body) as { routes: Array<{ name: string, state: { intent: IntentView } }> }
-  const found = body.routes.find((r) => r.name === name)
-  if (found === undefined) throw new Error(`no route ${name}`)
-  return found.state.intent
-}
-
-/** Sends requests to one replica for `ms` (at most 400 requests, 4 at a time). */
-async function traffic (proxy: StartedProxy, path: string, ms: number): Promise<void> {
-  const end = Date.now() + ms
-  let sent = 0
-  await Promise.all(Array.from({ length: 4 }, async () => {
-    while (Date.now() < end && sent < 400) {
-      sent++
-      await fetchText(proxy.url + path, { timeoutMs: 3000 }).catch(() => {})
-    }
-  }))
-}
 
 t.test('a resume on one replica ends the fleet\'s halt on every replica', { skip }, async (t) => {
   const redis = await startRedis(t, redisServer as string)
