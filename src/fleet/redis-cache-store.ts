@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto'
 import type { Writable } from 'node:stream'
 import type { CacheKey, CacheStore, CacheValue, CachedResponse } from '../policies/cache-store.js'
-import { entryWriter, primaryKey, variantKey, varyValue } from '../policies/cache-store.js'
+import { entrySize, entryWriter, primaryKey, variantKey, varyValue } from '../policies/cache-store.js'
 import type { FleetRedis } from './redis.js'
 
 export interface RedisCacheLimits {
@@ -118,16 +118,6 @@ function hashedMatches (vary: CacheValue['vary'], headers: CacheKey['headers']):
   return true
 }
 
-/** Approximate bytes an entry holds, as the memory store counts them. */
-function sizeOf (value: CacheValue, body: number): number {
-  let size = body + 512
-  for (const name in value.headers) {
-    const v = value.headers[name]!
-    size += name.length + (Array.isArray(v) ? v.join('').length : v.length)
-  }
-  return size
-}
-
 export class RedisCacheStore implements CacheStore {
   private readonly redis: FleetRedis
   private readonly limits: RedisCacheLimits
@@ -172,7 +162,7 @@ export class RedisCacheStore implements CacheStore {
 
   createWriteStream (key: CacheKey, value: CacheValue): Writable | undefined {
     return entryWriter(this.limits.maxEntryBytes, (chunks, size, cb) => {
-      const bytes = sizeOf(value, size)
+      const bytes = entrySize(value.headers, size)
       const ttl = Math.max(1, Math.round(value.deleteAt - Date.now()))
       if (bytes > this.limits.maxBytes) {
         cb(new Error(`cache entry larger than maxBytes (${this.limits.maxBytes})`))

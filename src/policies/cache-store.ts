@@ -94,3 +94,13 @@ export function entryWriter (maxEntryBytes: number, store: (chunks: Buffer[], si
     final: (cb) => { store(chunks, size, cb) }
   })
 }
+
+/** Approximate bytes an entry holds: body, headers and a fixed overhead (every store counts maxBytes by it). */
+export function entrySize (headers: CacheValue['headers'], bodyBytes: number): number {
+  let size = bodyBytes + 512
+  for (const name in headers) {
+    const v = headers[name]!
+    size += name.length + (Array.isArray(v) ? v.join('').length : v.length)
+  }
+  return size
+}

@@ -8,22 +8,12 @@
 import type { Writable } from 'node:stream'
 import { LRUCache } from 'lru-cache'
 import type { CacheKey, CacheStore, CacheValue, CachedResponse } from './cache-store.js'
-import { entryWriter, primaryKey, variantKey, varyMatches } from './cache-store.js'
+import { entrySize, entryWriter, primaryKey, variantKey, varyMatches } from './cache-store.js'
 
 export interface MemoryCacheStoreOptions {
   maxEntries: number
   maxBytes: number
   maxEntryBytes: number
-}
-
-/** Approximate bytes an entry holds: body, headers and a fixed overhead. */
-function sizeOf (entry: CachedResponse): number {
-  let size = entry.body.length + 512
-  for (const name in entry.headers) {
-    const v = entry.headers[name]!
-    size += name.length + (Array.isArray(v) ? v.join('').length : v.length)
-  }
-  return size
 }
 
 export class MemoryCacheStore implements CacheStore {
@@ -37,7 +27,7 @@ export class MemoryCacheStore implements CacheStore {
       max: options.maxEntries,
       maxSize: options.maxBytes,
       maxEntrySize: Math.min(options.maxBytes, options.maxEntryBytes + 64 * 1024),
-      sizeCalculation: sizeOf
+      sizeCalculation: (entry) => entrySize(entry.headers, entry.body.length)
     })
     this.varyNames = new LRUCache<string, string[]>({ max: options.maxEntries })
   }

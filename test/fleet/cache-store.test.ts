@@ -5,7 +5,7 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import { needTool } from '../helpers.js'
 import { startRedis } from '../redis-server.js'
-import { cacheStoreTests } from '../policies/cache-store-contract.js'
+import { cacheStoreTests, value } from '../policies/cache-store-contract.js'
 import { until } from './fleet.js'
 import { FleetRedis } from '../../src/fleet/redis.js'
 import { fleetSchema } from '../../src/fleet/schema.js'
@@ -17,18 +17,6 @@ import { Metrics } from '../../src/metrics/metrics.js'
 import type { CacheStore, CacheValue } from '../../src/policies/cache-store.js'
 
 const { path: redisServer, skip } = needTool('redis-server')
-
-function value (overrides: Partial<CacheValue> = {}): CacheValue {
-  const now = Date.now()
-  return {
-    statusCode: 200,
-    headers: { 'content-type': 'text/plain' },
-    cachedAt: now,
-    deleteAt: now + 60_000,
-    policy: { v: 1, t: now, sh: true, ch: 0.1, imm: 0, st: 200, resh: {}, rescc: {}, m: 'GET', a: true, reqh: null, reqcc: {} },
-    ...overrides
-  }
-}
 
 async function write (store: CacheStore, path: string, headers: Record<string, string>, v: CacheValue, body: string): Promise<boolean> {
   const stream = store.createWriteStream({ method: 'GET', path, headers }, v)

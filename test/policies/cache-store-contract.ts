@@ -5,7 +5,8 @@
 import type { Test } from 'tap'
 import type { CacheKey, CacheStore, CacheValue } from '../../src/policies/cache-store.js'
 
-function value (overrides: Partial<CacheValue> = {}): CacheValue {
+/** A cacheable value, fresh for a minute (the contract's and other store tests' fixture). */
+export function value (overrides: Partial<CacheValue> = {}): CacheValue {
   const now = Date.now()
   return {
     statusCode: 200,
