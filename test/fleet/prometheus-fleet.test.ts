@@ -6,8 +6,8 @@
  * over a range the series is younger than is under-counted (increase over
  * the whole range), and a minute of that would be a minute of test.
  *
- * - a weakness that breaks the fleet's SLO halts all three within one
- *   window, though each replica alone stays under minRequests;
+ * - a weakness that breaks the fleet's SLO halts all three within two
+ *   windows (each on its own timer), though each replica alone stays under minRequests;
  * - a route whose query finds nothing, or whose figures are stale, never
  *   injects, and says why;
  * - Prometheus killed mid-experiment: planned injection stops within one
@@ -169,10 +169,12 @@ ${intentRoute('stale', '{ criticality: optional, slo: { errorRate: 1, p99Ms: 500
     if (!t.equal(halted.length, 3, 'the guardrail halted shop on every replica')) {
       for (const replica of fleet) t.comment(replica.lines().join('\n'), (await metricsOf(replica)).filter((s) => s.labels.route === 'shop' && !s.name.includes('bucket')))
     }
-    // Each replica judges the same fleet figures in its own window: they all halt within one window of each other
-    // (plus one 200 ms rule evaluation, the 50 ms polling here, and up to 250 ms more for a window timer a loaded
-    // 2-core machine runs late: 1325 ms was seen once in a full CI run, 140-180 ms alone).
-    t.ok(Math.max(...halted) - Math.min(...halted) <= EVALUATION_MS + 500, `halts within one window of each other: ${halted.map((h) => h - Math.min(...halted)).join(', ')} ms`)
+    // Each replica judges the same fleet figures on its own window timer, in its own phase: one may query just after the
+    // rule evaluation that shows the breach, another just before it and then a whole window later. So the spread is up
+    // to one window plus the rule evaluation (200 ms), the query's own time and a timer run late; on a loaded 2-core CI
+    // machine that came to 1325 and 1552 ms (140-180 ms alone). Two windows bound it with room; judged locally, none
+    // would halt at all (asserted next).
+    t.ok(Math.max(...halted) - Math.min(...halted) <= 2 * EVALUATION_MS + 500, `halts within two windows of each other: ${halted.map((h) => h - Math.min(...halted)).join(', ')} ms`)
     // Each replica's own share: far under minRequests per window. Judged locally, none would ever halt.
     const seconds = (Math.max(...halted) - started) / 1000
     for (const [k, n] of sent.entries()) t.ok(n / seconds * EVALUATION_MS / 1000 < MIN_REQUESTS * 0.75, `replica ${k}: ${n} shop requests in ${seconds.toFixed(1)} s, under ${MIN_REQUESTS * 0.75} a window`)
