@@ -29,7 +29,7 @@ export default {
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   thresholds: { high: 80, low: 60, break: null },
   // Not copied into the sandbox: tap's own output changes under a concurrent `npx tap`.
-  ignorePatterns: ['.tap', 'coverage', 'reports', 'dist', 'bench/out'],
+  ignorePatterns: ['.tap', '.test-build', 'coverage', 'reports', 'dist', 'bench/out'],
   tempDirName: '.stryker-tmp',
   cleanTempDir: true
 }

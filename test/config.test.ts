@@ -5,9 +5,9 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ConfigError } from '../src/config/errors.js'
 import { parseConfigText } from '../src/config/load.js'
+import { CLI } from './repo.js'
 
 const run = promisify(execFile)
-const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli.ts')]
 
 function problems (text: string, env: Record<string, string> = {}): string[] {
   try {

@@ -10,10 +10,12 @@
 import { execFile } from 'node:child_process'
 import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import t from 'tap'
+import { SOURCE_ROOT } from './repo.js'
 
-const root = resolve(import.meta.dirname, '..')
+// The repository's own files: under npm test the suite runs in a mirror that also holds compiled .js.
+const root = SOURCE_ROOT
 const KNOWN = '.dependency-cruiser-known-violations.json'
 
 function copyProject (t: { teardown: (fn: () => void) => void }): string {

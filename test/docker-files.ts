@@ -5,10 +5,10 @@
  * check.
  */
 import { readFile } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
+import { REPO } from './repo.js'
 
-export const REPO = fileURLToPath(new URL('..', import.meta.url))
+export { REPO }
 
 export async function repoText (path: string): Promise<string> {
   return await readFile(join(REPO, path), 'utf8')

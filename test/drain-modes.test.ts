@@ -11,6 +11,7 @@ import { request as httpRequest } from 'node:http'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { closedPort, route, startProxy, startUpstream, type StartedProxy, type Teardown } from './helpers.js'
+import { CLI } from './repo.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -116,7 +117,7 @@ t.test('the CLI on SIGTERM with shutdown.mode keep-accepting: a client sending d
   const file = join(t.testdir({}), 'faultline.yaml')
   const drainMs = 1_500
   await writeFile(file, `listen: { host: 127.0.0.1, port: ${port} }\nadmin: { port: ${adminPort} }\nshutdown: { drainMs: ${drainMs}, mode: keep-accepting }\nroutes:\n  - name: svc\n    match: { pathPrefix: /svc }\n    upstream: { url: "${upstream.url}" }\n`)
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli.ts'), 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (c: Buffer) => { output += c.toString() })
   child.stderr.on('data', (c: Buffer) => { output += c.toString() })

@@ -28,6 +28,7 @@ import { LogCapture, fetchText, needTool } from './helpers.js'
 import { REPO } from './docker-files.js'
 import { run } from './observability/tools.js'
 import { objectsFromFiles, parseDocs, readKustomization, renderWithKubectl, type K8sObject } from './kubernetes-objects.js'
+import { CLI } from './repo.js'
 
 const { path: kubectl, skip: noKubectl } = needTool('kubectl')
 
@@ -188,7 +189,7 @@ t.test('the effective config the pod would run passes `faultline check` and star
   const file = inPod(configPath)
 
   // `check --strict` where the CLI has it (warnings fail too); plain `check` where it does not yet.
-  const cli = ['--import', 'tsx', join(REPO, 'src/cli.ts'), 'check']
+  const cli = [...CLI, 'check']
   let checked = await run(process.execPath, [...cli, '--strict', file], { timeoutMs: 60_000 })
   const strict = !/unknown option/i.test(checked.stderr)
   if (!strict) {

@@ -9,8 +9,7 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-
-const ROOT = join(import.meta.dirname, '..')
+import { LOADER_ARGS, REPO as ROOT, sourceModule } from './repo.js'
 
 /** Runs a snippet with src/log.ts's logger on a real stdout (a file); returns its lines. */
 async function run (body: string): Promise<{ lines: string[], code: number | null }> {
@@ -18,8 +17,8 @@ async function run (body: string): Promise<{ lines: string[], code: number | nul
   const file = join(dir, 'out.log')
   const out = createWriteStream(file)
   await new Promise((resolve) => out.on('open', resolve))
-  const script = `import { createLogger } from ${JSON.stringify(join(ROOT, 'src/log.ts'))}\nconst log = createLogger('info')\n${body}`
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', out, 'ignore'] })
+  const script = `import { createLogger } from ${JSON.stringify(sourceModule('src/log.ts'))}\nconst log = createLogger('info')\n${body}`
+  const child = spawn(process.execPath, [...LOADER_ARGS, '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', out, 'ignore'] })
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
   out.close()
   return { lines: readFileSync(file, 'utf8').split('\n').filter(Boolean), code }

@@ -7,8 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { closedPort, fetchText, startUpstream, type Teardown } from './helpers.js'
-
-const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli.ts')]
+import { CLI } from './repo.js'
 
 async function startCli (t: Teardown, file: string): Promise<{ child: ChildProcess, output: () => string, exited: Promise<number | null> }> {
   const child = spawn(process.execPath, [...CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })

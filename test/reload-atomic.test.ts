@@ -3,10 +3,10 @@ import { spawnSync } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fetchText, route, startProxy, startUpstream } from './helpers.js'
+import { CLI } from './repo.js'
 
 const TOKEN = 'reload-token-0123456789abcdef'
 const auth = { authorization: `Bearer ${TOKEN}` }
-const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli.ts')]
 
 /** The exposition without the lines a reload attempt may change (its own counter, process figures). */
 async function exposition (adminUrl: string): Promise<string> {

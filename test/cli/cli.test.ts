@@ -12,9 +12,8 @@ import { readFileSync } from 'node:fs'
 import { CommanderError } from 'commander'
 import { buildProgram } from '../../src/cli.js'
 import { closedPort, startUpstream } from '../helpers.js'
+import { CLI, REPO as ROOT } from '../repo.js'
 
-const ROOT = join(import.meta.dirname, '..', '..')
-const CLI = ['--import', 'tsx', join(ROOT, 'src', 'cli.ts')]
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
 
 interface Result { code: number, stdout: string, stderr: string }

@@ -8,11 +8,12 @@ import t from 'tap'
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { CLI } from '../repo.js'
 
 const run = promisify(execFile)
 
 t.test('faultline plan prints the table, or JSON', async (t) => {
-  const cli = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'cli.ts')]
+  const cli = CLI
   const file = join(import.meta.dirname, '..', '..', 'config', 'demo.yaml')
   const text = await run(process.execPath, [...cli, 'plan', file])
   t.match(text.stdout, /route catalog-protected: critical, protects availability; SLO p99 <= 250 ms/)

@@ -10,8 +10,7 @@ import { appendFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { closedPort, fetchText, type Teardown } from '../helpers.js'
 import { TOKEN, admin, flakyUpstream, tempDir, until } from './fixtures.js'
-
-const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'cli.ts')]
+import { CLI } from '../repo.js'
 
 async function startCli (t: Teardown, file: string): Promise<{ child: ChildProcess, output: () => string, exited: Promise<unknown> }> {
   const child = spawn(process.execPath, [...CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })

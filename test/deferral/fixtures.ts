@@ -47,7 +47,18 @@ export async function flakyUpstream (t: Teardown): Promise<FlakyUpstream> {
         res.end(JSON.stringify({ created: body }))
       })
     })
-    await new Promise<void>((resolve) => s.listen(port, '127.0.0.1', resolve))
+    // The port was free when picked, but while nothing listens on it the kernel may hand it out as the source port of
+    // an outgoing connection (the deliverer's own retries can even connect to themselves): EADDRINUSE lasts as long as
+    // that connection, so try again for a bounded while instead of failing the test.
+    for (let attempt = 1; ; attempt++) {
+      const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+        s.once('error', resolve)
+        s.listen(port, '127.0.0.1', () => { s.off('error', resolve); resolve(undefined) })
+      })
+      if (error === undefined) break
+      if (error.code !== 'EADDRINUSE' || attempt >= 50) throw error
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
     server = s
   }
   t.teardown(down)

@@ -8,8 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { closedPort, fetchText, type StartedProxy, type Teardown } from '../helpers.js'
+import { CLI } from '../repo.js'
 
-const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'cli.ts')]
 export const FLEET_TOKEN = 'fleet-test-token-0123456789'
 
 export const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }

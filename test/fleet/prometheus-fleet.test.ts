@@ -22,10 +22,10 @@ import { REPO } from '../docker-files.js'
 import { closedPort, needTool, startUpstream, type Teardown } from '../helpers.js'
 import { parsePrometheusText, sumOf } from '../../src/metrics/text.js'
 import { startPrometheus } from '../observability/prometheus-server.js'
+import { CLI } from '../repo.js'
 
 const { path: prometheusBinary, skip } = needTool('prometheus')
 
-const CLI = ['--import', 'tsx', join(REPO, 'src', 'cli.ts')]
 const EVALUATION_MS = 1000
 const MIN_REQUESTS = 18
 /** shop's requests per second across the fleet: 30 a window, 10 per replica (minRequests is 18). */

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { closedPort, fetchText, route, startProxy, startUpstream } from '../helpers.js'
+import { CLI } from '../repo.js'
 
 const TOKEN = 'test-token-0123456789abcdef'
 
@@ -53,7 +54,7 @@ t.test('SIGUSR2 stops all injection within a second, in-flight injected delays i
     '    chaos: { enabled: true, faults: [{ kind: abort, status: 503 }] }',
     ''
   ].join('\n'))
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'cli.ts'), 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (c: Buffer) => { output += c.toString() })
   child.stderr.on('data', (c: Buffer) => { output += c.toString() })

@@ -10,8 +10,9 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Pool } from 'undici'
 import { closedPort, fetchText, route, startProxy, startUpstream, type Teardown } from '../helpers.js'
+import { LOADER_ARGS, sourceModule } from '../repo.js'
 
-const CLI = ['--import', 'tsx', '--import', join(import.meta.dirname, 'fixtures', 'misbehave.mjs'), join(import.meta.dirname, '..', '..', 'src', 'cli.ts')]
+const CLI = [...LOADER_ARGS, '--import', join(import.meta.dirname, 'fixtures', 'misbehave.mjs'), sourceModule('src/cli.ts')]
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 

@@ -4,8 +4,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { closedPort, startUpstream } from '../helpers.js'
-
-const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'cli.ts')]
+import { CLI } from '../repo.js'
 
 t.test('faultline experiment runs against live traffic for its duration, then writes JSON, Markdown and HTML and exits 0', async (t) => {
   const upstream = await startUpstream(t, (_req, res) => { res.end('{"id":1}') })

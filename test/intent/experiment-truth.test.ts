@@ -10,8 +10,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { reportMarkdown } from '../../src/intent/experiment-report.js'
 import { closedPort, fetchText, route, startProxy, startUpstream, type Teardown } from '../helpers.js'
-
-const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'cli.ts')]
+import { CLI } from '../repo.js'
 
 // Each subtest has its own proxy (or CLI process) on its own ports and mostly waits for its
 // experiment's clock: they run side by side.
