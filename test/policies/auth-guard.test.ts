@@ -1,6 +1,9 @@
 import t from 'tap'
 import { fetchText, route, scrape, startProxy, sumOf } from '../helpers.js'
 import { scriptedUpstream } from './fixtures.js'
+import { AuthGuard, NO_CREDENTIALS } from '../../src/policies/auth-guard.js'
+import { authGuardSchema } from '../../src/policies/schema.js'
+import { PolicyRejectionError } from '../../src/core/errors.js'
 
 t.test('repeated 401s stop further attempts for a while, with a 503 that says why', async (t) => {
   const upstream = await scriptedUpstream(t, [401, 401, 401, 200])
@@ -61,4 +64,118 @@ t.test('auth fails closed: neither a static answer nor an alternate origin stand
   t.equal(blocked.headers['x-faultline-fallback'], undefined)
   t.equal(alternate.hits(), 0, 'the alternate origin was never asked to stand in')
   t.equal(primary.hits(), 2)
+})
+
+/** The PolicyRejectionError check() throws, or undefined when it admits. */
+function refusal (guard: AuthGuard, key?: string): PolicyRejectionError | undefined {
+  try {
+    guard.check(key)
+    return undefined
+  } catch (err) {
+    if (err instanceof PolicyRejectionError) return err
+    throw err
+  }
+}
+
+t.test('unit: a credential\'s block, its one trial request, and what the 503 and GET /routes say', async (t) => {
+  let now = 0
+  const guard = new AuthGuard('u:1', authGuardSchema.parse({ failures: 2, blockMs: 2500 }), () => now)
+  let trips = 0
+  guard.onTrip(() => { trips++ })
+  guard.record(401, 'k', guard.check('k'))
+  t.equal(refusal(guard, 'k'), undefined, 'one 401 of two: not blocked yet')
+  t.match(guard.snapshot(), { blockedCredentials: 0 })
+  guard.record(403, 'k', guard.check('k'))
+  t.equal(trips, 1, 'the block is reported')
+  now = 1000
+  const blocked = refusal(guard, 'k')!
+  t.equal(blocked.reason, 'auth_blocked')
+  t.equal(blocked.retryAfterS, 2, '1.5 s left: Retry-After rounds up')
+  t.match(blocked.message, /^u:1 answered 403 to 2 requests in a row with these credentials, so faultline is holding requests with them back for 2 s /)
+  t.match(guard.snapshot(), { upstream: 'u:1', blocked: false, blockedForMs: 0, originTrialInFlight: false, blockedCredentials: 1, noCredentialsBlocked: false })
+  t.equal(refusal(guard, 'other'), undefined, 'another credential passes')
+
+  now = 2500
+  t.match(guard.snapshot(), { blockedCredentials: 0 }, 'at blockMs the block is over')
+  const trial = guard.check('k')
+  const waiting = refusal(guard, 'k')!
+  t.equal(waiting.retryAfterS, 1)
+  t.match(waiting.message, /one trial request is checking whether they work again/)
+  guard.abandon('k', trial)
+  const trial2 = guard.check('k')
+  t.pass('a trial whose client left passes its turn to the next request')
+  guard.record(401, 'k', trial2)
+  t.equal(trips, 2, 'the trial\'s 401 blocks again at once')
+  t.ok(refusal(guard, 'k'), 'blocked again')
+  now = 5000
+  const trial3 = guard.check('k')
+  guard.record(200, 'k', trial3)
+  t.equal(refusal(guard, 'k'), undefined, 'a trial that is not a 401/403 clears the block')
+  t.equal(refusal(guard, 'k'), undefined, 'and lets every request through')
+  guard.record(401, 'k', guard.check('k'))
+  t.equal(refusal(guard, 'k'), undefined, 'and the count: one 401 after it does not block')
+})
+
+t.test('unit: an answer admitted before a block or a trial moves nothing', async (t) => {
+  let now = 0
+  const guard = new AuthGuard('u:1', authGuardSchema.parse({ failures: 2, blockMs: 1000 }), () => now)
+  const slow = guard.check('k')
+  const slow2 = guard.check('k')
+  guard.record(401, 'k', guard.check('k'))
+  guard.record(401, 'k', guard.check('k'))
+  guard.record(200, 'k', slow)
+  t.ok(refusal(guard, 'k'), 'a slow 200 admitted before the block does not clear it')
+  now = 1000
+  const trial = guard.check('k')
+  guard.abandon('k', slow2)
+  t.ok(refusal(guard, 'k'), 'nor does its client leaving free the trial\'s turn')
+  guard.record(200, 'k', trial)
+  guard.record(401, 'k', slow2)
+  guard.record(401, 'k', guard.check('k'))
+  t.equal(refusal(guard, 'k'), undefined, 'a late 401 from before the trial does not count toward the next block')
+})
+
+t.test('unit: the origin trips on credentials that worked and are blocked at once, then one trial request decides', async (t) => {
+  let now = 0
+  const guard = new AuthGuard('u:1', authGuardSchema.parse({ failures: 1, blockMs: 1000, originAfter: 2 }), () => now)
+  let trips = 0
+  guard.onTrip(() => { trips++ })
+  for (const k of ['a', 'b', 'c']) guard.record(200, k, guard.check(k))
+  guard.record(401, NO_CREDENTIALS, guard.check())
+  guard.record(401, 'made-up', guard.check('made-up'))
+  t.equal(refusal(guard, 'c'), undefined, 'no credentials and one that never worked: the origin is not tripped')
+  guard.record(401, 'a', guard.check('a'))
+  now = 1000
+  guard.record(401, 'b', guard.check('b'))
+  t.equal(refusal(guard, 'c'), undefined, 'a\'s block ended as b\'s started: not two at once')
+  now = 1500
+  guard.record(403, 'a', guard.check('a'))
+  t.equal(trips, 5)
+  const held = refusal(guard, 'c')!
+  t.equal(held.retryAfterS, 1)
+  t.match(held.message, /^u:1 answered 403 for 2 different credentials that had worked before, so faultline is holding every request to it back for 1 s /)
+  t.match(guard.snapshot(), { blocked: true, blockedForMs: 1000, originTrialInFlight: false })
+  now = 2000
+  t.ok(refusal(guard, 'c'), 'still blocked a moment before blockMs')
+  now = 2500
+  const trial = guard.check('c')
+  t.ok(trial < 0, 'the first request after the block is the origin\'s trial')
+  t.match(guard.snapshot(), { blocked: false, originTrialInFlight: true })
+  const waiting = refusal(guard, 'd')!
+  t.equal(waiting.retryAfterS, 1)
+  t.match(waiting.message, /one trial request is checking whether it accepts credentials again/)
+  guard.abandon('c', trial)
+  const trial2 = guard.check('c')
+  t.not(trial2, trial, 'its client left: the next request is the trial')
+  guard.record(401, 'c', trial2)
+  t.equal(trips, 7, 'the trial\'s 401 blocks the origin again (and the credential)')
+  t.match(refusal(guard, 'd')!.message, /holding every request to it back for 1 s/)
+  guard.record(200, 'c', trial2)
+  t.ok(refusal(guard, 'd'), 'a second answer for the same trial moves nothing')
+  now = 3500
+  const trial3 = guard.check('d')
+  guard.record(200, 'd', trial3)
+  t.equal(refusal(guard, 'e'), undefined, 'a trial answered 200 ends the origin block')
+  t.equal(refusal(guard, 'e'), undefined, 'for every request')
+  t.match(guard.snapshot(), { blocked: false, originTrialInFlight: false })
 })

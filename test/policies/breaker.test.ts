@@ -131,6 +131,67 @@ t.test('unit: rate mode opens at exactly minRequests calls and exactly the rate,
   t.equal(rate.state.name, 'closed', 'closing forgot the window: one failure is not 4 calls')
 })
 
+/** The PolicyRejectionError admit() throws (fails the test when it admits). */
+function rejectionOf (b: CircuitBreaker): PolicyRejectionError {
+  try {
+    b.admit()
+  } catch (err) {
+    if (err instanceof PolicyRejectionError) return err
+    throw err
+  }
+  throw new Error('admitted')
+}
+
+t.test('unit: what GET /routes and the 503 say: trips, time left, probes, Retry-After per state', async (t) => {
+  let now = 0
+  const b = new CircuitBreaker('u:1', breakerSchema.parse({ consecutiveFailures: 1, openMs: 2500, maxOpenMs: 60_000, halfOpenProbes: 2 }), () => now)
+  t.notOk('trips' in b.snapshot(), 'closed: no trip count')
+  b.record(b.admit(), false)
+  now = 1000
+  t.match(b.snapshot(), { upstream: 'u:1', state: 'open', trips: 1, reopensInMs: 1500 })
+  const open = rejectionOf(b)
+  t.equal(open.retryAfterS, 2, '1.5 s left: Retry-After rounds up to 2')
+  t.match(open.message, /is open after repeated failures; the next trial request goes through in about 2 s/)
+  now = 2499.5
+  t.equal(rejectionOf(b).retryAfterS, 1, 'half a millisecond left: 1 s, never 0')
+  now = 2600
+  t.match(b.snapshot(), { state: 'open', reopensInMs: 0 }, 'past its time but not asked yet: 0, not negative')
+
+  const p1 = b.admit()
+  const p2 = b.admit()
+  t.match(b.snapshot(), { state: 'half_open', trips: 1, probesAdmitted: 2, probesSucceeded: 0 })
+  t.notOk('reopensInMs' in b.snapshot(), 'half-open: no reopening time')
+  const probing = rejectionOf(b)
+  t.equal(probing.retryAfterS, 1)
+  t.match(probing.message, /is half-open and its trial requests are in flight/)
+  b.record(p1, true)
+  t.match(b.snapshot(), { state: 'half_open', probesAdmitted: 2, probesSucceeded: 1 })
+  b.abandon(p2)
+  t.match(b.snapshot(), { probesAdmitted: 1 }, 'a probe whose client left frees its slot')
+  const p3 = b.admit()
+  t.equal(b.state.name, 'half_open', 'so another request may be the trial')
+  b.record(p3, false)
+  t.match(b.snapshot(), { state: 'open', trips: 2, reopensInMs: 5000 }, 'a failed probe: the second trip, twice as long')
+
+  b.forceOpen()
+  const forced = rejectionOf(b)
+  t.equal(forced.retryAfterS, 5)
+  t.match(forced.message, /is held open by an operator/)
+  t.notOk('trips' in b.snapshot(), 'held open: no trip count')
+})
+
+t.test('unit: a request admitted before a trip, abandoned while half-open, frees no probe slot', async (t) => {
+  let now = 0
+  const b = new CircuitBreaker('u:1', breakerSchema.parse({ consecutiveFailures: 1, openMs: 100, halfOpenProbes: 1 }), () => now)
+  const slow = b.admit()
+  b.record(b.admit(), false)
+  now = 100
+  b.admit()
+  b.abandon(slow)
+  t.match(b.snapshot(), { state: 'half_open', probesAdmitted: 1 })
+  t.equal(admitResult(b), 'short_circuited', 'the trial is still in flight: one probe only')
+})
+
 t.test('through the proxy: trips, short-circuits fast, probes and closes; metrics follow', async (t) => {
   let healthy = false
   const upstream = await startUpstream(t, (_req, res) => { res.writeHead(healthy ? 200 : 503).end(healthy ? 'ok' : 'down') })
