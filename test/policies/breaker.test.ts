@@ -192,6 +192,17 @@ t.test('unit: a request admitted before a trip, abandoned while half-open, frees
   t.equal(admitResult(b), 'short_circuited', 'the trial is still in flight: one probe only')
 })
 
+t.test('unit: a success admitted before a trip, answered while half-open, is not a trial\'s success', async (t) => {
+  let now = 0
+  const b = new CircuitBreaker('u:1', breakerSchema.parse({ consecutiveFailures: 1, openMs: 100, halfOpenProbes: 1 }), () => now)
+  const slow = b.admit()
+  b.record(b.admit(), false)
+  now = 100
+  b.admit()
+  b.record(slow, true)
+  t.equal(b.state.name, 'half_open', 'only the trial request\'s own answer closes it')
+})
+
 t.test('through the proxy: trips, short-circuits fast, probes and closes; metrics follow', async (t) => {
   let healthy = false
   const upstream = await startUpstream(t, (_req, res) => { res.writeHead(healthy ? 200 : 503).end(healthy ? 'ok' : 'down') })
