@@ -70,7 +70,7 @@ t.test('reloads: a kept breaker counts a transition once; options that went away
   const upstream = await scriptedUpstream(t, [503])
   const dir = await mkdtemp(join(tmpdir(), 'faultline-breaker-'))
   const file = join(dir, 'config.json')
-  const withOpenMs = (openMs: number): Record<string, unknown> => ({
+  const withOpenMs = (openMs: number): Parameters<typeof startProxy>[1] => ({
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
     routes: [route('r', '/r', upstream.url, { resilience: { breaker: { consecutiveFailures: 2, openMs } } })]
