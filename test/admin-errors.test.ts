@@ -10,7 +10,7 @@ import { DuplicateFaultError, EndedFaultError } from '../src/faults/fault-set.js
 import { GlobError } from '../src/faults/glob.js'
 import { ExperimentBusyError } from '../src/intent/experiment.js'
 import { BadPathError } from '../src/core/path.js'
-import { ClientCancelledError, FaultlineError, PolicyRejectionError, RequestBodyTooLargeError, UpstreamError } from '../src/core/errors.js'
+import { ClientCancelledError, FaultlineError, PolicyRejectionError, RequestBodyFragmentedError, RequestBodyTooLargeError, UpstreamError } from '../src/core/errors.js'
 import { ADMIN_ERRORS } from '../src/admin/server.js'
 
 const TOKEN = 'test-admin-token-0123456789'
@@ -27,6 +27,7 @@ t.test('every faultline error has its stable code', async (t) => {
     [new BadPathError('bad'), 'bad_path'],
     [new ClientCancelledError(), 'client_cancelled'],
     [new RequestBodyTooLargeError(10), 'request_body_too_large'],
+    [new RequestBodyFragmentedError(10_000, 1000, 64), 'request_body_fragmented'],
     [new PolicyRejectionError('short_circuited', 'open', 1), 'short_circuited'],
     [new UpstreamError('timeout', 'slow', { code: 'UND_ERR_HEADERS_TIMEOUT' }), 'upstream_timeout']
   ]

@@ -84,6 +84,8 @@ export interface RouteView {
   slowReader (): void
   /** A request body over the route's limit was refused (413). */
   bodyTooLarge (): void
+  /** A request body sent in a flood of tiny pieces was refused (400). */
+  bodyFragmented (): void
   /** A request of this route started: the route stays whole until leave(). */
   enter (): void
   /** A request of this route settled. */

@@ -73,13 +73,25 @@ export class ClientCancelledError extends ClientFaultError {
   }
 }
 
-/** The client's streamed (chunked) body passed the route's limit: answered 413 wherever the request was. */
+/** The client's body passed the route's limit as it streamed: answered 413 wherever the request was. */
 export class RequestBodyTooLargeError extends ClientFaultError {
   readonly limit: number
   constructor (limit: number) {
     super('request_body_too_large', `the request body is larger than ${limit} bytes`)
     this.name = 'RequestBodyTooLargeError'
     this.limit = limit
+  }
+}
+
+/**
+ * The client's body came in a flood of tiny pieces (each a body event to
+ * parse and handle), far more than any real client's writes: refused 400
+ * so one connection cannot spend the proxy's CPU a byte at a time.
+ */
+export class RequestBodyFragmentedError extends ClientFaultError {
+  constructor (pieces: number, perMs: number, averageBytes: number) {
+    super('request_body_fragmented', `the request body arrived in ${pieces} pieces within ${perMs} ms averaging under ${averageBytes} bytes; send it in larger writes`)
+    this.name = 'RequestBodyFragmentedError'
   }
 }
 

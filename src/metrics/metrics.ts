@@ -29,7 +29,7 @@ export function statusClass (status: number): string {
 }
 
 /** Why the listener refused a request before any route or upstream saw it (docs/SECURITY.md). */
-export const EDGE_REJECTIONS = ['bad_request', 'request_timeout', 'uri_too_long', 'header_too_large', 'too_many_headers', 'body_too_large', 'slow_reader', 'method_not_supported'] as const
+export const EDGE_REJECTIONS = ['bad_request', 'request_timeout', 'uri_too_long', 'header_too_large', 'too_many_headers', 'body_too_large', 'body_fragmented', 'slow_reader', 'method_not_supported'] as const
 export type EdgeRejection = (typeof EDGE_REJECTIONS)[number]
 
 /** The reason for a Node 'clientError', or undefined when the client just went away. */

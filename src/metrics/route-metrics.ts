@@ -54,6 +54,11 @@ export class RouteMetrics {
     this.metrics.edgeRejections.labels('body_too_large').inc()
   }
 
+  /** A request body sent in a flood of tiny pieces, refused with 400 (docs/SECURITY.md). */
+  bodyFragmented (): void {
+    this.metrics.edgeRejections.labels('body_fragmented').inc()
+  }
+
   /** A response cut because its client did not read it for bodyIdleTimeoutMs. */
   slowReader (): void {
     this.metrics.edgeRejections.labels('slow_reader').inc()

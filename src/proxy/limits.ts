@@ -1,21 +1,15 @@
 /**
- * The per-route request body limit (413). A declared Content-Length is
- * checked up front (one comparison, nothing read); only a body without a
- * length (chunked) is counted as it streams through, by BodyLimit.
+ * What every request body passes on its way upstream: the per-route size
+ * limit (413), tiny pieces gathered into reasonable writes, and a guard
+ * against a flood of tiny pieces (400). A declared Content-Length over the
+ * limit is refused up front (one comparison, nothing read); a body within
+ * it, or without one (chunked), is counted as it streams through BodyLimit.
  */
 import type { IncomingMessage } from 'node:http'
 import { PassThrough, type Readable } from 'node:stream'
-import { ClientCancelledError, RequestBodyTooLargeError, type ClientFaultError } from '../core/errors.js'
+import { ClientCancelledError, RequestBodyFragmentedError, RequestBodyTooLargeError, type ClientFaultError } from '../core/errors.js'
 
-export { RequestBodyTooLargeError }
-
-/** Requests whose streamed body passed its limit, with the limit: sendFailure answers them 413. */
-const exceeded = new WeakMap<IncomingMessage, number>()
-
-/** The limit a request's body passed, if it did. */
-export function bodyLimitExceeded (req: IncomingMessage): number | undefined {
-  return exceeded.get(req)
-}
+export { RequestBodyFragmentedError, RequestBodyTooLargeError }
 
 export function declaredTooLarge (req: IncomingMessage, limit: number): boolean {
   const declared = req.headers['content-length']
@@ -23,10 +17,32 @@ export function declaredTooLarge (req: IncomingMessage, limit: number): boolean 
 }
 
 /**
- * Counts a streamed request body. Past the limit the forwarded stream fails
- * (undici aborts the upstream request, so an incomplete body is never
- * delivered as complete) while the client's own stream is only paused, not
- * destroyed: the socket must stay open long enough to carry the 413.
+ * The BodyLimit a request body goes through, if any: a chunked body always
+ * (it has no length to trust, and one client write can hold a million
+ * one-byte chunks); a declared length only above COALESCE_BYTES. Below
+ * that a body is one or two socket reads, its pieces are bounded by its
+ * length, and a stream on its way would cost every small JSON POST about
+ * a tenth more CPU (docs/DECISIONS.md, "A body in tiny pieces").
+ */
+export function bodyLimitFor (req: IncomingMessage, limit: number): BodyLimit | undefined {
+  const declared = req.headers['content-length']
+  if (declared === undefined) return new BodyLimit(req, limit)
+  const length = Number(declared)
+  return length > COALESCE_BYTES ? new BodyLimit(req, limit, length) : undefined
+}
+
+/**
+ * Counts a request body and forwards it in reasonable writes. Past the
+ * limit the forwarded stream fails (undici aborts the upstream request, so
+ * an incomplete body is never delivered as complete) while the client's
+ * own stream is only paused, not destroyed: the socket must stay open long
+ * enough to carry the 413.
+ *
+ * Tiny pieces are gathered (up to 16 KB or 5 ms) for a chunked body and a
+ * large Content-Length one alike, so the upstream gets reasonable writes
+ * whatever the client's (hundreds instead of thousands for a body sent a
+ * byte at a time), and a flood of tiny pieces is refused. A body whose
+ * declared length is complete goes at once.
  *
  * The forwarded stream is ours, so its errors are ours to handle: it may
  * fail while nobody reads it yet (the request queued in the pool or a
@@ -36,22 +52,24 @@ export function declaredTooLarge (req: IncomingMessage, limit: number): boolean 
  */
 export class BodyLimit {
   readonly body: Readable
-  exceeded = false
   #fault: ClientFaultError | undefined = undefined
   #onFault: ((err: ClientFaultError) => void) | undefined = undefined
   private readonly stopCoalescing: () => void
 
-  constructor (req: IncomingMessage, limit: number) {
+  /** `declared`: the request's Content-Length, if it has one (the body is complete when that many bytes came). */
+  constructor (req: IncomingMessage, limit: number, declared?: number) {
     const body = new PassThrough()
     this.body = body
     // The owner's listener: whoever reads the body later adds its own.
     body.on('error', noop)
     let seen = 0
-    // Tiny chunks are coalesced: a body sent one byte per chunk would
-    // otherwise be forwarded (and re-framed upstream) one byte per write.
     let pending: Buffer[] = []
     let pendingBytes = 0
     let timer: NodeJS.Timeout | undefined
+    // The tiny-pieces guard: every FLOOD_PIECES pieces, how long they took and how many bytes they carried.
+    let pieces = 0
+    let piecesBytes = 0
+    let piecesSince = Date.now()
     const flush = (): void => {
       clearTimeout(timer)
       timer = undefined
@@ -62,27 +80,40 @@ export class BodyLimit {
       if (!body.write(chunk)) req.pause()
     }
     this.stopCoalescing = () => { clearTimeout(timer) }
+    const stop = (err: ClientFaultError): void => {
+      req.off('data', onData)
+      req.pause()
+      this.fail(err)
+    }
     const onData = (chunk: Buffer): void => {
       seen += chunk.length
       if (seen > limit) {
-        this.exceeded = true
-        exceeded.set(req, limit)
-        req.off('data', onData)
-        req.pause()
-        this.fail(new RequestBodyTooLargeError(limit))
+        stop(new RequestBodyTooLargeError(limit))
         return
       }
-      if (pendingBytes === 0 && chunk.length >= COALESCE_BYTES) {
+      if (++pieces === FLOOD_PIECES) {
+        const now = Date.now()
+        if (now - piecesSince < FLOOD_WITHIN_MS && piecesBytes + chunk.length < FLOOD_PIECES * FLOOD_PIECE_BYTES) {
+          stop(new RequestBodyFragmentedError(FLOOD_PIECES, FLOOD_WITHIN_MS, FLOOD_PIECE_BYTES))
+          return
+        }
+        pieces = 0
+        piecesBytes = 0
+        piecesSince = now
+      } else {
+        piecesBytes += chunk.length
+      }
+      if (pendingBytes === 0 && (chunk.length >= COALESCE_BYTES || seen === declared)) {
         if (!body.write(chunk)) req.pause()
         return
       }
       pending.push(chunk)
       pendingBytes += chunk.length
-      if (pendingBytes >= COALESCE_BYTES) flush()
+      if (pendingBytes >= COALESCE_BYTES || seen === declared) flush()
       else timer ??= setTimeout(flush, COALESCE_MS)
     }
     req.on('data', onData)
-    body.on('drain', () => { if (!this.exceeded) req.resume() })
+    body.on('drain', () => { if (this.#fault === undefined) req.resume() })
     req.once('end', () => {
       flush()
       body.end()
@@ -114,3 +145,13 @@ function noop (): void {}
 const COALESCE_BYTES = 16 * 1024
 /** ...or for at most this long, so a slow trickle still flows. */
 const COALESCE_MS = 5
+/**
+ * A flood of tiny pieces: this many body events within FLOOD_WITHIN_MS,
+ * averaging under FLOOD_PIECE_BYTES, is refused. No real client writes
+ * like that (a slow mobile link still sends segments of a kilobyte or
+ * more); one-byte chunks in one write are about 10,000 events per 64 KB
+ * socket read, so the guard trips within one or two reads.
+ */
+const FLOOD_PIECES = 10_000
+const FLOOD_WITHIN_MS = 1000
+const FLOOD_PIECE_BYTES = 64

@@ -10,8 +10,7 @@ import type { RequestContext } from '../core/context.js'
 import type { UpstreamResponse } from '../core/pipeline.js'
 import type { RouteView } from '../core/context.js'
 import { clientResponseHeaders } from './headers.js'
-import { ClientCancelledError, PolicyRejectionError, RequestBodyTooLargeError, UpstreamError, classifyBodyError, classifyError, statusForError } from '../core/errors.js'
-import { bodyLimitExceeded } from './limits.js'
+import { ClientCancelledError, PolicyRejectionError, RequestBodyFragmentedError, RequestBodyTooLargeError, UpstreamError, classifyBodyError, classifyError, statusForError } from '../core/errors.js'
 
 const LOG_PATH_MAX = 256
 
@@ -268,15 +267,31 @@ export function sendTooLarge (res: ServerResponse, limit: number, requestId: str
   sendJson(res, 413, { error: 'request_body_too_large', message: `the request body is larger than ${limit} bytes`, requestId }, { connection: 'close', 'x-request-id': requestId })
 }
 
+/** A body refused for coming in a flood of tiny pieces (src/proxy/limits.ts): 400, and the connection ends. */
+function sendBodyFragmented (res: ServerResponse, err: RequestBodyFragmentedError, requestId: string, route: Pick<RouteView, 'bodyFragmented'>): void {
+  route.bodyFragmented()
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  sendJson(res, 400, { error: err.code, message: err.message, requestId }, { connection: 'close', 'x-request-id': requestId })
+}
+
 /** The client-facing answer for a failure no policy absorbed. */
 export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unknown): void {
   // Abandoned because the client left (settleOnClose): nobody to answer, nothing to classify.
   if (err instanceof ClientCancelledError) return
-  // The client's streamed body passed the route's limit (src/proxy/limits.ts), wherever the request was.
-  const bodyLimit = err instanceof RequestBodyTooLargeError ? err.limit : bodyLimitExceeded(ctx.req)
-  if (bodyLimit !== undefined) {
+  // The client's body failed on its way (src/proxy/limits.ts), wherever the request was; the attempt it
+  // aborted may have failed with undici's own error, so the request's fault decides, not `err`.
+  const bodyFault = ctx.clientFault ?? err
+  if (bodyFault instanceof RequestBodyTooLargeError) {
     ctx.outcome = 'failed'
-    sendTooLarge(res, bodyLimit, ctx.requestId, ctx.route)
+    sendTooLarge(res, bodyFault.limit, ctx.requestId, ctx.route)
+    return
+  }
+  if (bodyFault instanceof RequestBodyFragmentedError) {
+    ctx.outcome = 'failed'
+    sendBodyFragmented(res, bodyFault, ctx.requestId, ctx.route)
     return
   }
   if (err instanceof PolicyRejectionError) {

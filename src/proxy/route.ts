@@ -201,6 +201,8 @@ export class RouteRuntime implements RouteView {
 
   bodyTooLarge (): void { this.metrics.bodyTooLarge() }
 
+  bodyFragmented (): void { this.metrics.bodyFragmented() }
+
   finished (ctx: RequestContext, status: number, ms: number, callerSawFailure: boolean): void {
     this.metrics.request(ctx.upstream, ctx.method, status, ctx.outcome, ms / 1000, ctx.injected)
     this.report?.record(ctx, status)

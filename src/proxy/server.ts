@@ -17,7 +17,7 @@ import { hostOf } from './router.js'
 import { RequestContext } from '../core/context.js'
 import { hasRequestBody, upstreamRequestHeaders } from './headers.js'
 import { sendFailure, sendInformational, sendJson, sendTooLarge, sendUpstreamResponse, settleOnClose } from './respond.js'
-import { BodyLimit, declaredTooLarge } from './limits.js'
+import { bodyLimitFor, declaredTooLarge } from './limits.js'
 import { BadPathError, normalizeTarget } from '../core/path.js'
 import { ForwardingTrust } from './trust.js'
 import { UpgradeProxy } from './upgrade.js'
@@ -261,8 +261,8 @@ function routeEveryRequest (app: FastifyInstance, options: ProxyServerOptions, t
       sendTooLarge(res, maxBody, requestId, route)
       return
     }
-    // Only a body without a trusted length (chunked) needs counting, and its tiny chunks coalescing, on the way through.
-    const limit = hasBody && req.headers['content-length'] === undefined ? new BodyLimit(req, maxBody > 0 ? maxBody : Infinity) : undefined
+    // A chunked body, or a large declared one, is counted on its way, its tiny pieces gathered, a flood of them refused.
+    const limit = hasBody ? bodyLimitFor(req, maxBody > 0 ? maxBody : Infinity) : undefined
     const ctx = new RequestContext(
       route,
       req,
