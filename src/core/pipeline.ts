@@ -22,8 +22,8 @@ export interface Policy {
   /** Stable name, used in docs, logs and GET /routes. */
   readonly name: string
   execute: (ctx: RequestContext, next: UpstreamCall) => Promise<UpstreamResponse>
-  /** Live state for GET /routes (breaker state, in-flight count, ...). */
-  snapshot?: () => Record<string, unknown>
+  /** Live state for GET /routes: a plain JSON object of the policy's own type (BreakerSnapshot, BulkheadSnapshot, ...). */
+  snapshot?: () => object
   /** Releases timers or handles when the route is replaced by a reload. */
   dispose?: () => void
 }

@@ -8,6 +8,14 @@ import type { RequestContext } from '../core/context.js'
 import type { ArmedFault } from './armed.js'
 import type { FaultConfig } from './schema.js'
 
+/** A planned fault in GET /routes: its config with its real rate (no probability of its own: the plan's, shared by weight). */
+export type PlannedFaultSnapshot = (FaultConfig extends infer C ? C extends FaultConfig ? Omit<C, 'probability'> : never : never) & {
+  id: string
+  probability: undefined
+  weight: number
+  effectiveProbability: number
+}
+
 export interface PlannedFaultsLink {
   /** Arms a planned fault (no schedule): the route's fault set does it, so ids and metric series match. */
   arm: (config: FaultConfig) => ArmedFault
@@ -93,7 +101,7 @@ export class PlannedFaults {
   }
 
   /** For the admin API: each planned fault with its real rate (the plan's probability times its weight share). */
-  snapshot (injecting: boolean): Array<Record<string, unknown>> {
+  snapshot (injecting: boolean): PlannedFaultSnapshot[] {
     const total = this.cumulative[this.cumulative.length - 1] ?? 0
     return this.faults.map((f, i) => {
       const share = total === 0 ? 0 : ((this.cumulative[i] ?? 0) - (this.cumulative[i - 1] ?? 0)) / total

@@ -19,11 +19,24 @@ import type { RouteMetrics } from '../metrics/route-metrics.js'
 import type { ChaosStatus } from '../metrics/metrics.js'
 import type { ArmedFault } from './armed.js'
 import type { FaultSet } from './fault-set.js'
-import type { PlannedFaults } from './planned.js'
+import type { PlannedFaultSnapshot, PlannedFaults } from './planned.js'
 import { ClientSideIO, UpstreamSideIO, type ChaosLink, type FaultIO, type FaultSide } from './io.js'
 import type { ChaosConfig } from './schema.js'
 import type { ChaosSwitch } from './switch.js'
 import { TRIGGER_HEADER, TriggerError } from './trigger.js'
+
+/** A route's chaos in GET /routes and the /chaos endpoints: the switches, the hand-written faults and the planned ones. */
+export interface FaultStageSnapshot {
+  enabled: boolean
+  killSwitch: 'on' | 'off'
+  injecting: boolean
+  seed: FaultSet['currentSeed']
+  allowHeaderTriggers: boolean
+  exposeHeaders: boolean
+  faults: Array<ReturnType<FaultSet['list']>[number] & { effectiveProbability: number }>
+  planned: PlannedFaultSnapshot[]
+  plannedProbability: number
+}
 
 export class FaultStage {
   readonly route: string
@@ -173,7 +186,7 @@ export class FaultStage {
   }
 
   /** The route's chaos as the admin API shows it: switches, seed, hand-written and planned faults with their real rates. */
-  snapshot (): Record<string, unknown> {
+  snapshot (): FaultStageSnapshot {
     const injecting = this.injecting
     return {
       enabled: this.set.isEnabled,

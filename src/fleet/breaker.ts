@@ -30,7 +30,7 @@
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import type { Logger } from '../log.js'
-import type { BreakerChange, BreakerPeer, CircuitBreaker } from '../policies/breaker.js'
+import type { BreakerChange, BreakerPeer, BreakerPeerSnapshot, CircuitBreaker } from '../policies/breaker.js'
 import type { BreakerConfig } from '../policies/schema.js'
 import type { BreakerStateName } from '../policies/events.js'
 import type { FleetRedis } from './redis.js'
@@ -122,7 +122,7 @@ export class FleetBreakerLink implements BreakerPeer {
     return false
   }
 
-  snapshot (): Record<string, unknown> {
+  snapshot (): BreakerPeerSnapshot {
     return { scope: this.shared ? 'fleet' : 'local', ...(this.probeHolder !== undefined ? { trialBy: this.probeHolder } : {}) }
   }
 

@@ -54,6 +54,9 @@ export function defaultBatch (perMinute: number): number {
 /** How soon a lease is asked again after Redis did not answer. */
 const UNREACHABLE_RETRY_MS = 100
 
+/** GET /routes for a fleet budget: the rate, where the tokens come from, and how many this replica holds. */
+export interface FleetBudgetSnapshot { perMinute: number, scope: 'fleet' | 'local', leased: number, batch: number }
+
 export class FleetBudget {
   private readonly route: string
   private readonly perMinute: number
@@ -135,7 +138,7 @@ export class FleetBudget {
       .finally(() => { this.leasing = false })
   }
 
-  snapshot (): Record<string, unknown> {
+  snapshot (): FleetBudgetSnapshot {
     return { perMinute: this.perMinute, scope: this.redis === undefined ? 'local' : 'fleet', leased: this.redis === undefined ? Math.floor(this.localTokens) : this.tokens, batch: this.batch }
   }
 

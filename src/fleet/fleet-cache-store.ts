@@ -20,7 +20,7 @@
  */
 import { Writable } from 'node:stream'
 import { z } from 'zod'
-import type { CacheKey, CacheStore, CacheValue, CachedResponse } from '../policies/cache-store.js'
+import type { CacheKey, CacheStore, CacheStoreDescription, CacheStoreStats, CacheValue, CachedResponse } from '../policies/cache-store.js'
 import type { MemoryCacheStore } from '../policies/memory-cache-store.js'
 import type { RedisCacheStore } from './redis-cache-store.js'
 import type { FleetRedis } from './redis.js'
@@ -112,11 +112,11 @@ export class FleetCacheStore implements CacheStore {
     this.local.delete({ method: message.method, path: message.path, headers: {} })
   }
 
-  stats (): { entries: number, bytes: number } {
+  stats (): CacheStoreStats {
     return this.shared ? this.remote.stats() : this.local.stats()
   }
 
-  describe (): Record<string, unknown> {
+  describe (): CacheStoreDescription {
     return { store: 'redis', scope: this.shared ? 'fleet' : 'local', local: this.local.stats() }
   }
 

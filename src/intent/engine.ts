@@ -75,6 +75,9 @@ function emptyBooks (): EngineBooks {
   return { requests: 0, surfaced: 0, windows: 0, windowsWithinSlo: 0, windowsBreached: 0, windowsTooFew: 0, byFault: new Map(), levels: [], timeline: [] }
 }
 
+/** A route's intent in GET /routes, as IntentEngine.snapshot builds it. */
+export type IntentSnapshot = ReturnType<IntentEngine['snapshot']>
+
 export class IntentEngine {
   readonly route: string
   readonly intent: Intent
@@ -320,7 +323,8 @@ export class IntentEngine {
     this.metrics.chaosProbability.labels(this.route).set(probability)
   }
 
-  snapshot (now: number): Record<string, unknown> {
+  /** GET /routes for the intent: its mode and level, the controller's judgement and the plan (IntentSnapshot). */
+  snapshot (now: number) {
     return {
       mode: this.modeValue,
       declared: this.declared,

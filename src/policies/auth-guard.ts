@@ -64,6 +64,16 @@ interface CredentialState {
   period: AuthGuardTicket
 }
 
+/** GET /routes for an auth guard: whether the whole origin is blocked, and how many credentials are. */
+export interface AuthGuardSnapshot {
+  upstream: string
+  blocked: boolean
+  blockedForMs: number
+  originTrialInFlight: boolean
+  blockedCredentials: number
+  noCredentialsBlocked: boolean
+}
+
 export class AuthGuard {
   readonly upstream: string
   private readonly config: AuthGuardConfig
@@ -223,7 +233,7 @@ export class AuthGuard {
     this.originTrial = undefined
   }
 
-  snapshot (): Record<string, unknown> {
+  snapshot (): AuthGuardSnapshot {
     const now = this.now()
     let blockedCredentials = 0
     let noCredentialsBlocked = false

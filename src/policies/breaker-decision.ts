@@ -6,6 +6,11 @@
 import { SlidingWindow } from './window.js'
 import type { BreakerConfig } from './schema.js'
 
+/** What GET /routes shows of the decision: consecutive failures, or the failure rate over the window. */
+export type BreakerDecisionSnapshot =
+  | { mode: 'consecutive', failuresInARow: number, threshold: number }
+  | { mode: 'rate', calls: number, failures: number, failureRate: number, minRequests: number }
+
 export interface BreakerDecision {
   /** A call succeeded while closed. */
   success: (now: number) => void
@@ -13,7 +18,7 @@ export interface BreakerDecision {
   failure: (now: number) => boolean
   /** Forget the history (on closing). */
   reset: () => void
-  snapshot: (now: number) => Record<string, unknown>
+  snapshot: (now: number) => BreakerDecisionSnapshot
   /** Why failure() said open, in words, for the log line (read at once, before reset). */
   why: (now: number) => string
 }
@@ -25,7 +30,7 @@ export class ConsecutiveFailures implements BreakerDecision {
   success (): void { this.count = 0 }
   failure (): boolean { return ++this.count >= this.threshold }
   reset (): void { this.count = 0 }
-  snapshot (): Record<string, unknown> { return { mode: 'consecutive', failuresInARow: this.count, threshold: this.threshold } }
+  snapshot (): BreakerDecisionSnapshot { return { mode: 'consecutive', failuresInARow: this.count, threshold: this.threshold } }
   why (): string { return `${this.count} failures in a row (consecutiveFailures ${this.threshold})` }
 }
 
@@ -51,7 +56,7 @@ export class FailureRate implements BreakerDecision {
 
   reset (): void { this.window.clear() }
 
-  snapshot (now: number): Record<string, unknown> {
+  snapshot (now: number): BreakerDecisionSnapshot {
     const [calls, failures] = this.window.sums(now)
     return { mode: 'rate', calls, failures, failureRate: this.rate, minRequests: this.minRequests }
   }

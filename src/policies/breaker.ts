@@ -24,7 +24,7 @@ import type { Policy } from '../core/pipeline.js'
 import type { RequestContext } from '../core/context.js'
 import type { BreakerConfig } from './schema.js'
 import type { BreakerStateName, PolicyEvents } from './events.js'
-import { decisionFor, type BreakerDecision } from './breaker-decision.js'
+import { decisionFor, type BreakerDecision, type BreakerDecisionSnapshot } from './breaker-decision.js'
 import type { Logger } from '../log.js'
 
 export type BreakerState =
@@ -42,6 +42,20 @@ export type BreakerState =
 export interface BreakerChange { reason: string, openMs?: number, by?: string }
 
 /** The fleet's side of a breaker (src/fleet/breaker.ts); answers synchronously, never waits on Redis. */
+/** A shared breaker's part of GET /routes: `fleet` while transitions are shared through Redis, and which replica holds the trial. */
+export interface BreakerPeerSnapshot { scope: 'fleet' | 'local', trialBy?: string }
+
+/** GET /routes for a breaker: its state, the decision's figures, and the open or half-open period's. */
+export type BreakerSnapshot = BreakerDecisionSnapshot & {
+  upstream: string
+  state: BreakerState['name']
+  fleet?: BreakerPeerSnapshot
+  trips?: number
+  reopensInMs?: number
+  probesAdmitted?: number
+  probesSucceeded?: number
+}
+
 export interface BreakerPeer {
   /**
    * The open period ended here: may this request be the half-open trial?
@@ -50,7 +64,7 @@ export interface BreakerPeer {
    */
   mayProbe: () => boolean
   /** For GET /routes: whether transitions are shared now, and who probes. */
-  snapshot: () => Record<string, unknown>
+  snapshot: () => BreakerPeerSnapshot
   /** Whether transitions are shared now (false: Redis unreachable, this breaker works alone). */
   readonly shared: boolean
   /** Ends its timer and subscription (the breaker's last lease is released). */
@@ -208,10 +222,10 @@ export class CircuitBreaker {
     this.moveTo(CLOSED)
   }
 
-  snapshot (): Record<string, unknown> {
+  snapshot (): BreakerSnapshot {
     const state = this.current
     const now = this.now()
-    const out: Record<string, unknown> = { upstream: this.upstream, state: state.name, ...this.decision.snapshot(now) }
+    const out: BreakerSnapshot = { upstream: this.upstream, state: state.name, ...this.decision.snapshot(now) }
     if (this.peer !== undefined) out.fleet = this.peer.snapshot()
     if (state.name === 'open') {
       out.trips = state.trips

@@ -22,6 +22,9 @@ interface Waiter {
   off: () => void
 }
 
+/** GET /routes for a bulkhead: what runs and waits now, against the limits. */
+export interface BulkheadSnapshot { inFlight: number, queued: number, maxConcurrent: number, maxQueue: number }
+
 export class Bulkhead {
   private readonly config: BulkheadConfig
   private readonly queue: Waiter[] = []
@@ -100,7 +103,7 @@ export class Bulkhead {
     this.changed()
   }
 
-  snapshot (): Record<string, unknown> {
+  snapshot (): BulkheadSnapshot {
     return { inFlight: this.active, queued: this.queue.length, maxConcurrent: this.config.maxConcurrent, maxQueue: this.config.maxQueue }
   }
 }

@@ -33,6 +33,11 @@ export interface CachedResponse extends CacheValue {
   body: Buffer
 }
 
+/** What a store holds now. */
+export interface CacheStoreStats { entries: number, bytes: number }
+/** A shared store's part of GET /routes: where it is, whether the fleet's copy is in use, and the local copy's size. */
+export interface CacheStoreDescription { store: 'redis', scope: 'fleet' | 'local', local: CacheStoreStats }
+
 export interface CacheStore {
   /** The entry for this key whose Vary values match the request, if one is still servable. */
   get: (key: CacheKey) => CachedResponse | undefined | Promise<CachedResponse | undefined>
@@ -43,9 +48,9 @@ export interface CacheStore {
   createWriteStream: (key: CacheKey, value: CacheValue) => Writable | undefined
   /** Forgets every variant of this method and path. */
   delete: (key: CacheKey) => void | Promise<void>
-  stats: () => { entries: number, bytes: number }
+  stats: () => CacheStoreStats
   /** More for GET /routes (a shared store says where it is and whether it is in use). */
-  describe?: () => Record<string, unknown>
+  describe?: () => CacheStoreDescription
 }
 
 /** Method and path: every variant of one resource. */

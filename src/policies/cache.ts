@@ -27,8 +27,11 @@ import type { RequestContext } from '../core/context.js'
 import type { UpstreamResponse } from '../core/pipeline.js'
 import type { CacheConfig } from './schema.js'
 import type { PolicyEvents } from './events.js'
-import type { CacheKey, CacheStore, CacheValue } from './cache-store.js'
+import type { CacheKey, CacheStore, CacheStoreDescription, CacheStoreStats, CacheValue } from './cache-store.js'
 import { primaryKey, variantKey, varyValue } from './cache-store.js'
+
+/** GET /routes for a cache: its size against its limits, and a shared store's own part. */
+export type CacheSnapshot = CacheStoreStats & Partial<CacheStoreDescription> & { maxEntries: number, maxBytes: number, maxStaleMs: number }
 
 /** How long past freshness (ms) a response may still be served on error. */
 export function staleAllowanceMs (rescc: Record<string, string>, maxStaleMs: number): number {
@@ -236,7 +239,7 @@ export class LastKnownGood {
     return undefined
   }
 
-  snapshot (): Record<string, unknown> {
+  snapshot (): CacheSnapshot {
     return { ...this.store.stats(), maxEntries: this.config.maxEntries, maxBytes: this.config.maxBytes, maxStaleMs: this.config.maxStaleMs, ...this.store.describe?.() }
   }
 }

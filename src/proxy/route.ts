@@ -22,10 +22,10 @@ import { FaultSet, type FaultSetOptions } from '../faults/fault-set.js'
 import { PlannedFaults } from '../faults/planned.js'
 import { FaultStage } from '../faults/stage.js'
 import { ChaosSwitch } from '../faults/switch.js'
-import { IntentEngine } from '../intent/engine.js'
+import { IntentEngine, type IntentSnapshot } from '../intent/engine.js'
 import { controllerSchema, intentSchema, type ControllerConfig } from '../intent/schema.js'
 import type { FleetRedis } from '../fleet/redis.js'
-import { FleetBudget } from '../fleet/budget.js'
+import { FleetBudget, type FleetBudgetSnapshot } from '../fleet/budget.js'
 
 export interface RouteDeps {
   pools: UpstreamPools
@@ -61,6 +61,18 @@ function quietWhenRetired (events: PolicyEvents, retired: () => boolean): Policy
   quiet.breakerTransition = (from, to, by) => { if (!retired()) events.breakerTransition(from, to, by) }
   quiet.authGuardTripped = () => { if (!retired()) events.authGuardTripped() }
   return quiet
+}
+
+/**
+ * GET /routes' `policies` for a route: each policy's own snapshot under its
+ * name (`breaker`: BreakerSnapshot, `bulkhead`: BulkheadSnapshot,
+ * `authGuard`: AuthGuardSnapshot, `fallback` with a CacheSnapshot, ...),
+ * the intent engine's and the fleet budget's.
+ */
+export interface RoutePoliciesSnapshot {
+  [policy: string]: object | undefined
+  intent?: IntentSnapshot
+  fleetBudget?: FleetBudgetSnapshot
 }
 
 export class RouteRuntime implements RouteView {
@@ -177,8 +189,8 @@ export class RouteRuntime implements RouteView {
     return joined[0] === '/' ? joined : '/' + joined
   }
 
-  snapshot (): Record<string, unknown> {
-    const policies: Record<string, unknown> = {}
+  snapshot (): RoutePoliciesSnapshot {
+    const policies: RoutePoliciesSnapshot = {}
     for (const p of this.policies) if (p.snapshot) policies[p.name] = p.snapshot()
     if (this.intent !== undefined) policies.intent = this.intent.snapshot(performance.now())
     if (this.fleetBudget !== undefined) policies.fleetBudget = this.fleetBudget.snapshot()
