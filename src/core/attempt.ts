@@ -94,8 +94,8 @@ export function upstreamAttempt (pool: Pool, options: AttemptOptions, metrics: A
         // The attempt timeout (a policy) owns the deadline; this is only a backstop.
         headersTimeout: backstopMs,
         bodyTimeout: bodyIdleTimeoutMs,
-        // 102 and 103 are passed on as they arrive (the listener's hook); undici drops them otherwise.
-        onInfo: ctx.onInformational === undefined ? undefined : (info) => { ctx.onInformational!(info.statusCode, info.headers) }
+        // 102 and 103 are passed on as they arrive (the listener's context); undici drops them otherwise.
+        onInfo: (info) => { ctx.informational(info.statusCode, info.headers) }
       }), abort)
     } catch (err) {
       // A client fault is not an upstream failure: not counted, not classified.

@@ -154,8 +154,6 @@ export class RequestContext {
   #faultListeners: Array<(err: ClientFaultError) => void> | undefined = undefined
   /** The body being streamed to the client, once the status line is out (the responder's, so it can abandon it). */
   responseBody: Readable | undefined = undefined
-  /** Passes a 1xx answer (102, 103) on to the client before the final one; set by the listener. */
-  onInformational: ((status: number, headers: Record<string, string | string[] | undefined>) => void) | undefined = undefined
   /** Label of the upstream that answered (origin host:port). */
   upstream: string
 
@@ -171,6 +169,14 @@ export class RequestContext {
     this.deadline = startedAt + route.timeoutMs
     this.upstream = route.upstreamLabel
   }
+
+  /**
+   * Passes a 1xx answer (102, 103) on to the client before the final one.
+   * The listener's context overrides it (src/proxy/client-context.ts); a
+   * context with no client drops it. A method, not a hook closure set per
+   * request: see docs/DECISIONS.md, "no function literal on a property".
+   */
+  informational (_status: number, _headers: Record<string, string | string[] | undefined>): void {}
 
   /** The client sent `TE: trailers` (RFC 9110 §10.1.4): the upstream's trailer fields may be passed on. */
   get wantsTrailers (): boolean {

@@ -31,6 +31,11 @@ export function bodyLimitFor (req: IncomingMessage, limit: number): BodyLimit | 
   return length > COALESCE_BYTES ? new BodyLimit(req, limit, length) : undefined
 }
 
+/** What a body fault ends: the request (RequestContext.failClient). */
+export interface FaultOwner {
+  failClient: (err: ClientFaultError) => void
+}
+
 /**
  * Counts a request body and forwards it in reasonable writes. Past the
  * limit the forwarded stream fails (undici aborts the upstream request, so
@@ -47,14 +52,15 @@ export function bodyLimitFor (req: IncomingMessage, limit: number): BodyLimit | 
  * The forwarded stream is ours, so its errors are ours to handle: it may
  * fail while nobody reads it yet (the request queued in the pool or a
  * bulkhead, held by a fault), and an 'error' without a listener would
- * crash the process. The fault goes to the request instead (`onFault`),
+ * crash the process. The fault goes to the request instead (`attach`),
  * which ends it wherever it is waiting.
  */
 export class BodyLimit {
   readonly body: Readable
   #fault: ClientFaultError | undefined = undefined
-  #onFault: ((err: ClientFaultError) => void) | undefined = undefined
-  private readonly stopCoalescing: () => void
+  /** Where a fault goes: the request's context, once it exists. */
+  #owner: FaultOwner | undefined = undefined
+  #timer: NodeJS.Timeout | undefined = undefined
 
   /** `declared`: the request's Content-Length, if it has one (the body is complete when that many bytes came). */
   constructor (req: IncomingMessage, limit: number, declared?: number) {
@@ -65,21 +71,19 @@ export class BodyLimit {
     let seen = 0
     let pending: Buffer[] = []
     let pendingBytes = 0
-    let timer: NodeJS.Timeout | undefined
     // The tiny-pieces guard: every FLOOD_PIECES pieces, how long they took and how many bytes they carried.
     let pieces = 0
     let piecesBytes = 0
     let piecesSince = Date.now()
     const flush = (): void => {
-      clearTimeout(timer)
-      timer = undefined
+      clearTimeout(this.#timer)
+      this.#timer = undefined
       if (pendingBytes === 0 || body.destroyed) return
       const chunk = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes)
       pending = []
       pendingBytes = 0
       if (!body.write(chunk)) req.pause()
     }
-    this.stopCoalescing = () => { clearTimeout(timer) }
     const stop = (err: ClientFaultError): void => {
       req.off('data', onData)
       req.pause()
@@ -110,7 +114,7 @@ export class BodyLimit {
       pending.push(chunk)
       pendingBytes += chunk.length
       if (pendingBytes >= COALESCE_BYTES || seen === declared) flush()
-      else timer ??= setTimeout(flush, COALESCE_MS)
+      else this.#timer ??= setTimeout(flush, COALESCE_MS)
     }
     req.on('data', onData)
     body.on('drain', () => { if (this.#fault === undefined) req.resume() })
@@ -122,19 +126,23 @@ export class BodyLimit {
     req.once('close', () => { if (!req.complete) this.fail(new ClientCancelledError()) })
   }
 
-  /** Where a fault goes: the request's context, once it exists (a fault before that is delivered on attach). */
-  // eslint-disable-next-line accessor-pairs -- write-only: the context hands its listener over once
-  set onFault (listener: (err: ClientFaultError) => void) {
-    this.#onFault = listener
-    if (this.#fault !== undefined) listener(this.#fault)
+  /**
+   * Faults go to `owner` (the request's context) from now on; one before
+   * that is delivered now. The context itself, not a closure around it: a
+   * function literal assigned to a property is allocated in V8's old
+   * generation and kept its request alive through scavenges (docs/DECISIONS.md).
+   */
+  attach (owner: FaultOwner): void {
+    this.#owner = owner
+    if (this.#fault !== undefined) owner.failClient(this.#fault)
   }
 
   private fail (err: ClientFaultError): void {
     if (this.#fault !== undefined) return
     this.#fault = err
-    this.stopCoalescing()
+    clearTimeout(this.#timer)
     // The request learns first, so whatever the destroyed stream fails reads the fault from it.
-    this.#onFault?.(err)
+    this.#owner?.failClient(err)
     if (!this.body.destroyed) this.body.destroy(err)
   }
 }

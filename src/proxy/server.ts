@@ -14,9 +14,9 @@ import type { Logger } from 'pino'
 import type { RouteTable } from './router.js'
 import type { RouteRuntime } from './route.js'
 import { hostOf } from './router.js'
-import { RequestContext } from '../core/context.js'
+import { ClientContext } from './client-context.js'
 import { hasRequestBody, upstreamRequestHeaders } from './headers.js'
-import { sendFailure, sendInformational, sendJson, sendTooLarge, sendUpstreamResponse, settleOnClose } from './respond.js'
+import { sendFailure, sendJson, sendTooLarge, sendUpstreamResponse, settleOnClose } from './respond.js'
 import { bodyLimitFor, declaredTooLarge } from './limits.js'
 import { BadPathError, normalizeTarget } from '../core/path.js'
 import { ForwardingTrust } from './trust.js'
@@ -263,9 +263,10 @@ function routeEveryRequest (app: FastifyInstance, options: ProxyServerOptions, t
     }
     // A chunked body, or a large declared one, is counted on its way, its tiny pieces gathered, a flood of them refused.
     const limit = hasBody ? bodyLimitFor(req, maxBody > 0 ? maxBody : Infinity) : undefined
-    const ctx = new RequestContext(
+    const ctx = new ClientContext(
       route,
       req,
+      res,
       requestId,
       route.upstreamPath(target),
       upstreamRequestHeaders(req, requestId, trust),
@@ -273,8 +274,7 @@ function routeEveryRequest (app: FastifyInstance, options: ProxyServerOptions, t
       startedAt
     )
     // A body that fails the limit or is cut by the client ends this request, wherever it waits.
-    if (limit !== undefined) limit.onFault = (err) => { ctx.failClient(err) }
-    ctx.onInformational = (status, headers) => { sendInformational(res, status, headers) }
+    limit?.attach(ctx)
     // From the start, so a client that leaves before any answer is still counted and logged.
     settleOnClose(ctx, res, requestLog)
     // Client-side faults and trigger headers wrap the whole exchange; without them this is one property read.
