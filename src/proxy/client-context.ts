@@ -17,7 +17,10 @@ import { sendInformational } from './respond.js'
 export class ClientContext extends RequestContext {
   readonly #res: ServerResponse
 
-  constructor (route: RouteView, req: IncomingMessage, res: ServerResponse, requestId: string, upstreamPath: string, upstreamHeaders: string[], body: Readable | null, startedAt: number) {
+  constructor (
+    route: RouteView, req: IncomingMessage, res: ServerResponse, requestId: string,
+    upstreamPath: string, upstreamHeaders: string[], body: Readable | null, startedAt: number
+  ) {
     super(route, req, requestId, upstreamPath, upstreamHeaders, body, startedAt)
     this.#res = res
   }
