@@ -5,7 +5,7 @@
 // loading them precompiled (docs/TESTING.md, "CI time"), 124 files twice per
 // CI run, plus every `faultline run` a test starts. esbuild (tsx's own
 // compiler, so the output is the same) builds src/ and test/ in under a
-// second into .test-build/, a mirror of the repository where every other
+// second into .test-build/<pid>/, a mirror of the repository where every other
 // top-level entry (docs, docker, fixtures' siblings, node_modules) is a link,
 // so paths a test takes relative to its own file still resolve. Sources (.ts)
 // are linked beside their .js, for tests that read them.
@@ -21,11 +21,18 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)))
-const out = join(root, '.test-build')
+// One mirror per run (.test-build/<pid>), so two runs in one checkout never
+// pull the files from under each other; a run's mirror goes when it ends,
+// and one left by a run that was killed goes at the next start.
+const builds = join(root, '.test-build')
+const out = join(builds, String(process.pid))
 /** Top-level entries not linked: built (src, test), rewritten (package.json), or the run's own. */
 const NOT_LINKED = new Set(['src', 'test', 'package.json', '.git', '.tap', '.test-build', '.stryker-tmp'])
 
-rmSync(out, { recursive: true, force: true })
+mkdirSync(builds, { recursive: true })
+for (const entry of readdirSync(builds)) {
+  if (!isRunning(Number(entry))) rmSync(join(builds, entry), { recursive: true, force: true })
+}
 mkdirSync(out)
 for (const entry of readdirSync(root)) {
   if (!NOT_LINKED.has(entry)) symlinkSync(join(root, entry), join(out, entry))
@@ -68,4 +75,18 @@ const tapPackage = createRequire(join(root, 'package.json')).resolve('tap/packag
 const tap = join(dirname(tapPackage), JSON.parse(readFileSync(tapPackage, 'utf8')).bin.tap)
 const child = spawn(process.execPath, [tap, ...args], { cwd: out, stdio: 'inherit' })
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => { child.kill(signal) })
-child.on('exit', (code) => { process.exit(code ?? 1) })
+child.on('exit', (code) => {
+  rmSync(out, { recursive: true, force: true })
+  process.exit(code ?? 1)
+})
+
+/** Whether a run with this pid is still going (a directory not named by a pid is stale). */
+function isRunning (pid) {
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return err.code === 'EPERM'
+  }
+}

@@ -1,7 +1,7 @@
 /**
  * Where the repository is, and how a test starts the real CLI in a child
  * process. `npm test` runs the suite precompiled (scripts/test.mjs builds
- * src/ and test/ into .test-build/ and links every other top-level entry
+ * src/ and test/ into .test-build/<pid>/ and links every other top-level entry
  * there), while `npx tap` runs the .ts files under tsx; these names keep
  * both working, and a precompiled run starts precompiled CLIs too.
  */
