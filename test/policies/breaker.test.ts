@@ -203,6 +203,38 @@ t.test('unit: a success admitted before a trip, answered while half-open, is not
   t.equal(b.state.name, 'half_open', 'only the trial request\'s own answer closes it')
 })
 
+t.test('unit: the fleet\'s moves (openFromFleet, closeFromFleet): an operator\'s force holds, an open breaker takes the fleet\'s time', async (t) => {
+  let now = 0
+  const b = new CircuitBreaker('u:1', breakerSchema.parse({ consecutiveFailures: 2, openMs: 100 }), () => now)
+  const seen: string[] = []
+  b.onTransition((from, to, change) => seen.push(`${from}>${to}${change?.by !== undefined ? ` by ${change.by}` : ''}`))
+  b.closeFromFleet({ reason: 'closed there', by: 'r1' })
+  t.same(seen, [], 'closed already: closing moves nothing')
+  b.record(b.admit(), false)
+  b.openFromFleet(1000, 3, { reason: 'opened there', by: 'r1' })
+  t.match(b.snapshot(), { state: 'open', trips: 3, reopensInMs: 1000 })
+  now = 200
+  b.openFromFleet(500, 1, { reason: 'again', by: 'r2' })
+  t.match(b.snapshot(), { state: 'open', trips: 3, reopensInMs: 500 }, 'already open: the fleet\'s time, the larger trip count')
+  t.same(seen, ['closed>open by r1'], 'and no second transition')
+  now = 700
+  b.admit()
+  b.closeFromFleet({ reason: 'the trial succeeded there', by: 'r2' })
+  t.equal(b.state.name, 'closed', 'half-open here, closed by the fleet')
+  b.record(b.admit(), false)
+  t.equal(b.state.name, 'closed', 'closing forgot the failure seen before the trip: one is not two in a row')
+  t.same(seen, ['closed>open by r1', 'open>half_open', 'half_open>closed by r2'])
+
+  for (const force of ['forceOpen', 'forceClose'] as const) {
+    b[force]()
+    const held = b.state.name
+    b.openFromFleet(1000, 1, { reason: 'opened there', by: 'r1' })
+    t.equal(b.state.name, held, `${held}: the fleet's opening does not move it`)
+    b.closeFromFleet({ reason: 'closed there', by: 'r1' })
+    t.equal(b.state.name, held, `${held}: nor its closing`)
+  }
+})
+
 t.test('through the proxy: trips, short-circuits fast, probes and closes; metrics follow', async (t) => {
   let healthy = false
   const upstream = await startUpstream(t, (_req, res) => { res.writeHead(healthy ? 200 : 503).end(healthy ? 'ok' : 'down') })
