@@ -1,7 +1,8 @@
 import t from 'tap'
 import { fetchText, route, scrape, startProxy, sumOf } from '../helpers.js'
 import { scriptedUpstream } from './fixtures.js'
-import { AuthGuard, NO_CREDENTIALS } from '../../src/policies/auth-guard.js'
+import type { IncomingMessage } from 'node:http'
+import { AuthGuard, NO_CREDENTIALS, credentialKey } from '../../src/policies/auth-guard.js'
 import { authGuardSchema } from '../../src/policies/schema.js'
 import { PolicyRejectionError } from '../../src/core/errors.js'
 
@@ -178,4 +179,41 @@ t.test('unit: the origin trips on credentials that worked and are blocked at onc
   t.equal(refusal(guard, 'e'), undefined, 'a trial answered 200 ends the origin block')
   t.equal(refusal(guard, 'e'), undefined, 'for every request')
   t.match(guard.snapshot(), { blocked: false, originTrialInFlight: false })
+})
+
+t.test('unit: what counts as a credential that worked, as no credentials, and as a stale origin trial', async (t) => {
+  let now = 0
+  const guard = new AuthGuard('u:1', authGuardSchema.parse({ failures: 2, blockMs: 1000, originAfter: 2 }), () => now)
+  t.equal(credentialKey({ headers: { authorization: '' } } as unknown as IncomingMessage), NO_CREDENTIALS, 'an empty Authorization is no credential')
+  // Anonymous requests that got a 200 once are still not a credential that worked: they never trip the origin.
+  guard.record(401, NO_CREDENTIALS, guard.check())
+  guard.record(200, NO_CREDENTIALS, guard.check())
+  guard.record(401, NO_CREDENTIALS, guard.check())
+  guard.record(401, NO_CREDENTIALS, guard.check())
+  // A credential refused once and then accepted has worked.
+  guard.record(401, 'a', guard.check('a'))
+  guard.record(200, 'a', guard.check('a'))
+  t.equal(refusal(guard, 'a'), undefined)
+  guard.record(401, 'a', guard.check('a'))
+  t.equal(refusal(guard, 'x'), undefined, 'no credentials blocked and one credential refused once: not the origin')
+  // Two requests in flight with b; the first's 200 does not make the second's 401 stale.
+  guard.record(200, 'b', guard.check('b'))
+  const b1 = guard.check('b')
+  const b2 = guard.check('b')
+  guard.record(200, 'b', b1)
+  guard.record(401, 'b', b2)
+  guard.record(401, 'b', guard.check('b'))
+  guard.record(401, 'a', guard.check('a'))
+  const held = refusal(guard, 'x')!
+  t.match(held.message, /2 different credentials that had worked before, so faultline is holding every request to it back for 1 s instead of risking lockouts; check the credentials the services send/, 'a and b worked and are blocked: the origin trips')
+
+  now = 1000
+  const trial = guard.check('x')
+  guard.abandon('x', trial)
+  const trial2 = guard.check('x')
+  guard.record(200, 'x', trial)
+  guard.abandon('x', trial)
+  t.match(refusal(guard, 'y')!.message, /one trial request is checking/, 'a trial that passed its turn moves nothing afterwards')
+  guard.record(403, 'x', trial2)
+  t.match(refusal(guard, 'y')!.message, /^u:1 answered 403 for 2 different credentials/, 'a 403 to the trial blocks the origin again')
 })
