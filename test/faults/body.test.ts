@@ -64,6 +64,23 @@ t.test('truncate clean: a well-formed response with half a document', async (t) 
   t.throws(() => JSON.parse(res.body.toString()), 'only parsing catches it')
 })
 
+t.test('truncate clean: a body written in several chunks still stops at the limit', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' })
+    let n = 0
+    const more = (): void => {
+      if (n === 4) { res.end(); return }
+      res.write(`chunk-${n++}|`)
+      setTimeout(more, 20)
+    }
+    more()
+  })
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'truncate', bytes: 12, clean: true }] })
+  const res = await see(`${proxy.url}/svc/x`)
+  t.equal(res.status, 200)
+  t.equal(res.body.toString(), 'chunk-0|chun', '8 bytes of the first chunk, 4 of the second, none after')
+})
+
 t.test('truncate client side: the client connection closes after the bytes', async (t) => {
   const upstream = await jsonUpstream(t, BIG)
   const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'truncate', bytes: 30, at: 'client' }] })
