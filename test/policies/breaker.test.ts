@@ -180,25 +180,26 @@ t.test('unit: what GET /routes and the 503 say: trips, time left, probes, Retry-
   t.notOk('trips' in b.snapshot(), 'held open: no trip count')
 })
 
-t.test('unit: a request admitted before a trip, abandoned while half-open, frees no probe slot', async (t) => {
+/** A breaker tripped by one failure while `slow` (admitted before the trip) is still out, then half-open with its one trial admitted. */
+function halfOpenWithAStaleRequest (): { b: CircuitBreaker, slow: ReturnType<CircuitBreaker['admit']> } {
   let now = 0
   const b = new CircuitBreaker('u:1', breakerSchema.parse({ consecutiveFailures: 1, openMs: 100, halfOpenProbes: 1 }), () => now)
   const slow = b.admit()
   b.record(b.admit(), false)
   now = 100
   b.admit()
+  return { b, slow }
+}
+
+t.test('unit: a request admitted before a trip, abandoned while half-open, frees no probe slot', async (t) => {
+  const { b, slow } = halfOpenWithAStaleRequest()
   b.abandon(slow)
   t.match(b.snapshot(), { state: 'half_open', probesAdmitted: 1 })
   t.equal(admitResult(b), 'short_circuited', 'the trial is still in flight: one probe only')
 })
 
 t.test('unit: a success admitted before a trip, answered while half-open, is not a trial\'s success', async (t) => {
-  let now = 0
-  const b = new CircuitBreaker('u:1', breakerSchema.parse({ consecutiveFailures: 1, openMs: 100, halfOpenProbes: 1 }), () => now)
-  const slow = b.admit()
-  b.record(b.admit(), false)
-  now = 100
-  b.admit()
+  const { b, slow } = halfOpenWithAStaleRequest()
   b.record(slow, true)
   t.equal(b.state.name, 'half_open', 'only the trial request\'s own answer closes it')
 })
