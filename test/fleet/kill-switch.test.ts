@@ -94,7 +94,13 @@ t.test('the fleet kill switch: one replica, the CLI, Redis restarts and outages'
   t.ok(await until(async () => JSON.parse(await check.get('faultline:chaos:switch').catch(() => null) ?? '{}').state === 'off', 3000), 'a lost "off" is written back by a replica that is off')
   t.same(await Promise.all(fleet.map(injecting)), [false, false, false], 'nothing resumed')
 
-  // The CLI: the same change from outside the fleet.
+  // The CLI: the same change from outside the fleet. Its count is PUBLISH's, so first every replica's SUBSCRIBE
+  // must be through after the restart (ioredis sends it on 'ready', and the ack comes after: 2 of 3 was seen once).
+  const listening = async (): Promise<number> => {
+    const reply = await check.call('PUBSUB', 'NUMSUB', 'faultline:chaos:switch').catch(() => []) as Array<string | number>
+    return Number(reply[1] ?? 0)
+  }
+  t.ok(await until(async () => await listening() === 3, 5000), 'every replica subscribed again')
   since = Date.now()
   const on = await cli(['chaos', 'on', '--redis', redis.url])
   t.equal(on.code, 0, on.out)
