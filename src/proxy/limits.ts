@@ -95,17 +95,17 @@ export class BodyLimit {
         stop(new RequestBodyTooLargeError(limit))
         return
       }
-      if (++pieces === FLOOD_PIECES) {
+      pieces++
+      piecesBytes += chunk.length
+      if (pieces === FLOOD_PIECES) {
         const now = Date.now()
-        if (now - piecesSince < FLOOD_WITHIN_MS && piecesBytes + chunk.length < FLOOD_PIECES * FLOOD_PIECE_BYTES) {
+        if (now - piecesSince < FLOOD_WITHIN_MS && piecesBytes < FLOOD_PIECES * FLOOD_PIECE_BYTES) {
           stop(new RequestBodyFragmentedError(FLOOD_PIECES, FLOOD_WITHIN_MS, FLOOD_PIECE_BYTES))
           return
         }
         pieces = 0
         piecesBytes = 0
         piecesSince = now
-      } else {
-        piecesBytes += chunk.length
       }
       if (pendingBytes === 0 && (chunk.length >= COALESCE_BYTES || seen === declared)) {
         if (!body.write(chunk)) req.pause()

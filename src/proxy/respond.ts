@@ -260,21 +260,21 @@ export function sendJson (res: ServerResponse, status: number, body: ErrorBody, 
 /** 413 and close: the rest of the body is never read, so the connection cannot be reused. Counted as an edge refusal. */
 export function sendTooLarge (res: ServerResponse, limit: number, requestId: string, route: Pick<RouteView, 'bodyTooLarge'>): void {
   route.bodyTooLarge()
-  if (res.headersSent) {
-    res.destroy()
-    return
-  }
-  sendJson(res, 413, { error: 'request_body_too_large', message: `the request body is larger than ${limit} bytes`, requestId }, { connection: 'close', 'x-request-id': requestId })
+  refuseBody(res, 413, new RequestBodyTooLargeError(limit), requestId)
 }
 
-/** A body refused for coming in a flood of tiny pieces (src/proxy/limits.ts): 400, and the connection ends. */
-function sendBodyFragmented (res: ServerResponse, err: RequestBodyFragmentedError, requestId: string, route: Pick<RouteView, 'bodyFragmented'>): void {
-  route.bodyFragmented()
+/**
+ * A request body refused on its way (too large, or a flood of tiny pieces): its error as the answer, and the
+ * connection closes, since the rest of the body is never read. With the status line already out, only a cut is left.
+ */
+function refuseBody (
+  res: ServerResponse, status: number, err: RequestBodyTooLargeError | RequestBodyFragmentedError, requestId: string
+): void {
   if (res.headersSent) {
     res.destroy()
     return
   }
-  sendJson(res, 400, { error: err.code, message: err.message, requestId }, { connection: 'close', 'x-request-id': requestId })
+  sendJson(res, status, { error: err.code, message: err.message, requestId }, { connection: 'close', 'x-request-id': requestId })
 }
 
 /** The client-facing answer for a failure no policy absorbed. */
@@ -291,7 +291,8 @@ export function sendFailure (ctx: RequestContext, res: ServerResponse, err: unkn
   }
   if (bodyFault instanceof RequestBodyFragmentedError) {
     ctx.outcome = 'failed'
-    sendBodyFragmented(res, bodyFault, ctx.requestId, ctx.route)
+    ctx.route.bodyFragmented()
+    refuseBody(res, 400, bodyFault, ctx.requestId)
     return
   }
   if (err instanceof PolicyRejectionError) {
