@@ -1,5 +1,8 @@
 import t from 'tap'
-import { fetchText, route, scrape, startProxy, sumOf } from '../helpers.js'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fetchText, route, scrape, startProxy, startUpstream, sumOf, type StartedProxy, type Teardown } from '../helpers.js'
 import { scriptedUpstream } from './fixtures.js'
 import type { IncomingMessage } from 'node:http'
 import { AuthGuard, NO_CREDENTIALS, credentialKey } from '../../src/policies/auth-guard.js'
@@ -65,6 +68,92 @@ t.test('auth fails closed: neither a static answer nor an alternate origin stand
   t.equal(blocked.headers['x-faultline-fallback'], undefined)
   t.equal(alternate.hits(), 0, 'the alternate origin was never asked to stand in')
   t.equal(primary.hits(), 2)
+})
+
+/** A route with an auth guard and header-triggered faults, before an upstream that answers the status in `x-real-status` (200 without). */
+interface Guarded { url: string, proxy: StartedProxy, hits: () => number }
+
+async function guardedByHeader (t: Teardown, blockMs = 30_000): Promise<Guarded> {
+  const upstream = await startUpstream(t, (req, res) => {
+    const status = Number(req.headers['x-real-status'] ?? 200)
+    res.writeHead(status, { 'content-length': '2' })
+    res.end('ok')
+  })
+  const proxy = await startProxy(t, {
+    routes: [route('canary', '/canary', upstream.url, {
+      resilience: { authGuard: { failures: 2, blockMs } },
+      chaos: { enabled: true, allowHeaderTriggers: true }
+    })]
+  })
+  return { url: `${proxy.url}/canary/x`, proxy, hits: upstream.hits }
+}
+
+const INJECT_401 = { 'x-faultline-fault': 'auth' }
+
+t.test('the route\'s own guard counts injected 401s only: a real 401 or 403 between two never adds to it, a real success clears it', async (t) => {
+  for (const real of [401, 403]) {
+    const { url, hits } = await guardedByHeader(t)
+    t.equal((await fetchText(url, { headers: INJECT_401 })).status, 401)
+    t.equal((await fetchText(url, { headers: { 'x-real-status': String(real) } })).status, real, `a real ${real}`)
+    const next = await fetchText(url)
+    t.equal(next.status, 200, `one injected 401 and one real ${real} are one each, not two in a row for either guard`)
+    t.equal(hits(), 2)
+  }
+  const { url } = await guardedByHeader(t)
+  t.equal((await fetchText(url, { headers: INJECT_401 })).status, 401)
+  t.equal((await fetchText(url)).status, 200, 'a real success')
+  t.equal((await fetchText(url, { headers: INJECT_401 })).status, 401)
+  t.equal((await fetchText(url)).status, 200, 'the real success in between cleared the injected count too')
+})
+
+t.test('a block by the route\'s own guard is chaos\'s doing: labeled injected in the metrics and the log', async (t) => {
+  const { url, proxy, hits } = await guardedByHeader(t)
+  for (let i = 0; i < 2; i++) t.equal((await fetchText(url, { headers: INJECT_401 })).status, 401)
+  const blocked = await fetchText(url)
+  t.equal(blocked.status, 503)
+  t.match(blocked.body, /auth_blocked.*as injected on route canary/)
+  t.equal(hits(), 0, 'the upstream was never asked')
+  const m = await scrape(proxy)
+  t.equal(sumOf(m, 'faultline_requests_total', { route: 'canary', status_class: '5xx', injected: 'true' }), 1, 'the 503 is counted as injected')
+  t.equal(sumOf(m, 'faultline_requests_total', { route: 'canary', status_class: '5xx', injected: 'false' }), 0, 'and not as a real failure')
+  const line = proxy.logs.lines.find((l) => l.msg === 'request' && l.status === 503)
+  t.equal(line?.injected, true, 'the request log line says injected')
+})
+
+t.test('the route\'s own trial after its block, answered by a real 401, passes the trial on instead of holding every request back', async (t) => {
+  const { url, hits } = await guardedByHeader(t, 200)
+  for (let i = 0; i < 2; i++) t.equal((await fetchText(url, { headers: INJECT_401 })).status, 401)
+  t.equal((await fetchText(url)).status, 503, 'the route\'s own guard is blocking')
+  await new Promise((resolve) => setTimeout(resolve, 250))
+  t.equal((await fetchText(url, { headers: { 'x-real-status': '401' } })).status, 401, 'the trial: a real 401, the shared guard\'s to count')
+  const next = await fetchText(url)
+  t.equal(next.status, 200, 'the next request is the route guard\'s trial and goes through')
+  t.equal(hits(), 2)
+})
+
+t.test('reloads: a guard whose options went away and came back starts fresh, not blocked', async (t) => {
+  const upstream = await scriptedUpstream(t, [401, 401, 200])
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-auth-guard-'))
+  const file = join(dir, 'config.json')
+  const config = (resilience: object): Parameters<typeof startProxy>[1] => ({
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    routes: [route('r', '/r', upstream.url, { resilience })]
+  })
+  const guarded = config({ authGuard: { failures: 2, blockMs: 60_000 } })
+  await writeFile(file, JSON.stringify(guarded))
+  const proxy = await startProxy(t, guarded, { configFile: file })
+  for (let i = 0; i < 2; i++) t.equal((await fetchText(`${proxy.url}/r`)).status, 401)
+  t.equal((await fetchText(`${proxy.url}/r`)).status, 503, 'blocked')
+  await proxy.faultline.reload()
+  t.equal((await fetchText(`${proxy.url}/r`)).status, 503, 'a reload that keeps the guard keeps its block')
+
+  await writeFile(file, JSON.stringify(config({})))
+  await proxy.faultline.reload()
+  await writeFile(file, JSON.stringify(guarded))
+  await proxy.faultline.reload()
+  t.equal((await fetchText(`${proxy.url}/r`)).status, 200, 'the guard of two configs ago was let go: the request reached the upstream')
+  t.equal(upstream.hits(), 3)
 })
 
 /** The PolicyRejectionError check() throws, or undefined when it admits. */
