@@ -93,11 +93,14 @@ t.test('a breaker shared with the fleet', { skip }, async (t) => {
   await sleep(1200)
   const atTrial = upstream.hits()
   // All three at once, so replicas that did not agree on one trial would each send theirs.
+  const duringTrial: string[] = []
   for (let i = 0; i < 10; i++) {
-    await Promise.all(fleet.map(async (p) => await fetchText(`${p.url}/svc/x`)))
+    duringTrial.push(...(await Promise.all(fleet.map(async (p) => (await fetchText(`${p.url}/svc/x`)).body))))
     await sleep(30)
   }
   t.equal(upstream.hits() - atTrial, 1, 'exactly one trial request reached the upstream')
+  t.ok(duringTrial.some((body) => body.includes('is open; one replica of the fleet sends the trial request')),
+    'a replica whose open period is over, while another holds the trial, says so')
   const triers = fleet.filter((p) => p.logs.lines.some((l) => String(l.msg).includes('sends the fleet\'s trial request')))
   t.equal(triers.length, 1, 'one replica held the trial')
   t.ok(await until(async () => (await Promise.all(fleet.map(async (p) => await breakerOf(p, 'svc')))).every((b) => b.state === 'open' && b.trips === 2), 1000),
