@@ -101,3 +101,43 @@ t.test('uniform plan: the full budget (ceiling 1) and no fail-closed mark, whate
   const planned = planFor(intentSchema.parse({ protects: 'latency', slo: { p99Ms: 300 } })).entries.find((e) => e.kind === 'latency')!
   t.same(latency.build(0), planned.build(0.5), 'the first plan naming a kind gives its mid severity')
 })
+
+t.test('the table of mixes, entry by entry, as docs/INTENT.md gives it: weights, and each fault at level 0 and at level 1', async (t) => {
+  const table: Record<string, Array<[name: string, weight: number, at0: object, at1: object]>> = {
+    latency: [
+      ['latency', 0.5, { kind: 'latency', ms: 100, jitterMs: 20 }, { kind: 'latency', ms: 400, jitterMs: 80 }],
+      ['slowHeaders', 0.2, { kind: 'slowHeaders', ms: 100 }, { kind: 'slowHeaders', ms: 400 }],
+      ['timeout', 0.15, { kind: 'timeout' }, { kind: 'timeout' }],
+      ['throttle', 0.15, { kind: 'throttle', bytesPerSecond: 64 * 1024 }, { kind: 'throttle', bytesPerSecond: 4 * 1024 }]
+    ],
+    availability: [
+      ['abort-503', 0.25, { kind: 'abort', status: 503 }, { kind: 'abort', status: 503 }],
+      ['abort-500', 0.15, { kind: 'abort', status: 500 }, { kind: 'abort', status: 500 }],
+      ['reset', 0.3, { kind: 'reset', phase: 'headers' }, { kind: 'reset', phase: 'headers' }],
+      ['timeout', 0.2, { kind: 'timeout' }, { kind: 'timeout' }],
+      ['rateLimit', 0.1, { kind: 'rateLimit', retryAfterSeconds: 1 }, { kind: 'rateLimit', retryAfterSeconds: 5 }]
+    ],
+    security: [
+      ['auth-unauthorized', 0.3, { kind: 'auth', variant: 'unauthorized' }, { kind: 'auth', variant: 'unauthorized' }],
+      ['auth-expired', 0.25, { kind: 'auth', variant: 'expired' }, { kind: 'auth', variant: 'expired' }],
+      ['auth-forbidden', 0.15, { kind: 'auth', variant: 'forbidden' }, { kind: 'auth', variant: 'forbidden' }],
+      ['abort-503', 0.2, { kind: 'abort', status: 503 }, { kind: 'abort', status: 503 }],
+      ['latency', 0.1, { kind: 'latency', ms: 100 }, { kind: 'latency', ms: 400 }]
+    ],
+    consistency: [
+      ['truncate', 0.3, { kind: 'truncate', bytes: 512 }, { kind: 'truncate', bytes: 16 }],
+      ['corrupt', 0.3, { kind: 'corrupt', mode: 'json' }, { kind: 'corrupt', mode: 'json' }],
+      ['schemaDrift', 0.3, { kind: 'schemaDrift', drop: ['data'], retype: { id: 'string' } }, { kind: 'schemaDrift', drop: ['data'], retype: { id: 'string' } }],
+      ['reset-body', 0.1, { kind: 'reset', phase: 'body', afterBytes: 64 }, { kind: 'reset', phase: 'body', afterBytes: 64 }]
+    ]
+  }
+  for (const protects of PROTECTS) {
+    const plan = planFor(intentSchema.parse({ protects, slo: { p99Ms: 200 } }))
+    const expected = table[protects]!
+    t.same(plan.entries.map((e) => [e.name, e.weight, e.build(0), e.build(1)]),
+      expected.map(([name, weight, at0, at1]) => [name, weight, { ...at0, name }, { ...at1, name }]), `${protects}: the table`)
+    for (const e of plan.entries) t.ok(e.why.length > 10, `${protects}/${e.name} says why it is in the plan`)
+  }
+  const latency = planFor(intentSchema.parse({ protects: 'latency', slo: { p99Ms: 200 } })).entries[0]!
+  t.match(latency.why, /200 ms p99/, 'the latency entry names the route\'s threshold')
+})
