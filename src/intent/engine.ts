@@ -178,7 +178,9 @@ export class IntentEngine {
     this.metrics.sloP99.labels(this.route).set(slo.p99Ms / 1000)
     this.metrics.sloErrorRate.labels(this.route).set(slo.errorRate)
     const b = this.books
-    if (b.levels.length < MAX_LEVEL_HISTORY) b.levels.push(this.level)
+    // The level the window ran at, before this judgement moves it.
+    const ranAt = this.level
+    if (b.levels.length < MAX_LEVEL_HISTORY) b.levels.push(ranAt)
     if (figures.requests >= this.settings.minRequests) {
       b.windows++
       if (headroom(figures, this.intent.slo) > 0) b.windowsWithinSlo++
@@ -191,7 +193,7 @@ export class IntentEngine {
     this.remember(figures)
     if (b.timeline.length < MAX_LEVEL_HISTORY) {
       const judged = figures.requests >= this.settings.minRequests
-      b.timeline.push({ level: b.levels[b.levels.length - 1] ?? this.level, headroom: judged ? Math.round(headroom(figures, this.intent.slo) * 1000) / 1000 : null, requests: figures.requests, injected })
+      b.timeline.push({ level: ranAt, headroom: judged ? Math.round(headroom(figures, this.intent.slo) * 1000) / 1000 : null, requests: figures.requests, injected })
     }
     if (this.modeValue !== 'intent') return undefined
     if (fleet !== undefined && !fleet.ok) {

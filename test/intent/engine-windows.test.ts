@@ -110,20 +110,25 @@ t.test('record keeps the books per fault label; a window\'s point splits real an
   t.ok(approx(h.injectedErrorRate, 2 / 5))
   t.ok(h.p99Ms >= 9.9 && h.p99Ms <= 10.1, `p99 ${h.p99Ms}`)
   t.equal(h.p99Ms, Math.round(h.p99Ms * 10) / 10, 'rounded to a tenth of a ms')
+  traffic(engine, 2)
+  engine.tick(performance.now())
+  t.equal(engine.history[1]!.realErrorRate, 0, 'the failures of the window before are not carried over')
+  t.equal(engine.history[1]!.injectedErrorRate, 0)
   engine.tick(performance.now())
   const empty = { level: engine.level, headroom: null, requests: 0, realErrorRate: 0, injectedErrorRate: 0 }
-  t.same(engine.history[1], { ...engine.history[1], ...empty },
+  t.same(engine.history[2], { ...engine.history[2], ...empty },
     'the next window starts from nothing: an empty window has no headroom and no error rates')
   t.equal(books.timeline[1]!.injected, 0)
+  t.equal(books.timeline[2]!.injected, 0)
 })
 
 t.test('a window is judged from minRequests on; the level before it is kept; breaches halt and count', async (t) => {
   const { engine, planned, metrics } = setup()
   const now = performance.now()
   traffic(engine, 4, 0, 'latency')
-  t.match(engine.tick(now), { type: 'insufficient' }, 'four requests: too few')
+  t.has(engine.tick(now), { type: 'insufficient' }, 'four requests: too few')
   traffic(engine, 5, 0, 'latency')
-  t.match(engine.tick(now + 1), { type: 'raise', level: 0.2 }, 'exactly minRequests: judged')
+  t.has(engine.tick(now + 1), { type: 'raise', level: 0.2 }, 'exactly minRequests: judged')
   const books = engine.booksSoFar
   t.equal(books.windowsTooFew, 1)
   t.equal(books.windows, 1)
@@ -137,17 +142,20 @@ t.test('a window is judged from minRequests on; the level before it is kept; bre
 
   traffic(engine, 0, 5, 'abort')
   const breach = engine.tick(now + 2)
-  t.match(breach, { type: 'breach', brokeAt: 0.2 })
+  t.has(breach, { type: 'breach', brokeAt: 0.2 })
   t.equal(books.windowsBreached, 1)
   t.ok(books.timeline[2]!.headroom! < 0)
   t.same(books.levels, [0.1, 0.1, 0.2], 'each window records the level it ran at')
+  t.same(books.timeline.map((p) => p.level), [0.1, 0.1, 0.2])
+  t.same(engine.history.map((p) => p.level), [0.1, 0.1, 0.2], 'so does the status page\'s history')
   t.equal(await gauge(metrics, 'faultline_guardrail_halts_total'), 1)
   t.equal(planned.halted, true, 'the halt holds every fault on the route')
   t.equal(planned.probability, 0)
+  t.same(planned.snapshot(true), [], 'at level 0 nothing is planned (GET /routes lists no planned fault)')
   t.equal(await gauge(metrics, 'faultline_slo_error_rate'), 5 / 14, 'the SLO gauge is over the SLO window, not the last evaluation window')
 
   traffic(engine, 5, 0, 'latency')
-  t.match(engine.tick(now + 3), { type: 'halted' })
+  t.has(engine.tick(now + 3), { type: 'halted' })
   t.equal(planned.halted, true, 'still halted during the cool-down')
   t.equal(await gauge(metrics, 'faultline_guardrail_halts_total'), 1, 'a halt is counted once')
 })
@@ -156,14 +164,16 @@ t.test('the SLO broken with nothing injected is the upstream\'s: no halt, the le
   const { engine, planned, metrics } = setup({ controller: { minRequests: 20 } })
   traffic(engine, 19, 1)
   const event = engine.tick(performance.now())
-  t.match(event, { type: 'upstream_breach', level: 0.1, headroom: 0 }, '1 in 20 is exactly the 5% threshold')
+  t.has(event, { type: 'upstream_breach', level: 0.1, headroom: 0 }, '1 in 20 is exactly the 5% threshold')
   t.equal(planned.halted, false)
   t.equal(await gauge(metrics, 'faultline_guardrail_halts_total'), 0)
   traffic(engine, 0, 19)
-  t.match(engine.tick(performance.now()), { type: 'insufficient' }, 'below minRequests it is not judged at all')
+  t.has(engine.tick(performance.now()), { type: 'insufficient' }, 'below minRequests it is not judged at all')
   traffic(engine, 19, 0)
   traffic(engine, 0, 1, 'abort')
-  t.match(engine.tick(performance.now()), { type: 'breach' }, 'one injected request in the window: chaos\'s breach')
+  t.has(engine.tick(performance.now()), { type: 'breach' }, 'one injected request in the window: chaos\'s breach')
+  t.equal(engine.booksSoFar.windowsBreached, 2, 'exactly at the threshold is booked as breached, both times')
+  t.equal(engine.booksSoFar.windowsWithinSlo, 0)
 })
 
 t.test('chaos off (kill switch, no budget): the level holds and nothing is judged; back on, judging resumes', async (t) => {
@@ -175,7 +185,7 @@ t.test('chaos off (kill switch, no budget): the level holds and nothing is judge
   t.same(engine.tick(performance.now()), { type: 'paused', level: 0.1 }, 'not even a breach is judged')
   chaosSwitch.turnOn()
   traffic(engine, 10, 0, 'latency')
-  t.match(engine.tick(performance.now()), { type: 'raise', level: 0.2 })
+  t.has(engine.tick(performance.now()), { type: 'raise', level: 0.2 })
 
   const none = setup({ budget: 0 })
   traffic(none.engine, 10, 0)
@@ -185,7 +195,7 @@ t.test('chaos off (kill switch, no budget): the level holds and nothing is judge
 t.test('modes other than intent judge nothing; switching modes lifts a halt and re-plans', async (t) => {
   const { engine, planned, metrics } = setup()
   traffic(engine, 0, 5, 'abort')
-  t.match(engine.tick(performance.now()), { type: 'breach' })
+  t.has(engine.tick(performance.now()), { type: 'breach' })
   engine.setMode('uniform')
   t.equal(planned.halted, false, 'uniform mode has no guardrail')
   t.equal(engine.level, 1)
@@ -212,15 +222,20 @@ t.test('fleet figures (controller.source prometheus): judged instead of the loca
   t.equal(engine.snapshot(1).sourceDown, 'unreachable')
 
   // The local window is empty: the fleet's figures are what is judged.
-  t.match(engine.tick(2, { ok: true, figures: fleetFigures({ scrapedAt: 100 }) }), { type: 'raise', level: 0.2 })
+  t.has(engine.tick(2, { ok: true, figures: fleetFigures({ scrapedAt: 100 }) }), { type: 'raise', level: 0.2 })
   t.equal(engine.sourceDown, undefined, 'figures are back')
   t.notOk('sourceDown' in engine.snapshot(2))
   t.ok(approx(planned.probability, 0.2 * 0.2))
   t.same(engine.tick(3, { ok: true, figures: fleetFigures({ scrapedAt: 100 }) }), { type: 'unchanged', level: 0.2 }, 'the same scrape is not judged twice')
 
-  t.match(engine.tick(4, { ok: true, figures: fleetFigures({ scrapedAt: 101, errorRate: 1, injected: 0.4 }) }), { type: 'upstream_breach' },
+  t.has(engine.tick(4, { ok: true, figures: fleetFigures({ scrapedAt: 101, errorRate: 1, injected: 0.4 }) }), { type: 'upstream_breach' },
     'under half a request injected per window across the fleet is nothing injected')
-  t.match(engine.tick(5, { ok: true, figures: fleetFigures({ scrapedAt: 102, errorRate: 1, injected: 0.5 }) }), { type: 'breach' })
+  t.has(engine.tick(5, { ok: false, reason: 'stale', detail: 'x' }), { type: 'source_down' })
+  t.equal(planned.probability, 0)
+  t.has(engine.tick(6, { ok: true, figures: fleetFigures({ scrapedAt: 102, errorRate: 1, injected: 0 }) }), { type: 'upstream_breach' })
+  t.ok(approx(planned.probability, 0.2 * 0.2), 'figures back: planned again at the level held, whatever the window\'s verdict')
+  t.equal(await gauge(metrics, 'faultline_chaos_level'), 0.2)
+  t.has(engine.tick(7, { ok: true, figures: fleetFigures({ scrapedAt: 103, errorRate: 1, injected: 0.5 }) }), { type: 'breach' })
 })
 
 t.test('a follower keeps the fleet\'s level, but a breach it sees halts; halted, it reports the halt', async (t) => {
@@ -228,11 +243,12 @@ t.test('a follower keeps the fleet\'s level, but a breach it sees halts; halted,
   engine.fleet = { role: 'follows', evaluatedBy: 'replica-a' }
   traffic(engine, 10, 0, 'latency')
   t.same(engine.tick(1), { type: 'following', level: 0.1 })
-  traffic(engine, 4, 4, 'abort')
-  t.match(engine.tick(2), { type: 'breach' }, 'its own breach halts the route')
+  traffic(engine, 19)
+  traffic(engine, 0, 1, 'abort')
+  t.has(engine.tick(2), { type: 'breach' }, 'its own breach, exactly at the 5% threshold, halts the route')
   t.equal(planned.halted, true)
   traffic(engine, 10, 0, 'latency')
-  t.match(engine.tick(3), { type: 'halted' }, 'during the halt it does not merely follow')
+  t.has(engine.tick(3), { type: 'halted' }, 'during the halt it does not merely follow')
   t.equal(engine.snapshot(3).scope, 'fleet')
   t.same(engine.snapshot(3).fleet, { role: 'follows', evaluatedBy: 'replica-a' })
 
@@ -266,16 +282,18 @@ t.test('resume judges afresh from the resume and tells fleet control only of an 
   let told = 0
   engine.onResume = () => { told++ }
   traffic(engine, 5, 0, 'latency')
-  t.match(engine.tick(0), { type: 'raise', level: 0.2 })
+  t.has(engine.tick(0), { type: 'raise', level: 0.2 })
   traffic(engine, 0, 5, 'abort')
-  t.match(engine.tick(1), { type: 'breach', brokeAt: 0.2 })
+  t.has(engine.tick(1), { type: 'breach', brokeAt: 0.2 })
   traffic(engine, 0, 5, 'abort')
+  traffic(engine, 0, 2)
   engine.resume()
   t.equal(planned.halted, false)
   t.equal(told, 1)
   t.equal(engine.level, 0.1, 'one step, under the level that broke')
   t.ok(approx(planned.probability, 0.1 * 0.2), 'planned faults again at once')
-  t.match(engine.tick(2), { type: 'insufficient', requests: 0 }, 'the failures before the resume are not judged again')
+  traffic(engine, 2)
+  t.has(engine.tick(2), { type: 'insufficient', requests: 2 }, 'the failures before the resume are not judged again')
   t.equal(engine.history[engine.history.length - 1]!.realErrorRate, 0)
   t.equal(engine.history[engine.history.length - 1]!.injectedErrorRate, 0)
   t.equal(engine.booksSoFar.timeline[2]!.injected, 0, 'nor counted as this window\'s injected requests')
