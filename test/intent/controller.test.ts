@@ -34,7 +34,7 @@ t.test('guardrail: a breach halts injection at once, for the cool-down, and caps
   const e = c.evaluate({ requests: 100, errorRate: 0.05, p99Ms: 50 }, 1_000)
   t.same(e, { type: 'breach', level: 0, brokeAt: 0.5, headroom: 1 - 0.05 / 0.02 })
   t.equal(c.level, 0)
-  t.match(c.evaluate(healthy, 5_000), { type: 'halted', level: 0 })
+  t.has(c.evaluate(healthy, 5_000), { type: 'halted', level: 0 })
   t.equal(c.report(5_000).halted, true)
   t.same(c.evaluate(healthy, 11_001), { type: 'resume', level: 0.1 })
   const levels: number[] = []
@@ -47,12 +47,12 @@ t.test('guardrail: a breach halts injection at once, for the cool-down, and caps
 
 t.test('guardrail: exactly at a threshold (zero headroom) is a breach, not a backoff', async (t) => {
   const atP99 = new IntensityController(SETTINGS, SLO, 0.5)
-  t.match(atP99.evaluate({ requests: 100, errorRate: 0, p99Ms: 300 }, 0), { type: 'breach', level: 0, brokeAt: 0.5, headroom: 0 }, 'p99 equal to the SLO')
+  t.has(atP99.evaluate({ requests: 100, errorRate: 0, p99Ms: 300 }, 0), { type: 'breach', level: 0, brokeAt: 0.5, headroom: 0 }, 'p99 equal to the SLO')
   const atErrors = new IntensityController(SETTINGS, SLO, 0.5)
-  t.match(atErrors.evaluate({ requests: 100, errorRate: 0.02, p99Ms: 10 }, 0), { type: 'breach', level: 0, brokeAt: 0.5 }, 'error rate equal to the SLO')
+  t.has(atErrors.evaluate({ requests: 100, errorRate: 0.02, p99Ms: 10 }, 0), { type: 'breach', level: 0, brokeAt: 0.5 }, 'error rate equal to the SLO')
   t.equal(atErrors.level, 0)
   const justInside = new IntensityController(SETTINGS, SLO, 0.5)
-  t.match(justInside.evaluate({ requests: 100, errorRate: 0, p99Ms: 299 }, 0), { type: 'backoff' }, '1 ms inside the SLO only backs off')
+  t.has(justInside.evaluate({ requests: 100, errorRate: 0, p99Ms: 299 }, 0), { type: 'backoff' }, '1 ms inside the SLO only backs off')
 })
 
 t.test('windows with too few requests are not judged', async (t) => {
@@ -74,7 +74,7 @@ t.test('admin halt and resume', async (t) => {
   const c = new IntensityController(SETTINGS, SLO, 0.5)
   c.halt(0)
   t.equal(c.level, 0)
-  t.match(c.evaluate(healthy, 1), { type: 'halted' })
+  t.has(c.evaluate(healthy, 1), { type: 'halted' })
   c.resume()
   t.equal(c.level, 0.1)
 })
@@ -83,7 +83,7 @@ t.test('the cool-down ends exactly at its end; the report says how long is left'
   const c = new IntensityController(SETTINGS, SLO, 0.5)
   c.evaluate({ requests: 100, errorRate: 1, p99Ms: 10 }, 1_000) // breach: halted until 11_000
   t.same(c.report(10_999), { ...c.report(10_999), halted: true, resumesInMs: 1 })
-  t.match(c.evaluate(healthy, 10_999), { type: 'halted', level: 0, resumesInMs: 1 }, 'one millisecond before the end: still halted')
+  t.has(c.evaluate(healthy, 10_999), { type: 'halted', level: 0, resumesInMs: 1 }, 'one millisecond before the end: still halted')
   t.equal(c.report(11_000).halted, false)
   t.equal(c.report(11_000).resumesInMs, undefined)
   t.same(c.evaluate(healthy, 11_000), { type: 'resume', level: 0.1 }, 'at the end: resumed')
@@ -92,8 +92,8 @@ t.test('the cool-down ends exactly at its end; the report says how long is left'
 
 t.test('a window with exactly minRequests requests is judged', async (t) => {
   const c = new IntensityController(SETTINGS, SLO)
-  t.match(c.evaluate({ requests: 20, errorRate: 1, p99Ms: 10 }, 0), { type: 'breach' })
-  t.match(new IntensityController(SETTINGS, SLO).evaluate({ requests: 19, errorRate: 1, p99Ms: 10 }, 0), { type: 'insufficient' })
+  t.has(c.evaluate({ requests: 20, errorRate: 1, p99Ms: 10 }, 0), { type: 'breach' })
+  t.has(new IntensityController(SETTINGS, SLO).evaluate({ requests: 19, errorRate: 1, p99Ms: 10 }, 0), { type: 'insufficient' })
 })
 
 t.test('a breach forgets the healthy windows before it: the margin counts only windows held since', async (t) => {
@@ -101,7 +101,7 @@ t.test('a breach forgets the healthy windows before it: the margin counts only w
   c.evaluate(healthy, 0) // held at 0.1
   c.evaluate(healthy, 1) // held at 0.2
   c.evaluate({ requests: 100, errorRate: 1, p99Ms: 10 }, 2) // breach at 0.3
-  t.match(c.evaluate(healthy, 20_000), { type: 'resume', level: 0.1 })
+  t.has(c.evaluate(healthy, 20_000), { type: 'resume', level: 0.1 })
   c.evaluate(healthy, 20_001) // held at 0.1: one window since the breach, of three needed
   t.equal(c.report(20_001).resilienceMargin, 0, 'no level was held for 3 windows in a row')
 })
@@ -109,8 +109,8 @@ t.test('a breach forgets the healthy windows before it: the margin counts only w
 t.test('the significant level is the first that backed off; the level holds at the ceiling', async (t) => {
   const c = new IntensityController(SETTINGS, SLO, 0.4)
   const near = { requests: 100, errorRate: 0, p99Ms: 250 }
-  t.match(c.evaluate(near, 0), { type: 'backoff', level: 0.2 })
-  t.match(c.evaluate(near, 1), { type: 'backoff', level: 0.1 })
+  t.has(c.evaluate(near, 0), { type: 'backoff', level: 0.2 })
+  t.has(c.evaluate(near, 1), { type: 'backoff', level: 0.1 })
   t.equal(c.report(1).significantLevel, 0.4, 'the first, not the latest')
   const top = new IntensityController(SETTINGS, SLO, 0.6)
   t.same(top.evaluate(healthy, 0), { type: 'hold', level: 0.6, headroom: 1 - 50 / 300 }, 'at the ceiling: hold, not raise')
@@ -123,7 +123,7 @@ t.test('exactly at the margin is safe: the level rises; a rise is reported as on
 
 t.test('a breach at the first step caps the level at 0: after the cool-down it holds at 0, judged as usual', async (t) => {
   const c = new IntensityController(SETTINGS, SLO)
-  t.match(c.evaluate({ requests: 100, errorRate: 1, p99Ms: 10 }, 0), { type: 'breach', brokeAt: 0.1 })
+  t.has(c.evaluate({ requests: 100, errorRate: 1, p99Ms: 10 }, 0), { type: 'breach', brokeAt: 0.1 })
   t.same(c.evaluate(healthy, 10_000), { type: 'resume', level: 0 }, 'the cool-down ends once')
   t.same(c.evaluate(healthy, 15_000), { type: 'hold', level: 0, headroom: 1 - 50 / 300 }, 'then it is an ordinary window: no second resume')
 })
@@ -142,5 +142,5 @@ t.test('after an admin resume the controller judges windows again', async (t) =>
   c.halt(0)
   c.resume()
   t.equal(c.report(1).halted, false)
-  t.match(c.evaluate(healthy, 1), { type: 'raise', level: 0.2 })
+  t.has(c.evaluate(healthy, 1), { type: 'raise', level: 0.2 })
 })

@@ -155,23 +155,23 @@ t.test('unit: what GET /routes and the 503 say: trips, time left, probes, Retry-
   now = 2499.5
   t.equal(rejectionOf(b).retryAfterS, 1, 'half a millisecond left: 1 s, never 0')
   now = 2600
-  t.match(b.snapshot(), { state: 'open', reopensInMs: 0 }, 'past its time but not asked yet: 0, not negative')
+  t.has(b.snapshot(), { state: 'open', reopensInMs: 0 }, 'past its time but not asked yet: 0, not negative')
 
   const p1 = b.admit()
   const p2 = b.admit()
-  t.match(b.snapshot(), { state: 'half_open', trips: 1, probesAdmitted: 2, probesSucceeded: 0 })
+  t.has(b.snapshot(), { state: 'half_open', trips: 1, probesAdmitted: 2, probesSucceeded: 0 })
   t.notOk('reopensInMs' in b.snapshot(), 'half-open: no reopening time')
   const probing = rejectionOf(b)
   t.equal(probing.retryAfterS, 1)
   t.match(probing.message, /is half-open and its trial requests are in flight/)
   b.record(p1, true)
-  t.match(b.snapshot(), { state: 'half_open', probesAdmitted: 2, probesSucceeded: 1 })
+  t.has(b.snapshot(), { state: 'half_open', probesAdmitted: 2, probesSucceeded: 1 })
   b.abandon(p2)
   t.match(b.snapshot(), { probesAdmitted: 1 }, 'a probe whose client left frees its slot')
   const p3 = b.admit()
   t.equal(b.state.name, 'half_open', 'so another request may be the trial')
   b.record(p3, false)
-  t.match(b.snapshot(), { state: 'open', trips: 2, reopensInMs: 5000 }, 'a failed probe: the second trip, twice as long')
+  t.has(b.snapshot(), { state: 'open', trips: 2, reopensInMs: 5000 }, 'a failed probe: the second trip, twice as long')
 
   b.forceOpen()
   const forced = rejectionOf(b)
@@ -194,7 +194,7 @@ function halfOpenWithAStaleRequest (): { b: CircuitBreaker, slow: ReturnType<Cir
 t.test('unit: a request admitted before a trip, abandoned while half-open, frees no probe slot', async (t) => {
   const { b, slow } = halfOpenWithAStaleRequest()
   b.abandon(slow)
-  t.match(b.snapshot(), { state: 'half_open', probesAdmitted: 1 })
+  t.has(b.snapshot(), { state: 'half_open', probesAdmitted: 1 })
   t.equal(admitResult(b), 'short_circuited', 'the trial is still in flight: one probe only')
 })
 
@@ -213,10 +213,10 @@ t.test('unit: the fleet\'s moves (openFromFleet, closeFromFleet): an operator\'s
   t.same(seen, [], 'closed already: closing moves nothing')
   b.record(b.admit(), false)
   b.openFromFleet(1000, 3, { reason: 'opened there', by: 'r1' })
-  t.match(b.snapshot(), { state: 'open', trips: 3, reopensInMs: 1000 })
+  t.has(b.snapshot(), { state: 'open', trips: 3, reopensInMs: 1000 })
   now = 200
   b.openFromFleet(500, 1, { reason: 'again', by: 'r2' })
-  t.match(b.snapshot(), { state: 'open', trips: 3, reopensInMs: 500 }, 'already open: the fleet\'s time, the larger trip count')
+  t.has(b.snapshot(), { state: 'open', trips: 3, reopensInMs: 500 }, 'already open: the fleet\'s time, the larger trip count')
   t.same(seen, ['closed>open by r1'], 'and no second transition')
   now = 700
   b.admit()
