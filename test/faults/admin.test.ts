@@ -3,7 +3,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { route, startProxy, type StartedProxy, type TestUpstream } from '../helpers.js'
+import { route, startProxy, startUpstream, type StartedProxy, type TestUpstream } from '../helpers.js'
 import { TOKEN, auth, chaosProxy, jsonUpstream, see } from './fixtures.js'
 
 async function admin (proxy: StartedProxy, method: string, path: string, body?: unknown, headers: Record<string, string> = auth): Promise<{ status: number, body: any }> {
@@ -106,6 +106,42 @@ t.test('the kill switch lets a throttled body finish at full speed', async (t) =
   const res = await slow
   t.equal(res.body.toString(), JSON.stringify({ data: 'x'.repeat(1_000) }), 'the whole body')
   t.ok(res.ms < 3_000, `done after ${Math.round(res.ms)} ms, not 10 s`)
+})
+
+t.test('the kill switch frees a throttled body at once, even with its next slice a second away', async (t) => {
+  const upstream = await jsonUpstream(t, { data: 'x'.repeat(100) })
+  // 1 byte/s: one byte per slice, each due a second after the one before.
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'throttle', bytesPerSecond: 1 }] })
+  let firstByte: () => void = () => {}
+  const started = new Promise<void>((resolve) => { firstByte = resolve })
+  const slow = see(`${proxy.url}/svc/x`, { onData: () => { firstByte() } })
+  await started
+  t.equal((await admin(proxy, 'POST', '/chaos/off')).status, 200)
+  const off = performance.now()
+  const res = await slow
+  const after = performance.now() - off
+  t.equal(res.body.length, 111, 'the whole body')
+  t.ok(after < 600, `the rest came ${Math.round(after)} ms after the switch, not when the next slice was due (about 1 s)`)
+})
+
+t.test('the kill switch between two chunks of a throttled body: nothing is waiting, the rest goes at full speed', async (t) => {
+  let rest: () => void = () => {}
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2_000 })
+    res.write('a'.repeat(1_000))
+    rest = () => { res.end('b'.repeat(1_000)) }
+  })
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'throttle', bytesPerSecond: 10_000 }] })
+  let half: () => void = () => {}
+  const firstChunk = new Promise<void>((resolve) => { half = resolve })
+  const slow = see(`${proxy.url}/svc/x`, { onData: (n) => { if (n >= 1_000) half() } })
+  await firstChunk
+  t.equal((await admin(proxy, 'POST', '/chaos/off')).status, 200, 'switched off while the throttle waited for the upstream, not on a timer')
+  rest()
+  const res = await slow
+  t.equal(res.status, 200)
+  t.equal(res.body.toString(), 'a'.repeat(1_000) + 'b'.repeat(1_000), 'the whole body')
+  t.ok(res.ms < 3_000, `done after ${Math.round(res.ms)} ms`)
 })
 
 t.test('disabling chaos on a route releases its in-flight delays', async (t) => {

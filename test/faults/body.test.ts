@@ -21,6 +21,32 @@ t.test('throttle on the response: the body arrives whole, at about bytesPerSecon
   // for a loaded machine yet fails at half the rate (2 s).
   t.ok(res.ms >= 950, `took ${Math.round(res.ms)} ms for 1 s worth: not faster than the rate`)
   t.ok(res.ms < 1_800, `took ${Math.round(res.ms)} ms for 1 s worth: not much slower either`)
+  // It trickles in slices of about 50 ms worth (20 for this body): not one
+  // burst at the end, and not a byte at a time. A loaded machine merges
+  // slices (fewer reads), never splits them.
+  t.ok(res.firstDataMs! < res.ms / 2, `the first bytes came after ${Math.round(res.firstDataMs!)} ms of ${Math.round(res.ms)}: it trickles`)
+  t.ok(res.dataEvents <= 60, `${res.dataEvents} reads for about 20 slices`)
+})
+
+t.test('throttle paces a body written in several chunks against its start, not each chunk\'s', async (t) => {
+  const piece = 'y'.repeat(250)
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 1_000 })
+    let n = 0
+    const more = (): void => {
+      res.write(piece)
+      if (++n === 4) { res.end(); return }
+      setTimeout(more, 50)
+    }
+    more()
+  })
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'throttle', bytesPerSecond: 1_000, match: { path: '/svc/x' } }] })
+  await see(`${proxy.url}/svc/warm-up`)
+  const res = await see(`${proxy.url}/svc/x`)
+  t.equal(res.body.toString(), piece.repeat(4))
+  t.ok(res.ms >= 950, `took ${Math.round(res.ms)} ms for 1 s worth: not faster than the rate`)
+  // Pacing each chunk from its own arrival would take about 2.5 s.
+  t.ok(res.ms < 1_800, `took ${Math.round(res.ms)} ms for 1 s worth in four chunks: not much slower either`)
 })
 
 t.test('throttle on the request: the upstream gets the whole upload, slowly', async (t) => {
@@ -39,6 +65,30 @@ t.test('throttle on the request: the upstream gets the whole upload, slowly', as
   t.equal(received, body)
   t.ok(res.ms >= 950, `took ${Math.round(res.ms)} ms for 1 s worth: not faster than the rate`)
   t.ok(res.ms < 1_800, `took ${Math.round(res.ms)} ms for 1 s worth: not much slower either (half the rate would be 2 s)`)
+})
+
+t.test('throttle on the request: a request without a body passes, and a retry sends the whole upload again', async (t) => {
+  const received: string[] = []
+  const upstream = await startUpstream(t, (req, res) => {
+    let body = ''
+    req.setEncoding('utf8')
+    req.on('data', (c: string) => { body += c })
+    req.on('end', () => {
+      received.push(`${req.method} ${body}`)
+      // The first upload is refused, so the route's retry sends it again.
+      if (received.length === 2) { res.writeHead(503); res.end(); return }
+      res.end(`got ${body.length}`)
+    })
+  })
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'throttle', bytesPerSecond: 100_000, direction: 'request' }] }, {
+    resilience: { retry: { attempts: 2, backoff: { baseMs: 0, jitter: 'none' }, on: [503], budgetRatio: 10, budgetMinRetries: 100 } }
+  })
+  const get = await see(`${proxy.url}/svc/x`)
+  t.same([get.status, get.body.toString()], [200, 'got 0'], 'a GET has no body to slow: it goes through')
+  const body = 'z'.repeat(2_000)
+  const post = await see(`${proxy.url}/svc/x`, { method: 'POST', body, headers: { 'content-type': 'text/plain', 'idempotency-key': 'k1' } })
+  t.same([post.status, post.body.toString()], [200, 'got 2000'], 'the retry got the whole body')
+  t.same(received, ['GET ', `POST ${body}`, `POST ${body}`], 'each attempt sent the whole upload')
 })
 
 t.test('truncate: the first bytes, then a closed connection that betrays the short body', async (t) => {
@@ -124,6 +174,63 @@ t.test('corrupt bytes: single-bit flips at the given rate, replayable from the s
   for (let i = 0; i < original.length; i++) if (original[i] !== first[i]) changed++
   t.ok(changed > 0 && changed < original.length / 4, `${changed} of ${original.length} bytes changed at rate 0.05`)
   t.same(await sparse(), first, 'the same seed flips the same bits')
+})
+
+t.test('corrupt json changes only the first byte of a body written in several chunks', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    let n = 0
+    const more = (): void => {
+      res.write(n === 0 ? '{"a":' : `${n},`)
+      if (++n === 4) { res.end('0}'); return }
+      setTimeout(more, 20)
+    }
+    more()
+  })
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'corrupt' }] })
+  const res = await see(`${proxy.url}/svc/x`)
+  t.equal(res.body.toString(), '<"a":1,2,3,0}', 'one "<" at the start, every later chunk untouched')
+})
+
+t.test('corrupt bytes keeps its rate across small chunks, flips any of the eight bits, takes its mode from a header', async (t) => {
+  const piece = 'abcdefghij'
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' })
+    let n = 0
+    const more = (): void => {
+      res.write(piece)
+      if (++n === 40) { res.end(); return }
+      setTimeout(more, 2)
+    }
+    more()
+  })
+  const faults = [{ kind: 'corrupt', mode: 'bytes', rate: 0.1 }]
+  const proxy = await chaosProxy(t, upstream.url, { seed: 4, allowHeaderTriggers: true, faults })
+  const original = Buffer.from(piece.repeat(40))
+  const res = await see(`${proxy.url}/svc/x`)
+  t.equal(res.body.length, original.length)
+  let changed = 0
+  let late = 0
+  for (let i = 0; i < original.length; i++) {
+    if (original[i] === res.body[i]) continue
+    changed++
+    if (i >= original.length / 2) late++
+  }
+  // 400 bytes at 0.1: about 40 flips, half of them in the second half.
+  t.ok(changed >= 15 && changed <= 80, `${changed} of 400 bytes changed at rate 0.1`)
+  t.ok(late >= 5, `${late} of them in the later chunks: the gap between flips carries over chunk ends`)
+
+  const header = await see(`${proxy.url}/svc/x`, { headers: { 'x-faultline-fault': 'corrupt=bytes; rate=1' } })
+  t.equal(header.body.length, original.length)
+  const bits = new Set<number>()
+  let oneBit = 0
+  for (let i = 0; i < original.length; i++) {
+    const x = original[i]! ^ header.body[i]!
+    if (x !== 0 && (x & (x - 1)) === 0) oneBit++
+    bits.add(Math.log2(x))
+  }
+  t.equal(oneBit, original.length, 'corrupt=bytes; rate=1: every byte has exactly one bit flipped')
+  t.same([...bits].sort(), [0, 1, 2, 3, 4, 5, 6, 7], 'over 400 bytes, every bit position was flipped somewhere')
 })
 
 t.test('schemaDrift rewrites named JSON fields, walking arrays', async (t) => {

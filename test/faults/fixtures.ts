@@ -37,6 +37,9 @@ export interface Seen {
   /** The socket error the client saw, if any: its code and message. */
   error: { code: string | undefined, message: string } | undefined
   ms: number
+  /** When the first body bytes arrived (ms after the request), and how many reads brought the body. */
+  firstDataMs: number | undefined
+  dataEvents: number
 }
 
 /**
@@ -44,24 +47,40 @@ export interface Seen {
  * when the connection dies: the bytes before it, and the error.
  * `abortAfterMs` makes the client give up, as a caller's own timeout would.
  */
-export async function see (url: string, init: { method?: string, headers?: Record<string, string>, body?: string | Buffer, abortAfterMs?: number, timeoutMs?: number } = {}): Promise<Seen> {
+export async function see (url: string, init: {
+  method?: string
+  headers?: Record<string, string>
+  body?: string | Buffer
+  abortAfterMs?: number
+  timeoutMs?: number
+  /** Called with the bytes received so far, on each read. */
+  onData?: (received: number) => void
+} = {}): Promise<Seen> {
   const t0 = performance.now()
   return await new Promise<Seen>((resolve) => {
     const chunks: Buffer[] = []
     let status: number | undefined
     let headers: IncomingHttpHeaders = {}
     let settled = false
+    let firstDataMs: number | undefined
+    let received = 0
     const done = (err?: Error & { code?: string }): void => {
       if (settled) return
       settled = true
       clearTimeout(guard)
       clearTimeout(giveUp)
-      resolve({ status, headers, body: Buffer.concat(chunks), error: err === undefined ? undefined : { code: err.code, message: err.message }, ms: performance.now() - t0 })
+      const error = err === undefined ? undefined : { code: err.code, message: err.message }
+      resolve({ status, headers, body: Buffer.concat(chunks), error, ms: performance.now() - t0, firstDataMs, dataEvents: chunks.length })
     }
     const req = httpRequest(url, { method: init.method ?? 'GET', headers: init.headers, agent: false }, (res) => {
       status = res.statusCode
       headers = res.headers
-      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('data', (c: Buffer) => {
+        firstDataMs ??= performance.now() - t0
+        chunks.push(c)
+        received += c.length
+        init.onData?.(received)
+      })
       res.on('end', () => { done() })
       res.on('error', done)
       res.on('aborted', () => { done(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })) })
