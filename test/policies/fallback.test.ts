@@ -1,6 +1,9 @@
+import { request as httpRequest } from 'node:http'
+import { Readable } from 'node:stream'
+import { text } from 'node:stream/consumers'
 import t from 'tap'
 import { request } from 'undici'
-import { closedPort, fetchText, route, scrape, startProxy, startUpstream, sumOf } from '../helpers.js'
+import { closedPort, fetchText, route, scrape, startProxy, startUpstream, sumOf, within, type Teardown } from '../helpers.js'
 import { scriptedUpstream } from './fixtures.js'
 import { parseConfig } from '../../src/config/load.js'
 import { ConfigError } from '../../src/config/errors.js'
@@ -232,4 +235,148 @@ t.test('alternate: its answer is validated like the primary\'s; an invalid one f
   t.equal(bad.headers['x-faultline-fallback'], 'static')
   const m = await scrape(proxy)
   t.equal(sumOf(m, 'faultline_upstream_errors_total', { route: 'v', error_class: 'invalid_response' }), 1, 'counted as the alternate attempt\'s failure')
+})
+
+t.test('a 429 is a failure the chain replaces; an alternate answering 500 or 429 is passed over for the next', async (t) => {
+  const primary = await scriptedUpstream(t, [429])
+  const broken = await scriptedUpstream(t, [500])
+  const busy = await scriptedUpstream(t, [429])
+  const good = await scriptedUpstream(t, [{ status: 200, body: 'from-third' }])
+  const proxy = await startProxy(t, {
+    routes: [route('a', '/a', primary.url, { upstream: { url: primary.url, alternates: [broken.url, busy.url, good.url] }, resilience: { fallback: ['alternate'] } })]
+  })
+  const res = await fetchText(`${proxy.url}/a`)
+  t.equal(res.status, 200)
+  t.equal(res.body, 'from-third')
+  t.equal(res.headers['x-faultline-attempts'], '4', 'the primary and three alternates, in order')
+  t.same([primary.hits(), broken.hits(), busy.hits(), good.hits()], [1, 1, 1, 1])
+})
+
+t.test('alternate: none is tried once the request\'s deadline has passed; the timeout goes out', async (t) => {
+  const primary = await scriptedUpstream(t, ['hang'])
+  const alternate = await scriptedUpstream(t, [{ status: 200, body: 'too late' }])
+  const proxy = await startProxy(t, {
+    routes: [route('a', '/a', primary.url, { upstream: { url: primary.url, alternates: [alternate.url] }, resilience: { timeoutMs: 300, fallback: ['alternate'] } })]
+  })
+  const res = await fetchText(`${proxy.url}/a`)
+  t.equal(res.status, 504)
+  t.equal(res.headers['x-faultline-attempts'], '1', 'no attempt at the alternate')
+  t.equal(alternate.hits(), 0)
+})
+
+t.test('alternate: a POST refused by the open breaker never reached the primary, so it goes to an alternate without a key', async (t) => {
+  const primary = await scriptedUpstream(t, [503])
+  const alternate = await scriptedUpstream(t, [{ status: 200, body: 'from-alternate' }])
+  const proxy = await startProxy(t, {
+    routes: [route('a', '/a', primary.url, {
+      upstream: { url: primary.url, alternates: [alternate.url] },
+      resilience: { breaker: { consecutiveFailures: 1, openMs: 60_000 }, fallback: ['alternate'] }
+    })]
+  })
+  t.equal((await fetchText(`${proxy.url}/a`)).body, 'from-alternate', 'the GET that opened the breaker')
+  const post = await fetchText(`${proxy.url}/a`, { method: 'POST', body: 'order-1' })
+  t.equal(post.status, 200)
+  t.equal(post.body, 'from-alternate')
+  t.equal(post.headers['x-faultline-fallback'], 'alternate')
+  t.equal(primary.hits(), 1, 'the POST was short-circuited')
+})
+
+t.test('alternate: a POST the primary may have taken (the connection reset after it was sent) is not sent again', async (t) => {
+  const primary = await scriptedUpstream(t, ['reset'])
+  const alternate = await scriptedUpstream(t, [{ status: 200, body: 'from-alternate' }])
+  const proxy = await startProxy(t, {
+    routes: [route('a', '/a', primary.url, { upstream: { url: primary.url, alternates: [alternate.url] }, resilience: { fallback: ['alternate'] } })]
+  })
+  const post = await fetchText(`${proxy.url}/a`, { method: 'POST', body: 'order-1' })
+  t.equal(post.status, 502)
+  t.equal(post.headers['x-faultline-fallback'], undefined)
+  t.equal(alternate.hits(), 0)
+  t.equal(primary.hits(), 1)
+})
+
+t.test('alternate: a body over maxReplayBytes is sent once, to the primary only', async (t) => {
+  const primary = await scriptedUpstream(t, [503])
+  const alternate = await scriptedUpstream(t, [{ status: 200, body: 'from-alternate' }])
+  const proxy = await startProxy(t, {
+    routes: [route('a', '/a', primary.url, { upstream: { url: primary.url, alternates: [alternate.url] }, resilience: { maxReplayBytes: 16, fallback: ['alternate'] } })]
+  })
+  const put = await fetchText(`${proxy.url}/a`, { method: 'PUT', body: 'x'.repeat(100) })
+  t.equal(put.status, 503, 'the primary\'s answer goes out')
+  t.equal(alternate.hits(), 0)
+  const small = await fetchText(`${proxy.url}/a`, { method: 'PUT', body: 'x'.repeat(16) })
+  t.equal(small.body, 'from-alternate', 'a body within the limit is replayed')
+})
+
+t.test('without an alternate step the request body streams to the upstream: it is not read whole first', async (t) => {
+  let upstreamSaw = (): void => {}
+  const seen = new Promise<boolean>((resolve) => { upstreamSaw = () => { resolve(true) } })
+  const upstream = await startUpstream(t, (req, res) => {
+    upstreamSaw()
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => { res.end(Buffer.concat(chunks)) })
+  })
+  const proxy = await startProxy(t, {
+    routes: [route('s', '/s', upstream.url, { resilience: { fallback: ['cache', { static: { status: 200, body: 'static' } }] } })]
+  })
+  const req = httpRequest(`${proxy.url}/s`, { method: 'PUT', headers: { 'transfer-encoding': 'chunked' } })
+  const answer = new Promise<string>((resolve, reject) => {
+    req.on('response', (res) => { void text(res).then(resolve, reject) })
+    req.on('error', reject)
+  })
+  req.write('first-')
+  // Ordering, not time: the upstream must see the request while the client still holds the rest of its body.
+  const early = await within(seen, 5_000, false)
+  req.end('last')
+  t.ok(early, 'the upstream got the request before the client finished its body')
+  t.equal(await answer, 'first-last')
+})
+
+t.test('a client fault is not a failure a fallback answers: a body over the route\'s limit is refused 413, not served static', async (t) => {
+  const upstream = await startUpstream(t, (req, res) => { req.resume(); req.on('end', () => { res.end('ok') }) })
+  const proxy = await startProxy(t, {
+    routes: [route('s', '/s', upstream.url, { limits: { maxRequestBodyBytes: 1024 }, resilience: { fallback: [{ static: { status: 200, body: 'static' } }] } })]
+  })
+  // A stream: sent chunked, so the limit is found while the body flows, inside the pipeline (a declared length is refused before it).
+  const res = await request(`${proxy.url}/s`, { method: 'PUT', body: Readable.from([Buffer.alloc(4096, 'x')]) })
+  await res.body.text()
+  t.equal(res.statusCode, 413)
+  t.equal(res.headers['x-faultline-fallback'], undefined)
+})
+
+/** An upstream that answers `status` with an endless body (bounded at 64 MiB), and says when its connection closed. */
+async function endlessFailure (t: Teardown, status: number): Promise<{ url: string, closed: Promise<boolean> }> {
+  let closed = (): void => {}
+  const done = new Promise<boolean>((resolve) => { closed = () => { resolve(true) } })
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.writeHead(status, { 'content-type': 'text/plain' })
+    const chunk = Buffer.alloc(64 * 1024, 'x')
+    let sent = 0
+    const pump = (): void => {
+      while (sent < 1024 && !res.destroyed) {
+        sent++
+        if (!res.write(chunk)) { res.once('drain', pump); return }
+      }
+      if (!res.destroyed) res.end()
+    }
+    res.on('close', closed)
+    pump()
+  })
+  return { url: upstream.url, closed: done }
+}
+
+t.test('a failed answer the chain replaced is thrown away: its upstream connection is freed, the primary\'s and an alternate\'s', async (t) => {
+  const primary = await endlessFailure(t, 503)
+  const alternate = await endlessFailure(t, 502)
+  const proxy = await startProxy(t, {
+    routes: [route('a', '/a', primary.url, {
+      upstream: { url: primary.url, alternates: [alternate.url] },
+      resilience: { fallback: ['alternate', { static: { status: 200, body: 'static' } }] }
+    })]
+  })
+  const res = await fetchText(`${proxy.url}/a`)
+  t.equal(res.body, 'static')
+  // Unread, each body would hold its connection (and the upstream's writes) for as long as the upstream lets it.
+  t.ok(await within(primary.closed, 5_000, false), 'the primary\'s body was dropped and its connection closed')
+  t.ok(await within(alternate.closed, 5_000, false), 'and the alternate\'s')
 })
