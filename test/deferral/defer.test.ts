@@ -89,6 +89,15 @@ t.test('what is not deferred: no key, a read, a body over maxBodyBytes, an auth 
   t.equal((await admin(proxy.adminUrl, '/deferrals')).json().deferrals.length, 0)
 })
 
+t.test('each entry says why it was deferred: the failure the chain replaced', async (t) => {
+  const upstream = await flakyUpstream(t)
+  const proxy = await startProxy(t, deferConfig(await tempDir(t), upstream.url, {}, { resilience: { breaker: { consecutiveFailures: 1, openMs: 60_000 } } }))
+  const refused = JSON.parse((await fetchText(`${proxy.url}/pay/x`, write('down'))).body).id as string
+  const shorted = JSON.parse((await fetchText(`${proxy.url}/pay/x`, write('open'))).body).id as string
+  t.equal((await admin(proxy.adminUrl, `/deferrals/${refused}`)).json().reason, 'connect', 'the upstream refused the connection')
+  t.equal((await admin(proxy.adminUrl, `/deferrals/${shorted}`)).json().reason, 'short_circuited', 'the open breaker refused the request')
+})
+
 t.test('generateKey: a request without a key gets one, sent live and on delivery', async (t) => {
   const upstream = await flakyUpstream(t)
   const proxy = await startProxy(t, deferConfig(await tempDir(t), upstream.url, { generateKey: true }))
@@ -201,6 +210,7 @@ t.test('an injected failure is told apart: labelled injected, and the delivery i
   t.ok(await until(() => upstream.received.length === 1), 'delivered to the real upstream, past the fault stage')
   const entry = (await admin(proxy.adminUrl, `/deferrals/${id}`)).json()
   t.equal(entry.injected, true)
+  t.equal(entry.reason, 'HTTP 503', 'an answer the chain replaced is named by its status')
   const m = await scrape(proxy)
   t.equal(sumOf(m, 'faultline_deferrals_accepted_total', { route: 'pay', injected: 'true' }), 1)
   t.equal(sumOf(m, 'faultline_requests_total', { route: 'pay', outcome: 'deferred', injected: 'true' }), 1)
