@@ -91,7 +91,8 @@ t.test('what is not deferred: no key, a read, a body over maxBodyBytes, an auth 
 
 t.test('each entry says why it was deferred: the failure the chain replaced', async (t) => {
   const upstream = await flakyUpstream(t)
-  const proxy = await startProxy(t, deferConfig(await tempDir(t), upstream.url, {}, { resilience: { breaker: { consecutiveFailures: 1, openMs: 60_000 } } }))
+  const breaker = { consecutiveFailures: 1, openMs: 60_000 }
+  const proxy = await startProxy(t, deferConfig(await tempDir(t), upstream.url, {}, { resilience: { breaker } }))
   const refused = JSON.parse((await fetchText(`${proxy.url}/pay/x`, write('down'))).body).id as string
   const shorted = JSON.parse((await fetchText(`${proxy.url}/pay/x`, write('open'))).body).id as string
   t.equal((await admin(proxy.adminUrl, `/deferrals/${refused}`)).json().reason, 'connect', 'the upstream refused the connection')
