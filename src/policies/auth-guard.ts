@@ -154,7 +154,7 @@ export class AuthGuard {
   record (status: number, key: string = NO_CREDENTIALS, ticket?: AuthGuardTicket): void {
     if (ticket !== undefined && ticket < 0) {
       const trial = this.originTrial
-      // An origin trial from before a reset or a later block: it moves nothing.
+      // Not the current origin trial (its turn passed, or a later block began another): it moves nothing.
       if (trial === undefined || trial.ticket !== ticket) return
       this.originTrial = undefined
       if (status === 401 || status === 403) {
@@ -224,13 +224,6 @@ export class AuthGuard {
     }
     const state = this.credentials.get(key)
     if (state !== undefined && ticket === state.period) state.probing = false
-  }
-
-  reset (): void {
-    this.credentials.clear()
-    this.blocked.clear()
-    this.originBlockedUntil = 0
-    this.originTrial = undefined
   }
 
   snapshot (): AuthGuardSnapshot {
