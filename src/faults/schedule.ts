@@ -224,7 +224,8 @@ export class Schedule {
     const state: ScheduleState = { per: this.per, key: this.key, admitted: this.admitted }
     if (this.counted && this.key === 'route') {
       state.counted = this.count
-      if (first !== undefined) state.remaining = Math.max(0, after + first - this.count)
+      // Counts before `after` use none of `first`.
+      if (first !== undefined) state.remaining = Math.max(0, Math.min(first, after + first - this.count))
       const next = this.nextEligible(this.count + 1)
       if (next !== undefined) state.nextAt = next
     }

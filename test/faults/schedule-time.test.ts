@@ -63,6 +63,49 @@ t.test('a window opens startAfter after the route loaded and closes after durati
   t.equal(await status(proxy), 503)
 })
 
+t.test('a window without startAfter opens at once; one without duration never closes', async (t) => {
+  const clock = new TestClock()
+  const upstream = await jsonUpstream(t)
+  const proxy = await clockedProxy(t, clock, upstream.url, {
+    faults: [
+      { kind: 'abort', name: 'now', status: 503, window: { duration: 1_000 }, match: { path: '/svc/now' } },
+      { kind: 'abort', name: 'later', status: 502, window: { startAfter: 1_000 }, match: { path: '/svc/later' } }
+    ]
+  })
+  const at = async (path: string): Promise<number> => (await fetchText(`${proxy.url}/svc/${path}`)).status
+  t.same([await at('now'), await at('later')], [503, 200], 'at once: the first window is open, the second not yet')
+  const faults = (await admin(proxy, 'GET', '/chaos/routes/svc')).body.faults
+  t.same(faults[0].schedule.window, { open: true, opensInMs: 0, closesInMs: 1_000 })
+  t.same(faults[1].schedule.window, { open: false, opensInMs: 1_000, closesInMs: null }, 'no duration: it never closes')
+  clock.advance(1_500)
+  t.same([await at('now'), await at('later')], [200, 502], '1.5 s later: the first closed, the second opened')
+  const later = (await admin(proxy, 'GET', '/chaos/routes/svc')).body.faults
+  t.same(later[0].schedule.window, { open: false, opensInMs: 0, closesInMs: 0 }, 'closed: no time left, never negative')
+  t.same(later[0].schedule.admitted, 1)
+  clock.advance(365 * 24 * 3_600_000)
+  t.equal(await at('later'), 502, 'a year later it is still open')
+})
+
+t.test('with both ttl and until, the earlier one ends the fault', async (t) => {
+  const clock = new TestClock()
+  const upstream = await jsonUpstream(t)
+  const proxy = await clockedProxy(t, clock, upstream.url, {})
+  const inMs = (ms: number): string => new Date(clock.now + ms).toISOString()
+  const add = async (fault: Record<string, unknown>): Promise<number> =>
+    (await admin(proxy, 'POST', '/chaos/routes/svc/faults', { kind: 'abort', ...fault })).status
+  const ids = async (): Promise<string[]> => (await admin(proxy, 'GET', '/chaos/routes/svc/faults')).body.faults.map((f: any) => f.id)
+  t.equal(await add({ name: 'until-first', status: 503, ttl: 10_000, until: inMs(5_000) }), 201)
+  t.equal(await add({ name: 'ttl-first', status: 502, ttl: 3_000, until: inMs(8_000) }), 201)
+  const faults = (await admin(proxy, 'GET', '/chaos/routes/svc/faults')).body.faults
+  t.same(faults.map((f: any) => [f.id, f.schedule.expiresInMs]), [['until-first', 5_000], ['ttl-first', 3_000]])
+  t.equal(await status(proxy), 503)
+  clock.advance(3_000)
+  t.same(await ids(), ['until-first'], 'the ttl of 3 s ended the second')
+  clock.advance(2_000)
+  t.same(await ids(), [], 'the until in 5 s ended the first, before its ttl of 10 s')
+  t.equal(await status(proxy), 200)
+})
+
 t.test('a window combines with first: counting starts when the window opens', async (t) => {
   const clock = new TestClock()
   const upstream = await jsonUpstream(t)

@@ -5,6 +5,7 @@
  * `first: 2` and never flakes.
  */
 import t from 'tap'
+import { request as httpRequest } from 'node:http'
 import { request } from 'undici'
 import { fetchText, route, scrape, startProxy, sumOf, type StartedProxy } from '../helpers.js'
 import { TOKEN, auth, chaosProxy, jsonUpstream } from './fixtures.js'
@@ -32,13 +33,21 @@ t.test('first, every and after hold exactly, one request after another', async (
       { kind: 'abort', name: 'first3', status: 503, first: 3, match: { path: '/svc/first' } },
       { kind: 'abort', name: 'every3', status: 502, every: 3, match: { path: '/svc/every' } },
       { kind: 'abort', name: 'after2first2', status: 500, after: 2, first: 2, match: { path: '/svc/after' } },
-      { kind: 'abort', name: 'after2every2', status: 504, after: 2, every: 2, match: { path: '/svc/aftereach' } }
+      { kind: 'abort', name: 'after2every2', status: 504, after: 2, every: 2, match: { path: '/svc/aftereach' } },
+      { kind: 'abort', name: 'after3', status: 501, after: 3, match: { path: '/svc/afteronly' } }
     ]
   })
+  const fresh = (await chaosOf(proxy)).faults
+  const none = { per: 'attempt', key: 'route', counted: 0, admitted: 0 }
+  t.same(fresh[0].schedule, { ...none, remaining: 3, nextAt: 1 }, 'nothing counted yet: all of first remains')
+  t.same(fresh[2].schedule, { ...none, remaining: 2, nextAt: 3 }, 'after 2, first 2: two remain, the third is next')
+  t.same(fresh[3].schedule, { ...none, nextAt: 4 }, 'after 2, every 2: the fourth is next')
+  t.same(fresh[4].schedule, { ...none, nextAt: 4 }, 'after alone: no first, nothing remains to count down')
   t.same(await statuses(`${proxy.url}/svc/first`, 6), [503, 503, 503, 200, 200, 200], 'the first three, then never again')
   t.same(await statuses(`${proxy.url}/svc/every`, 7), [200, 200, 502, 200, 200, 502, 200], 'every third')
   t.same(await statuses(`${proxy.url}/svc/after`, 6), [200, 200, 500, 500, 200, 200], 'after two, the next two')
   t.same(await statuses(`${proxy.url}/svc/aftereach`, 7), [200, 200, 200, 504, 200, 504, 200], 'after two, every second')
+  t.same(await statuses(`${proxy.url}/svc/afteronly`, 5), [200, 200, 200, 501, 501], 'after alone: the first three pass, then every one')
   t.equal(await injected(proxy, 'first3'), 3)
   t.equal(await injected(proxy, 'every3'), 2)
 
@@ -46,6 +55,10 @@ t.test('first, every and after hold exactly, one request after another', async (
   t.match(state.faults[0], { id: 'first3', first: 3, schedule: { per: 'attempt', key: 'route', counted: 6, admitted: 3, remaining: 0 } }, 'GET shows what remains')
   t.notOk('nextAt' in state.faults[0].schedule, 'an exhausted first has no next')
   t.match(state.faults[1].schedule, { counted: 7, admitted: 2, nextAt: 9 }, 'every: the count at which it fires next')
+  const route = { per: 'attempt', key: 'route' }
+  t.same(state.faults[2].schedule, { ...route, counted: 6, admitted: 2, remaining: 0 }, 'after 2, first 2 used up: no next')
+  t.same(state.faults[3].schedule, { ...route, counted: 7, admitted: 2, nextAt: 8 }, 'after 2, every 2: the 8th is next')
+  t.same(state.faults[4].schedule, { ...route, counted: 5, admitted: 2, nextAt: 6 }, 'after 3: the next one')
   t.equal((await fetchText(`${proxy.url}/svc/other`)).status, 200, 'a request no matcher accepts is not counted')
   t.equal((await chaosOf(proxy)).faults[0].schedule.counted, 6)
 })
@@ -99,7 +112,8 @@ t.test('counts per key: per path, per Idempotency-Key (a request without one is 
     (await fetchText(`${p}/a`)).status, (await fetchText(`${p}/a?q=1`)).status, (await fetchText(`${p}/b`)).status, (await fetchText(`${p}/b`)).status
   ], [503, 200, 503, 200], 'each path has its own first (the query is not part of the path)')
   t.equal((await fetchText(`${p}/c`)).status, 503, 'a third path: /a is forgotten (maxKeys: 2, least recently seen)')
-  t.match((await chaosOf(proxy)).faults[0].schedule, { key: 'path', admitted: 3, keys: { kept: 2, max: 2, forgotten: 1 } })
+  t.same((await chaosOf(proxy)).faults[0].schedule, { per: 'attempt', key: 'path', admitted: 3, keys: { kept: 2, max: 2, forgotten: 1 } },
+    'keyed counts: no route-wide count, remaining or next')
   t.equal((await fetchText(`${p}/a`)).status, 503, 'a forgotten key starts again')
 
   const k = `${proxy.url}/svc/k`
@@ -109,6 +123,23 @@ t.test('counts per key: per path, per Idempotency-Key (a request without one is 
   const long = 'x'.repeat(5000)
   t.same(await statuses(k, 2, { 'idempotency-key': long }), [503, 200], 'a long key is counted like any other (hashed)')
   t.match((await chaosOf(proxy)).faults[1].schedule, { key: { header: 'Idempotency-Key' }, admitted: 3, keys: { kept: 3, max: 10000, forgotten: 0 } })
+})
+
+t.test('a header key sent twice counts as its values together, in order', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'abort', status: 503, first: 1, key: { header: 'Set-Cookie' } }] })
+  // Node keeps a repeated Set-Cookie as an array (other headers are joined or dropped by the parser).
+  const twice = async (values: string[]): Promise<number> => await new Promise((resolve, reject) => {
+    const req = httpRequest(`${proxy.url}/svc/x`, { headers: { 'set-cookie': values }, agent: false }, (res) => {
+      res.resume()
+      resolve(res.statusCode!)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  t.same([await twice(['a=1', 'b=2']), await twice(['a=1', 'b=2'])], [503, 200], 'the same pair twice: one key')
+  t.equal(await twice(['a=1b=2']), 503, 'one value with the same characters is another key')
+  t.equal(await twice(['b=2', 'a=1']), 503, 'the same values in another order are another key')
 })
 
 t.test('per attempt, per request, and per request key, through the route\'s retries', async (t) => {
