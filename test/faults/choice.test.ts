@@ -1,5 +1,6 @@
 import t from 'tap'
-import { scrape, sumOf } from '../helpers.js'
+import { request as httpRequest } from 'node:http'
+import { rawExchange, scrape, sumOf } from '../helpers.js'
 import { chaosProxy, jsonUpstream, see } from './fixtures.js'
 
 const N = 20
@@ -51,6 +52,39 @@ t.test('matchers: methods, a path glob, a header value or presence', async (t) =
   t.same(await status('/svc/a', { headers: { 'x-canary': '' } }), [503, 'canary'], 'present with any value')
   t.same(await status('/svc/a/export', { headers: { 'x-slow': '1' } }), [503, 'slow,exports'], 'faults that fire stack, in list order')
   t.same(await status('/svc/a/export', { method: 'POST', body: '{}' }), [503, 'posts'], 'a fault behind an abort never acts, and is not named')
+})
+
+t.test('matchers: any of several methods, the path as the router sees it, one of a header\'s repeated values', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, {
+    faults: [
+      { kind: 'abort', status: 503, name: 'writes', match: { methods: ['PUT', 'DELETE'] } },
+      { kind: 'abort', status: 502, name: 'admin', match: { path: '/svc/admin/*' } },
+      { kind: 'abort', status: 504, name: 'cookie', match: { headers: { 'set-cookie': 'a=1' } } }
+    ]
+  })
+  t.same([
+    (await see(`${proxy.url}/svc/x`, { method: 'PUT', body: '{}' })).status,
+    (await see(`${proxy.url}/svc/x`, { method: 'DELETE' })).status,
+    (await see(`${proxy.url}/svc/x`)).status
+  ], [503, 503, 200], 'PUT and DELETE both match, GET does not')
+  // Sent as written (a URL client would resolve the dot-segments itself).
+  const raw = async (target: string): Promise<string> =>
+    (await rawExchange(proxy.faultline.proxyPort, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).split('\r\n')[0]!
+  t.equal(await raw('/svc/public/../admin/x'), 'HTTP/1.1 502 Bad Gateway', 'dot-segments resolved before the glob')
+  t.equal(await raw('/svc/public/%2e%2e/admin/x'), 'HTTP/1.1 502 Bad Gateway', 'encoded dots too')
+  t.equal(await raw('/svc/admin/../public/x'), 'HTTP/1.1 200 OK', 'a path that only passes through /svc/admin does not match')
+  // Node keeps a repeated Set-Cookie as an array: the matcher looks for the value among them.
+  const cookies = async (values: string[]): Promise<number> => await new Promise((resolve, reject) => {
+    const req = httpRequest(`${proxy.url}/svc/x`, { headers: { 'set-cookie': values }, agent: false }, (res) => {
+      res.resume()
+      resolve(res.statusCode!)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  t.equal(await cookies(['b=2', 'a=1']), 504, 'the value is one of the two')
+  t.equal(await cookies(['b=2', 'c=3']), 200, 'neither is the value')
 })
 
 t.test('every attempt re-rolls, and the fault stage is innermost: one decision per attempt', async (t) => {

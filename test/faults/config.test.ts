@@ -30,6 +30,17 @@ t.test('a bad fault config names its path and what was expected', async (t) => {
   t.same(problems({ faults: [{ kind: 'throttle', bytesPerSecond: 0 }] }), ['faultline.yaml: routes[0].chaos.faults[0].bytesPerSecond: expected a number > 0, got 0'])
   t.same(problems({ faults: [{ kind: 'abort', match: { methods: ['FETCH'] } }] }),
     ['faultline.yaml: routes[0].chaos.faults[0].match.methods[0]: expected one of "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "TRACE", got "FETCH"'])
+  t.same(problems({ faults: [{ kind: 'abort', match: { methods: [] } }] }),
+    ['faultline.yaml: routes[0].chaos.faults[0].match.methods: expected at least 1 item(s), got 0 item(s)'])
+  const many = { methods: ['GET', 'POST'], path: '/svc/*', headers: { 'x-a': 'b', 'x-c': true } }
+  t.same(problems({ faults: [{ kind: 'abort', match: many }] }), [], 'several methods, a path, several headers')
+  t.same(problems({ faults: [{ kind: 'abort', match: { path: '' } }] }),
+    ['faultline.yaml: routes[0].chaos.faults[0].match.path: expected at least 1 character(s), got ""'])
+  t.same(problems({ faults: [{ kind: 'abort', match: { path: `/a/+(${'b'.repeat(100)})` } }] }),
+    [`faultline.yaml: routes[0].chaos.faults[0].match.path: extglobs like "+(...)" are not supported, got "/a/+(${'b'.repeat(75)}"`],
+    'the glob is quoted, cut at 80 characters')
+  t.same(problems({ faults: [{ kind: 'abort', match: { headers: { '': 'x' } } }] }),
+    ['faultline.yaml: routes[0].chaos.faults[0].match.headers.: expected at least 1 character(s), got ""'])
   t.same(problems({ enabled: 'yes' }), ['faultline.yaml: routes[0].chaos.enabled: expected boolean, got "yes"'])
 })
 
