@@ -173,6 +173,8 @@ t.test('static, chain order, and fallback for a short-circuited request', async 
   t.equal(sc.body, 'good', 'the breaker is open, the cache answers')
   t.equal(sc.headers['x-faultline-fallback'], 'cache')
   t.equal(upstream.hits(), 3, 'the short-circuited request never reached the upstream')
+  const state = JSON.parse((await fetchText(`${proxy.adminUrl}/routes`)).body).routes[0].state.fallback
+  t.same(state.steps, ['cache', 'static'], 'GET /routes lists the chain\'s steps in order')
 })
 
 t.test('failFast: no fallback, an immediate clear error; contradictions are config errors', async (t) => {
@@ -294,17 +296,34 @@ t.test('alternate: a POST the primary may have taken (the connection reset after
   t.equal(primary.hits(), 1)
 })
 
-t.test('alternate: a body over maxReplayBytes is sent once, to the primary only', async (t) => {
+t.test('alternate: a body over maxReplayBytes is sent once, to the primary only; one within it is replayed', async (t) => {
   const primary = await scriptedUpstream(t, [503])
-  const alternate = await scriptedUpstream(t, [{ status: 200, body: 'from-alternate' }])
+  const bodies: string[] = []
+  const alternate = await scriptedUpstream(t, [{ status: 200, body: 'from-alternate' }], (_req, body) => { bodies.push(body) })
   const proxy = await startProxy(t, {
-    routes: [route('a', '/a', primary.url, { upstream: { url: primary.url, alternates: [alternate.url] }, resilience: { maxReplayBytes: 16, fallback: ['alternate'] } })]
+    routes: [route('a', '/a', primary.url, {
+      upstream: { url: primary.url, alternates: [alternate.url] },
+      resilience: { maxReplayBytes: 16, fallback: ['alternate', { static: { status: 200, body: 'static' } }] }
+    })]
   })
   const put = await fetchText(`${proxy.url}/a`, { method: 'PUT', body: 'x'.repeat(100) })
-  t.equal(put.status, 503, 'the primary\'s answer goes out')
+  t.equal(put.body, 'static', 'the alternate step passes, the next step answers')
   t.equal(alternate.hits(), 0)
-  const small = await fetchText(`${proxy.url}/a`, { method: 'PUT', body: 'x'.repeat(16) })
-  t.equal(small.body, 'from-alternate', 'a body within the limit is replayed')
+  const small = await fetchText(`${proxy.url}/a`, { method: 'PUT', body: 'y'.repeat(16) })
+  t.equal(small.body, 'from-alternate', 'a body within the limit is replayed, the alternate step not being the only one')
+  t.same(bodies, ['y'.repeat(16)])
+})
+
+t.test('static: an empty body is an empty answer with Content-Length 0', async (t) => {
+  const upstream = await scriptedUpstream(t, [503])
+  const proxy = await startProxy(t, { routes: [route('s', '/s', upstream.url, { resilience: { fallback: [{ static: { status: 200, body: '' } }] } })] })
+  for (let i = 0; i < 2; i++) {
+    const res = await fetchText(`${proxy.url}/s`)
+    t.equal(res.status, 200)
+    t.equal(res.headers['content-length'], '0')
+    t.equal(res.body, '', `answer ${i + 1}: no body`)
+    t.equal(res.headers['x-faultline-fallback'], 'static')
+  }
 })
 
 t.test('without an alternate step the request body streams to the upstream: it is not read whole first', async (t) => {
