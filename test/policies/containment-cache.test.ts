@@ -51,6 +51,8 @@ t.test('credentials: perCredential keeps one last-known-good per user; shared se
   t.equal((await fetchText(`${proxy.url}/per/me`, { headers: alice })).body, 'hello alice')
   t.equal((await fetchText(`${proxy.url}/per/me`, { headers: bob })).body, 'hello bob')
   t.equal((await fetchText(`${proxy.url}/pub/news`, { headers: alice })).body, 'hello alice')
+  // A shared cache may not keep an answer to an Authorization request (RFC 9111 §3.5): in `shared` mode the route says it may.
+  t.equal((await fetchText(`${proxy.url}/pub/token`, { headers: { authorization: 'Bearer bob' } })).body, 'hello bob')
   upstream.down(true)
   const a = await fetchText(`${proxy.url}/per/me`, { headers: alice })
   t.equal(a.body, 'hello alice', 'alice gets her own last-known-good')
@@ -60,6 +62,7 @@ t.test('credentials: perCredential keeps one last-known-good per user; shared se
   t.equal((await fetchText(`${proxy.url}/per/me`)).status, 503, 'the anonymous caller gets no user\'s answer')
   const shared = await fetchText(`${proxy.url}/pub/news`)
   t.equal(shared.body, 'hello alice', 'shared mode: the route declared its data public (the documented risk)')
+  t.equal((await fetchText(`${proxy.url}/pub/token`)).body, 'hello bob', 'shared mode: an answer to a bearer token too')
 })
 
 t.test('perCredential: a client cannot set the credential pseudo-header to reach or overwrite another user\'s answer', async (t) => {
@@ -132,4 +135,50 @@ t.test('a successful DELETE, PUT or POST forgets the target and a same-origin Lo
   t.equal((await fetchText(`${proxy.url}/s/b`)).body, 'B', 'other entries stay')
   t.equal((await fetchText(`${proxy.url}/s/d`)).body, 'D', 'a Content-Location on another origin invalidates nothing here')
   t.equal((await fetchText(`${proxy.url}/s/fail`)).body, 'F', 'a failed DELETE invalidates nothing')
+})
+
+t.test('perCredential: each user\'s cache is private (a `private` answer is kept for its user), and credentials are hashed apart', async (t) => {
+  const upstream = await personalised(t, { 'cache-control': 'private, max-age=60' })
+  const proxy = await startProxy(t, {
+    routes: [route('per', '/per', upstream.url, { resilience: { fallback: [{ cache: { credentials: 'perCredential', refreshMs: 0 } }] } })]
+  })
+  // Two users whose Authorization and Cookie, run together, read the same: only a separator between the two tells them apart.
+  const alice = { authorization: 'Bearer alice' }
+  const ali = { authorization: 'Bearer ali', cookie: 'ce' }
+  t.equal((await fetchText(`${proxy.url}/per/me`, { headers: alice })).body, 'hello alice')
+  t.equal((await fetchText(`${proxy.url}/per/me`, { headers: ali })).body, 'hello ali')
+  upstream.down(true)
+  const a = await fetchText(`${proxy.url}/per/me`, { headers: alice })
+  t.equal(a.headers['x-faultline-fallback'], 'cache', 'the private answer was kept for its user')
+  t.equal(a.body, 'hello alice', 'and not overwritten by the other user\'s')
+  t.equal((await fetchText(`${proxy.url}/per/me`, { headers: ali })).body, 'hello ali')
+  t.equal((await fetchText(`${proxy.url}/per/me`)).status, 503, 'the anonymous caller gets neither')
+})
+
+t.test('an invalidation reaches the HEAD entry, a same-origin Content-Location, and the target of a successful 3xx', async (t) => {
+  let down = false
+  const upstream = await startUpstream(t, (req, res) => {
+    req.resume()
+    req.on('end', () => {
+      const path = req.url ?? '/'
+      if (down) { res.writeHead(503, { 'content-length': '4' }); res.end('down'); return }
+      if (req.method === 'DELETE') { res.writeHead(204); res.end(); return }
+      if (req.method === 'POST') { res.writeHead(303, { location: '/s/x', 'content-length': '0' }); res.end(); return }
+      if (req.method === 'PUT') { res.writeHead(200, { 'content-location': 'z', 'content-length': '0' }); res.end(); return }
+      const body = path.toUpperCase()
+      res.writeHead(200, { 'content-length': Buffer.byteLength(body) })
+      res.end(req.method === 'HEAD' ? undefined : body)
+    })
+  })
+  const proxy = await startProxy(t, { routes: [route('s', '/s', upstream.url, { resilience: { fallback: [{ cache: { refreshMs: 0 } }] } })] })
+  t.equal((await fetchText(`${proxy.url}/s/a`, { method: 'HEAD' })).status, 200)
+  for (const p of ['/s/x', '/s/z', '/s/w']) await fetchText(`${proxy.url}${p}`)
+  t.equal((await fetchText(`${proxy.url}/s/a`, { method: 'DELETE' })).status, 204)
+  t.equal((await fetchText(`${proxy.url}/s/form`, { method: 'POST', body: 'x' })).status, 303)
+  t.equal((await fetchText(`${proxy.url}/s/y`, { method: 'PUT', body: 'y' })).status, 200)
+  down = true
+  t.equal((await fetchText(`${proxy.url}/s/a`, { method: 'HEAD' })).status, 503, 'the DELETE forgot the HEAD answer too')
+  t.equal((await fetchText(`${proxy.url}/s/x`)).status, 503, 'a 303 is a success: its same-origin Location is forgotten')
+  t.equal((await fetchText(`${proxy.url}/s/z`)).status, 503, 'a relative, same-origin Content-Location is forgotten')
+  t.equal((await fetchText(`${proxy.url}/s/w`)).body, '/S/W', 'other entries stay')
 })

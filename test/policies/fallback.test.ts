@@ -35,7 +35,7 @@ t.test('cache: the last good answer is served when the upstream fails; fresh is 
   t.equal(sumOf(m, 'faultline_cache_lookups_total', { route: 'c', result: 'miss' }), 1)
   t.equal(sumOf(m, 'faultline_requests_total', { route: 'c', outcome: 'fallback_cache' }), 2)
   const state = JSON.parse((await fetchText(`${proxy.adminUrl}/routes`)).body).routes[0].state.fallback
-  t.equal(state.cache.entries, 2, 'the cache is visible in GET /routes')
+  t.match(state.cache, { entries: 2, maxEntries: 1_000, maxBytes: 16 * 1024 * 1024, maxStaleMs: 300_000 }, 'the cache and its limits are visible in GET /routes')
 })
 
 t.test('cache honours no-store, private, must-revalidate and Authorization', async (t) => {
@@ -71,6 +71,27 @@ t.test('stale-if-error (RFC 5861) extends or limits the stale window per respons
   t.equal((await fetchText(`${proxy.url}/c/sie`, fail)).body, '/c/sie', 'served stale within stale-if-error')
   t.equal((await fetchText(`${proxy.url}/c/sie-mr`, fail)).body, '/c/sie-mr', 'stale-if-error overrides must-revalidate')
   t.equal((await fetchText(`${proxy.url}/c/plain`, fail)).status, 503, 'maxStaleMs 0 and no stale-if-error: not served')
+  t.equal(sumOf(await scrape(proxy), 'faultline_cache_stores_total', { route: 'c' }), 2, 'an answer servable for 0 ms is not even stored')
+})
+
+t.test('past freshness, an answer that says no-cache, must-revalidate, proxy-revalidate or s-maxage is never served stale', async (t) => {
+  const rules: Record<string, string> = {
+    '/c/plain': 'max-age=0',
+    '/c/no-cache': 'max-age=0, no-cache',
+    '/c/must': 'max-age=0, must-revalidate',
+    '/c/proxy': 'max-age=0, proxy-revalidate',
+    '/c/shared': 'max-age=60, s-maxage=0'
+  }
+  let failing = false
+  const upstream = await startUpstream(t, (req, res) => {
+    if (failing) { res.writeHead(503).end(); return }
+    res.writeHead(200, { 'cache-control': rules[req.url ?? ''] ?? 'no-store' }).end(req.url)
+  })
+  const proxy = await startProxy(t, { routes: [route('c', '/c', upstream.url, { resilience: { fallback: [{ cache: { maxStaleMs: 60_000 } }] } })] })
+  for (const path of Object.keys(rules)) await fetchText(`${proxy.url}${path}`)
+  failing = true
+  t.equal((await fetchText(`${proxy.url}/c/plain`)).body, '/c/plain', 'without them, served stale for maxStaleMs')
+  for (const path of Object.keys(rules).slice(1)) t.equal((await fetchText(`${proxy.url}${path}`)).status, 503, `${rules[path]!}: not served`)
 })
 
 t.test('the cache tees the body: the client gets headers and first bytes before the upstream finishes', async (t) => {
