@@ -34,7 +34,9 @@ t.test('by default an answer to a request with a cookie or a bearer token reache
       t.equal(res.status, 503, `${label}: ${who} gets the outage, not alice's answer`)
       t.not(res.body, 'hello alice')
     }
-    t.equal(sumOf(await scrape(proxy), 'faultline_cache_stores_total', { route: 'c' }), 0, `${label}: nothing stored`)
+    const m = await scrape(proxy)
+    t.equal(sumOf(m, 'faultline_cache_stores_total', { route: 'c' }), 0, `${label}: nothing stored`)
+    t.equal(sumOf(m, 'faultline_cache_lookups_total', { route: 'c', result: 'miss' }), 3, `${label}: each failure looked in the cache and missed`)
   }
 })
 

@@ -149,6 +149,25 @@ t.test('cache: an entry over maxEntryBytes or a truncated body is not stored', a
   t.equal(sumOf(m, 'faultline_upstream_errors_total', { route: 'c', error_class: 'invalid_response' }), 1, 'body shorter than Content-Length')
 })
 
+t.test('cache: an entry of exactly maxEntryBytes is stored; a chunked body over it streams in full and is not', async (t) => {
+  let failing = false
+  const upstream = await startUpstream(t, (req, res) => {
+    if (failing) { res.writeHead(503).end(); return }
+    if (req.url === '/c/exact') { res.writeHead(200, { 'content-length': '1024' }).end('e'.repeat(1024)); return }
+    // No Content-Length: the size is only found while the body is teed into the store.
+    res.writeHead(200)
+    res.write('c'.repeat(1000))
+    setTimeout(() => { res.end('c'.repeat(1000)) }, 10)
+  })
+  const proxy = await startProxy(t, { routes: [route('c', '/c', upstream.url, { resilience: { fallback: [{ cache: { maxEntryBytes: 1024 } }] } })] })
+  t.equal((await fetchText(`${proxy.url}/c/exact`)).body.length, 1024)
+  t.equal((await fetchText(`${proxy.url}/c/chunked`)).body, 'c'.repeat(2000), 'the client gets the whole body')
+  failing = true
+  t.equal((await fetchText(`${proxy.url}/c/exact`)).body, 'e'.repeat(1024), 'exactly the limit: stored')
+  t.equal((await fetchText(`${proxy.url}/c/chunked`)).status, 503, 'over it: not stored')
+  t.equal(sumOf(await scrape(proxy), 'faultline_cache_stores_total', { route: 'c' }), 1)
+})
+
 t.test('alternate: the next upstream answers when the primary fails; bodies are replayed', async (t) => {
   const port = await closedPort()
   const bodies: string[] = []
