@@ -125,6 +125,14 @@ t.test('counts per key: per path, per Idempotency-Key (a request without one is 
   t.match((await chaosOf(proxy)).faults[1].schedule, { key: { header: 'Idempotency-Key' }, admitted: 3, keys: { kept: 3, max: 10000, forgotten: 0 } })
 })
 
+t.test('a key without a count (first, every, after) keeps nothing and narrows nothing', async (t) => {
+  const upstream = await jsonUpstream(t)
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'abort', status: 503, ttl: 600_000, key: { header: 'x-k' } }] })
+  t.same(await statuses(`${proxy.url}/svc/x`, 2), [503, 503], 'without the header: a ttl alone lets every exchange through')
+  t.same(await statuses(`${proxy.url}/svc/x`, 2, { 'x-k': 'a' }), [503, 503], 'with it too')
+  t.match((await chaosOf(proxy)).faults[0].schedule, { admitted: 4, keys: { kept: 0, forgotten: 0 } }, 'no key was counted')
+})
+
 t.test('a header key sent twice counts as its values together, in order', async (t) => {
   const upstream = await jsonUpstream(t)
   const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'abort', status: 503, first: 1, key: { header: 'Set-Cookie' } }] })
