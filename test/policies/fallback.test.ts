@@ -74,9 +74,12 @@ t.test('stale-if-error (RFC 5861) extends or limits the stale window per respons
   t.equal(sumOf(await scrape(proxy), 'faultline_cache_stores_total', { route: 'c' }), 2, 'an answer servable for 0 ms is not even stored')
 })
 
-t.test('past freshness, an answer that says no-cache, must-revalidate, proxy-revalidate or s-maxage is never served stale', async (t) => {
+t.test('past freshness, maxStaleMs applies (a malformed stale-if-error is ignored), never to no-cache, must-revalidate, proxy-revalidate or s-maxage', async (t) => {
+  const servable = ['/c/plain', '/c/sie-unit', '/c/sie-prefix']
   const rules: Record<string, string> = {
     '/c/plain': 'max-age=0',
+    '/c/sie-unit': 'max-age=0, stale-if-error=60s',
+    '/c/sie-prefix': 'max-age=0, stale-if-error=x60',
     '/c/no-cache': 'max-age=0, no-cache',
     '/c/must': 'max-age=0, must-revalidate',
     '/c/proxy': 'max-age=0, proxy-revalidate',
@@ -90,8 +93,8 @@ t.test('past freshness, an answer that says no-cache, must-revalidate, proxy-rev
   const proxy = await startProxy(t, { routes: [route('c', '/c', upstream.url, { resilience: { fallback: [{ cache: { maxStaleMs: 60_000 } }] } })] })
   for (const path of Object.keys(rules)) await fetchText(`${proxy.url}${path}`)
   failing = true
-  t.equal((await fetchText(`${proxy.url}/c/plain`)).body, '/c/plain', 'without them, served stale for maxStaleMs')
-  for (const path of Object.keys(rules).slice(1)) t.equal((await fetchText(`${proxy.url}${path}`)).status, 503, `${rules[path]!}: not served`)
+  for (const path of servable) t.equal((await fetchText(`${proxy.url}${path}`)).body, path, `${rules[path]!}: served stale for maxStaleMs`)
+  for (const path of Object.keys(rules).slice(servable.length)) t.equal((await fetchText(`${proxy.url}${path}`)).status, 503, `${rules[path]!}: not served`)
 })
 
 t.test('the cache tees the body: the client gets headers and first bytes before the upstream finishes', async (t) => {
@@ -166,6 +169,24 @@ t.test('cache: an entry of exactly maxEntryBytes is stored; a chunked body over 
   t.equal((await fetchText(`${proxy.url}/c/exact`)).body, 'e'.repeat(1024), 'exactly the limit: stored')
   t.equal((await fetchText(`${proxy.url}/c/chunked`)).status, 503, 'over it: not stored')
   t.equal(sumOf(await scrape(proxy), 'faultline_cache_stores_total', { route: 'c' }), 1)
+})
+
+t.test('cache key: a Vary naming several headers, in one field or two, keys on each of them', async (t) => {
+  let failing = false
+  const upstream = await startUpstream(t, (req, res) => {
+    if (failing) { res.writeHead(503).end(); return }
+    // Two fields on /c/two: the proxy sees them as one list.
+    res.setHeader('vary', req.url === '/c/two' ? ['X-A', 'X-B'] : 'X-A ,  X-B,')
+    res.end(`${req.url ?? ''} ${String(req.headers['x-a'])} ${String(req.headers['x-b'])}`)
+  })
+  const proxy = await startProxy(t, { routes: [route('c', '/c', upstream.url, { resilience: { fallback: ['cache'] } })] })
+  for (const path of ['/c/one', '/c/two']) await fetchText(`${proxy.url}${path}`, { headers: { 'x-a': '1', 'x-b': '1' } })
+  failing = true
+  for (const path of ['/c/one', '/c/two']) {
+    t.equal((await fetchText(`${proxy.url}${path}`, { headers: { 'x-a': '1', 'x-b': '1' } })).body, `${path} 1 1`, `${path}: the same headers hit`)
+    t.equal((await fetchText(`${proxy.url}${path}`, { headers: { 'x-a': '1', 'x-b': '2' } })).status, 503, `${path}: another X-B is another variant`)
+    t.equal((await fetchText(`${proxy.url}${path}`, { headers: { 'x-a': '2', 'x-b': '1' } })).status, 503, `${path}: another X-A is another variant`)
+  }
 })
 
 t.test('alternate: the next upstream answers when the primary fails; bodies are replayed', async (t) => {
