@@ -1,5 +1,5 @@
 import t from 'tap'
-import { scrape, startUpstream, sumOf } from '../helpers.js'
+import { scrape, startUpstream, sumOf, within } from '../helpers.js'
 import { chaosProxy, jsonUpstream, see } from './fixtures.js'
 import { drift } from '../../src/faults/schema-drift.js'
 
@@ -26,6 +26,34 @@ t.test('throttle on the response: the body arrives whole, at about bytesPerSecon
   // slices (fewer reads), never splits them.
   t.ok(res.firstDataMs! < res.ms / 2, `the first bytes came after ${Math.round(res.firstDataMs!)} ms of ${Math.round(res.ms)}: it trickles`)
   t.ok(res.dataEvents <= 60, `${res.dataEvents} reads for about 20 slices`)
+})
+
+t.test('throttle at 4 bytes/s: each byte goes when its own share of time is over, never a slice early', async (t) => {
+  // Chunked (no Content-Length): the client knows the body is whole only when the throttle ends it.
+  const upstream = await startUpstream(t, (_req, res) => { res.write('abcd'); res.end() })
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'throttle', bytesPerSecond: 4, match: { path: '/svc/x' } }] })
+  const res = await see(`${proxy.url}/svc/x`, { timeoutMs: 5_000 })
+  t.same([res.error, res.headers['content-length'], res.body.toString()], [undefined, undefined, 'abcd'], 'the whole body, ended')
+  // One byte a slice, 250 ms each: the last is due at 1 s (two slices early would be 500 ms).
+  t.ok(res.ms >= 950, `took ${Math.round(res.ms)} ms for 4 bytes at 4 bytes/s`)
+  t.ok(res.firstDataMs! >= 240, `the first byte came after ${Math.round(res.firstDataMs!)} ms, its 250 ms share`)
+})
+
+t.test('a client that leaves a throttled body ends the upstream\'s stream too', async (t) => {
+  let closed: (finished: boolean) => void = () => {}
+  const upstreamClosed = new Promise<boolean>((resolve) => { closed = resolve })
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' })
+    let n = 0
+    // At most 10 s of data, so a proxy that never lets go still ends the test.
+    const timer = setInterval(() => { if (++n === 200) { clearInterval(timer); res.end() } else res.write('x'.repeat(1_000)) }, 50)
+    res.on('close', () => { clearInterval(timer); closed(res.writableFinished) })
+  })
+  const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'throttle', bytesPerSecond: 2_000 }] })
+  const res = await see(`${proxy.url}/svc/x`, { abortAfterMs: 400 })
+  t.equal(res.error?.code, 'CLIENT_GAVE_UP')
+  const finished = await within(upstreamClosed, 5_000, 'still open')
+  t.equal(finished, false, 'the upstream\'s answer was cut off soon after the client left, not sent to its end')
 })
 
 t.test('throttle paces a body written in several chunks against its start, not each chunk\'s', async (t) => {
