@@ -189,6 +189,53 @@ t.test('cache key: a Vary naming several headers, in one field or two, keys on e
   }
 })
 
+t.test('cache: only 2xx answers to GET and HEAD are kept, whatever their Cache-Control says', async (t) => {
+  let failing = false
+  const upstream = await startUpstream(t, (req, res) => {
+    req.resume()
+    req.on('end', () => {
+      if (failing) { res.writeHead(503).end('down'); return }
+      const status = req.url === '/c/missing' ? 404 : req.url === '/c/moved' ? 301 : 200
+      res.writeHead(status, { 'cache-control': 'max-age=60', ...(status === 301 ? { location: '/c/new' } : {}) }).end(`${req.method ?? ''} ${status}`)
+    })
+  })
+  const proxy = await startProxy(t, { routes: [route('c', '/c', upstream.url, { resilience: { fallback: [{ cache: { refreshMs: 0 } }] } })] })
+  t.equal((await fetchText(`${proxy.url}/c/order`, { method: 'POST', body: 'x' })).status, 200)
+  t.equal((await fetchText(`${proxy.url}/c/missing`)).status, 404)
+  t.equal((await fetchText(`${proxy.url}/c/moved`)).status, 301)
+  failing = true
+  t.equal((await fetchText(`${proxy.url}/c/order`, { method: 'POST', body: 'x' })).status, 503, 'a POST is never answered from the cache')
+  t.equal((await fetchText(`${proxy.url}/c/missing`)).status, 503, 'a 404 is not last-known-good')
+  t.equal((await fetchText(`${proxy.url}/c/moved`)).status, 503, 'nor a 301')
+  t.equal(sumOf(await scrape(proxy), 'faultline_cache_stores_total', { route: 'c' }), 0)
+})
+
+t.test('cache: an answer\'s Age counts: past max-age it is stale from the start, and kept only as long as it is servable', async (t) => {
+  let failing = false
+  const upstream = await startUpstream(t, (req, res) => {
+    if (failing) { res.writeHead(503).end(); return }
+    // /c/aged/… arrive 90 s old with 60 s of freshness; /c/fresh is new.
+    const headers = req.url === '/c/fresh' ? { 'cache-control': 'max-age=60' } : { 'cache-control': 'max-age=60', age: '90' }
+    res.writeHead(200, headers).end(req.url)
+  })
+  const proxy = await startProxy(t, {
+    routes: [
+      route('s', '/c/aged', upstream.url, { resilience: { fallback: [{ cache: { maxStaleMs: 60_000 } }] } }),
+      route('z', '/c', upstream.url, { resilience: { fallback: [{ cache: { maxStaleMs: 0 } }] } })
+    ]
+  })
+  for (const path of ['/c/aged/a', '/c/fresh', '/c/old']) await fetchText(`${proxy.url}${path}`)
+  failing = true
+  const aged = await fetchText(`${proxy.url}/c/aged/a`)
+  t.equal(aged.body, '/c/aged/a', '30 s past freshness, within maxStaleMs 60 s: served')
+  t.ok(Number(aged.headers.age) >= 90, 'its Age goes on from the upstream\'s')
+  const m = await scrape(proxy)
+  t.equal(sumOf(m, 'faultline_cache_lookups_total', { route: 's', result: 'stale' }), 1)
+  t.equal((await fetchText(`${proxy.url}/c/fresh`)).body, '/c/fresh', 'maxStaleMs 0: a fresh answer is kept for its freshness')
+  t.equal((await fetchText(`${proxy.url}/c/old`)).status, 503, 'maxStaleMs 0 and already stale: not served')
+  t.equal(sumOf(await scrape(proxy), 'faultline_cache_stores_total', { route: 'z' }), 1, 'and not stored')
+})
+
 t.test('alternate: the next upstream answers when the primary fails; bodies are replayed', async (t) => {
   const port = await closedPort()
   const bodies: string[] = []
