@@ -70,7 +70,9 @@ export function fallbackPolicy (options: FallbackOptions): Policy {
   async function viaAlternate (ctx: RequestContext, mayResend: boolean): Promise<UpstreamResponse | undefined> {
     if (!mayResend || !replayable(ctx)) return undefined
     for (const alternate of alternates) {
-      if (performance.now() >= ctx.deadline) return undefined
+      // Under 1 ms left is past the deadline: its timer may fire that much early (libuv's clock is cached per
+      // loop turn), and an attempt that short only sends the alternate a request it aborts and counts as failed.
+      if (ctx.deadline - performance.now() < 1) return undefined
       try {
         const response = await alternate.call(ctx)
         if (!failedStatus(response.statusCode)) {
