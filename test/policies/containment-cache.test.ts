@@ -149,6 +149,7 @@ t.test('perCredential: each user\'s cache is private (a `private` answer is kept
   const ali = { authorization: 'Bearer ali', cookie: 'ce' }
   t.equal((await fetchText(`${proxy.url}/per/me`, { headers: alice })).body, 'hello alice')
   t.equal((await fetchText(`${proxy.url}/per/me`, { headers: ali })).body, 'hello ali')
+  t.equal((await fetchText(`${proxy.url}/per/me`, { headers: { authorization: 'Bearer bob' } })).body, 'hello bob', 'another bearer token, no cookie')
   upstream.down(true)
   const a = await fetchText(`${proxy.url}/per/me`, { headers: alice })
   t.equal(a.headers['x-faultline-fallback'], 'cache', 'the private answer was kept for its user')
@@ -164,7 +165,7 @@ t.test('an invalidation reaches the HEAD entry, a same-origin Content-Location, 
     req.on('end', () => {
       const path = req.url ?? '/'
       if (down) { res.writeHead(503, { 'content-length': '4' }); res.end('down'); return }
-      if (req.method === 'DELETE') { res.writeHead(204); res.end(); return }
+      if (req.method === 'DELETE') { res.writeHead(path === '/s/w' ? 409 : 204, { 'content-length': '0' }); res.end(); return }
       if (req.method === 'POST') { res.writeHead(303, { location: '/s/x', 'content-length': '0' }); res.end(); return }
       if (req.method === 'PUT') { res.writeHead(200, { 'content-location': 'z', 'content-length': '0' }); res.end(); return }
       const body = path.toUpperCase()
@@ -178,6 +179,7 @@ t.test('an invalidation reaches the HEAD entry, a same-origin Content-Location, 
   t.equal((await fetchText(`${proxy.url}/s/a`, { method: 'DELETE' })).status, 204)
   t.equal((await fetchText(`${proxy.url}/s/form`, { method: 'POST', body: 'x' })).status, 303)
   t.equal((await fetchText(`${proxy.url}/s/y`, { method: 'PUT', body: 'y' })).status, 200)
+  t.equal((await fetchText(`${proxy.url}/s/w`, { method: 'DELETE' })).status, 409, 'a refused DELETE (4xx) changed nothing')
   down = true
   t.equal((await fetchText(`${proxy.url}/s/a`, { method: 'HEAD' })).status, 503, 'the DELETE forgot the HEAD answer too')
   t.equal((await fetchText(`${proxy.url}/s/x`)).status, 503, 'a 303 is a success: its same-origin Location is forgotten')
