@@ -186,3 +186,12 @@ t.test('an invalidation reaches the HEAD entry, a same-origin Content-Location, 
   t.equal((await fetchText(`${proxy.url}/s/z`)).status, 503, 'a relative, same-origin Content-Location is forgotten')
   t.equal((await fetchText(`${proxy.url}/s/w`)).body, '/S/W', 'other entries stay')
 })
+
+t.test('shared: the cache is a shared one, so a `private` answer is not kept even for a request with credentials', async (t) => {
+  const upstream = await personalised(t, { 'cache-control': 'private, max-age=60' })
+  const proxy = await startProxy(t, { routes: [route('pub', '/pub', upstream.url, { resilience: { fallback: [{ cache: { credentials: 'shared' } }] } })] })
+  t.equal((await fetchText(`${proxy.url}/pub/me`, { headers: { cookie: 'session=alice' } })).body, 'hello alice')
+  upstream.down(true)
+  t.equal((await fetchText(`${proxy.url}/pub/me`, { headers: { cookie: 'session=alice' } })).status, 503)
+  t.equal(sumOf(await scrape(proxy), 'faultline_cache_stores_total', { route: 'pub' }), 0)
+})
