@@ -21,8 +21,9 @@ for (let i = 0; i < args.length; i++) {
   if (arg === '--tests') tests = args[++i]
   else if (arg.startsWith('-')) {
     flags.push(arg)
-    // A flag's value, as in `--concurrency 1`.
-    if (args[i + 1] !== undefined && !args[i + 1].startsWith('-') && !existsSync(args[i + 1])) flags.push(args[++i])
+    // A flag's value, as in `--concurrency 1`; `--mutate` always takes one, even a file that exists.
+    const takesValue = arg === '--mutate' || (args[i + 1] !== undefined && !args[i + 1].startsWith('-') && !existsSync(args[i + 1]))
+    if (takesValue && args[i + 1] !== undefined) flags.push(args[++i])
   } else paths.push(arg.replace(/\/+$/, ''))
 }
 
