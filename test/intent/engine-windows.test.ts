@@ -138,6 +138,9 @@ t.test('a window is judged from minRequests on; the level before it is kept; bre
   t.ok(h > 0.98 && h < 1, `headroom ${h}`)
   t.equal(h, Math.round(h * 1000) / 1000, 'rounded to three decimals')
   t.equal(await gauge(metrics, 'faultline_chaos_level'), 0.2)
+  t.equal(planned.halted, false, 'a healthy window halts nothing')
+  t.equal(engine.history[1]!.headroom, books.timeline[1]!.headroom, 'the status page shows the judged window\'s headroom')
+  t.equal(engine.history[0]!.headroom, h, 'and a window too small to judge still has one there')
   t.ok(approx((await gauge(metrics, 'faultline_slo_p99_seconds'))!, engine.sloSnapshot().p99Ms / 1000))
 
   traffic(engine, 0, 5, 'abort')
@@ -169,11 +172,13 @@ t.test('the SLO broken with nothing injected is the upstream\'s: no halt, the le
   t.equal(await gauge(metrics, 'faultline_guardrail_halts_total'), 0)
   traffic(engine, 0, 19)
   t.has(engine.tick(performance.now()), { type: 'insufficient' }, 'below minRequests it is not judged at all')
+  traffic(engine, 20)
+  t.has(engine.tick(performance.now()), { type: 'raise', level: 0.2 }, 'a healthy window with nothing injected is judged as usual')
   traffic(engine, 19, 0)
   traffic(engine, 0, 1, 'abort')
-  t.has(engine.tick(performance.now()), { type: 'breach' }, 'one injected request in the window: chaos\'s breach')
+  t.has(engine.tick(performance.now()), { type: 'breach', brokeAt: 0.2 }, 'one injected request in the window: chaos\'s breach')
   t.equal(engine.booksSoFar.windowsBreached, 2, 'exactly at the threshold is booked as breached, both times')
-  t.equal(engine.booksSoFar.windowsWithinSlo, 0)
+  t.equal(engine.booksSoFar.windowsWithinSlo, 1, 'the healthy one')
 })
 
 t.test('chaos off (kill switch, no budget): the level holds and nothing is judged; back on, judging resumes', async (t) => {
@@ -196,6 +201,8 @@ t.test('modes other than intent judge nothing; switching modes lifts a halt and 
   const { engine, planned, metrics } = setup()
   traffic(engine, 0, 5, 'abort')
   t.has(engine.tick(performance.now()), { type: 'breach' })
+  engine.setMode('intent')
+  t.equal(planned.halted, true, 'intent mode again: the guardrail\'s halt holds')
   engine.setMode('uniform')
   t.equal(planned.halted, false, 'uniform mode has no guardrail')
   t.equal(engine.level, 1)
@@ -241,8 +248,15 @@ t.test('fleet figures (controller.source prometheus): judged instead of the loca
 t.test('a follower keeps the fleet\'s level, but a breach it sees halts; halted, it reports the halt', async (t) => {
   const { engine, planned } = setup()
   engine.fleet = { role: 'follows', evaluatedBy: 'replica-a' }
+  const edge = setup()
+  edge.engine.fleet = { role: 'follows', evaluatedBy: 'replica-a' }
+  traffic(edge.engine, 4)
+  traffic(edge.engine, 0, 1, 'abort')
+  t.has(edge.engine.tick(1), { type: 'breach' }, 'a breach in a window of exactly minRequests halts')
   traffic(engine, 10, 0, 'latency')
   t.same(engine.tick(1), { type: 'following', level: 0.1 })
+  traffic(engine, 0, 4, 'abort')
+  t.same(engine.tick(1.5), { type: 'following', level: 0.1 }, 'a bad window too small to judge: still following')
   traffic(engine, 19)
   traffic(engine, 0, 1, 'abort')
   t.has(engine.tick(2), { type: 'breach' }, 'its own breach, exactly at the 5% threshold, halts the route')
