@@ -41,7 +41,6 @@ export type BreakerState =
  */
 export interface BreakerChange { reason: string, openMs?: number, by?: string }
 
-/** The fleet's side of a breaker (src/fleet/breaker.ts); answers synchronously, never waits on Redis. */
 /** A shared breaker's part of GET /routes: `fleet` while transitions are shared through Redis, and which replica holds the trial. */
 export interface BreakerPeerSnapshot { scope: 'fleet' | 'local', trialBy?: string }
 
@@ -56,6 +55,7 @@ export type BreakerSnapshot = BreakerDecisionSnapshot & {
   probesSucceeded?: number
 }
 
+/** The fleet's side of a breaker (src/fleet/breaker.ts); answers synchronously, never waits on Redis. */
 export interface BreakerPeer {
   /**
    * The open period ended here: may this request be the half-open trial?
