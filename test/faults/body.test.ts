@@ -1,6 +1,6 @@
 import t from 'tap'
 import { scrape, startUpstream, sumOf, within } from '../helpers.js'
-import { chaosProxy, jsonUpstream, see } from './fixtures.js'
+import { chaosProxy, chunkedUpstream, jsonUpstream, see } from './fixtures.js'
 import { drift } from '../../src/faults/schema-drift.js'
 
 const BIG = { items: Array.from({ length: 20 }, (_, i) => ({ id: i, name: `item-${i}`, price: i * 1.5 })) }
@@ -58,16 +58,7 @@ t.test('a client that leaves a throttled body ends the upstream\'s stream too', 
 
 t.test('throttle paces a body written in several chunks against its start, not each chunk\'s', async (t) => {
   const piece = 'y'.repeat(250)
-  const upstream = await startUpstream(t, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 1_000 })
-    let n = 0
-    const more = (): void => {
-      res.write(piece)
-      if (++n === 4) { res.end(); return }
-      setTimeout(more, 50)
-    }
-    more()
-  })
+  const upstream = await chunkedUpstream(t, Array(4).fill(piece), 50, { 'content-type': 'text/plain', 'content-length': 1_000 })
   const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'throttle', bytesPerSecond: 1_000, match: { path: '/svc/x' } }] })
   await see(`${proxy.url}/svc/warm-up`)
   const res = await see(`${proxy.url}/svc/x`)
@@ -143,16 +134,7 @@ t.test('truncate clean: a well-formed response with half a document', async (t) 
 })
 
 t.test('truncate clean: a body written in several chunks still stops at the limit', async (t) => {
-  const upstream = await startUpstream(t, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain' })
-    let n = 0
-    const more = (): void => {
-      if (n === 4) { res.end(); return }
-      res.write(`chunk-${n++}|`)
-      setTimeout(more, 20)
-    }
-    more()
-  })
+  const upstream = await chunkedUpstream(t, ['chunk-0|', 'chunk-1|', 'chunk-2|', 'chunk-3|'], 20)
   const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'truncate', bytes: 12, clean: true }] })
   const res = await see(`${proxy.url}/svc/x`)
   t.equal(res.status, 200)
@@ -205,16 +187,7 @@ t.test('corrupt bytes: single-bit flips at the given rate, replayable from the s
 })
 
 t.test('corrupt json changes only the first byte of a body written in several chunks', async (t) => {
-  const upstream = await startUpstream(t, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' })
-    let n = 0
-    const more = (): void => {
-      res.write(n === 0 ? '{"a":' : `${n},`)
-      if (++n === 4) { res.end('0}'); return }
-      setTimeout(more, 20)
-    }
-    more()
-  })
+  const upstream = await chunkedUpstream(t, ['{"a":', '1,', '2,', '3,', '0}'], 20, { 'content-type': 'application/json' })
   const proxy = await chaosProxy(t, upstream.url, { faults: [{ kind: 'corrupt' }] })
   const res = await see(`${proxy.url}/svc/x`)
   t.equal(res.body.toString(), '<"a":1,2,3,0}', 'one "<" at the start, every later chunk untouched')
@@ -222,16 +195,7 @@ t.test('corrupt json changes only the first byte of a body written in several ch
 
 t.test('corrupt bytes keeps its rate across small chunks, flips any of the eight bits, takes its mode from a header', async (t) => {
   const piece = 'abcdefghij'
-  const upstream = await startUpstream(t, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain' })
-    let n = 0
-    const more = (): void => {
-      res.write(piece)
-      if (++n === 40) { res.end(); return }
-      setTimeout(more, 2)
-    }
-    more()
-  })
+  const upstream = await chunkedUpstream(t, Array(40).fill(piece), 2)
   const faults = [{ kind: 'corrupt', mode: 'bytes', rate: 0.1 }]
   const proxy = await chaosProxy(t, upstream.url, { seed: 4, allowHeaderTriggers: true, faults })
   const original = Buffer.from(piece.repeat(40))

@@ -22,6 +22,22 @@ export async function jsonUpstream (t: Teardown, body: unknown = { id: 1, name: 
   return { ...upstream, lastHeaders: () => last }
 }
 
+/** An upstream that writes its body in `chunks`, `gapMs` apart, then ends it: a body the proxy sees as several writes. */
+export async function chunkedUpstream (
+  t: Teardown, chunks: string[], gapMs: number, headers: Record<string, string | number> = { 'content-type': 'text/plain' }
+): Promise<TestUpstream> {
+  return await startUpstream(t, (_req, res) => {
+    res.writeHead(200, headers)
+    let n = 0
+    const more = (): void => {
+      res.write(chunks[n]!)
+      if (++n === chunks.length) { res.end(); return }
+      setTimeout(more, gapMs)
+    }
+    more()
+  })
+}
+
 /** A proxy with one route `svc` on /svc and the given chaos block (enabled, headers exposed, unless overridden). */
 export async function chaosProxy (t: Teardown, upstreamUrl: string, chaos: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<StartedProxy> {
   return await startProxy(t, {
